@@ -1,0 +1,632 @@
+//! The trial configuration: a TOML file, optionally amended by `--set key=value`
+//! overrides, deserialised into typed sections and validated.
+//!
+//! Unknown keys are errors (every section is `deny_unknown_fields`), and every
+//! value that parses but is out of range gets an error naming the key, e.g.
+//! `outcome.icc = 1.2: must be in [0, 1)`.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// A whole trial configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub trial: TrialSection,
+    pub clusters: Clusters,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub effect: Effect,
+    #[serde(default)]
+    pub attrition: Attrition,
+}
+
+/// `[trial]`: name and design family.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialSection {
+    /// A label carried into outputs.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// The design family. Only `parallel` for now; stepped-wedge comes later.
+    #[serde(default)]
+    pub design: DesignKind,
+    /// Default seed when the command line gives none.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn default_name() -> String {
+    "trial".to_string()
+}
+
+/// Design family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesignKind {
+    /// Parallel cluster-randomised trial with baseline and follow-up.
+    #[default]
+    Parallel,
+}
+
+/// `[clusters]`: sites, teams, allocation, team sizes, staff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clusters {
+    /// Site (stratum) names. Default: one site called `site1`.
+    #[serde(default = "default_sites")]
+    pub sites: Vec<String>,
+    /// Teams in each site, in the order of `sites`. Default: `teams` split as
+    /// evenly as possible, earlier sites taking the remainder.
+    #[serde(default)]
+    pub site_teams: Option<Vec<u32>>,
+    /// Total number of teams (clusters).
+    pub teams: u32,
+    /// Exact number of treated teams. Default: none (see `allocation`).
+    #[serde(default)]
+    pub treated: Option<u32>,
+    /// `simple` or `stratified` (by site).
+    #[serde(default)]
+    pub allocation: Allocation,
+    /// Distribution of the number of service users per team.
+    pub size: SizeDist,
+    /// Staff per team: an integer, or `{ min = a, max = b }` (uniform).
+    #[serde(default = "default_staff")]
+    pub staff_per_team: StaffSpec,
+}
+
+fn default_sites() -> Vec<String> {
+    vec!["site1".to_string()]
+}
+
+fn default_staff() -> StaffSpec {
+    StaffSpec::Fixed(1)
+}
+
+/// Allocation scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// Ignore sites: exactly `treated` teams drawn at random from all teams,
+    /// or (without `treated`) a fair coin per team, redrawn if an arm is empty.
+    Simple,
+    /// Randomise within each site: the treated count is split across sites in
+    /// proportion to their size (largest remainder), or (without `treated`)
+    /// half of each site, a coin deciding an odd team.
+    #[default]
+    Stratified,
+}
+
+/// Team-size distribution `{ dist, mean, cv, min }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeDist {
+    pub dist: SizeKind,
+    /// Mean number of service users per team (before truncation at `min`).
+    pub mean: f64,
+    /// Coefficient of variation (SD / mean); `negbin` only.
+    #[serde(default)]
+    pub cv: Option<f64>,
+    /// Smallest team size; smaller draws are redrawn (a truncated distribution).
+    #[serde(default = "one")]
+    pub min: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Team-size distribution family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeKind {
+    Fixed,
+    Poisson,
+    Negbin,
+}
+
+/// Staff per team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffSpec {
+    Fixed(u32),
+    Range { min: u32, max: u32 },
+}
+
+impl<'de> Deserialize<'de> for StaffSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Fixed(u32),
+            Range { min: u32, max: u32 },
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Fixed(n)) => Ok(StaffSpec::Fixed(n)),
+            Ok(Raw::Range { min, max }) => Ok(StaffSpec::Range { min, max }),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a whole number of staff (e.g. 5) or a range { min = 3, max = 7 }",
+            )),
+        }
+    }
+}
+
+/// `[outcome]`: QPR measurement and variance structure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// `qpr15`, `qpr15_items` or `continuous`.
+    #[serde(default)]
+    pub measure: Measure,
+    /// μ, the outcome mean in points.
+    pub mean: f64,
+    /// σ, the total outcome SD in points.
+    pub sd: f64,
+    /// ρ_team, the team-level ICC.
+    pub icc: f64,
+    /// ρ_staff, the staff-level ICC.
+    #[serde(default)]
+    pub icc_staff: f64,
+    /// Whether a baseline B is measured.
+    #[serde(default = "yes")]
+    pub baseline: bool,
+    /// Cluster autocorrelation corr(u^B, u^Y) (also used for staff effects).
+    #[serde(default)]
+    pub cac: Option<f64>,
+    /// Individual autocorrelation corr(e^B, e^Y).
+    #[serde(default)]
+    pub iac: Option<f64>,
+    /// γ_s, a follow-up shift per site in points (same order as `clusters.sites`).
+    #[serde(default)]
+    pub site_effects: Option<Vec<f64>>,
+    /// τ, the SD of item-level noise on the 0–4 item scale (`qpr15_items`).
+    #[serde(default = "default_item_noise")]
+    pub item_noise: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_item_noise() -> f64 {
+    0.6
+}
+
+/// Measurement model of the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Latent total rounded to an integer and clipped to 0–60.
+    #[default]
+    Qpr15,
+    /// 15 ordinal items (0–4) generated from the latent score, summed.
+    Qpr15Items,
+    /// The latent score itself (no rounding or clipping).
+    Continuous,
+}
+
+/// `[effect]`: the intervention effect.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Effect {
+    /// δ, the effect in points at full adherence.
+    #[serde(default)]
+    pub difference: f64,
+}
+
+/// `[attrition]`: loss of the follow-up outcome.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrition {
+    /// Expected proportion p of service users without a follow-up score.
+    #[serde(default)]
+    pub rate: f64,
+    /// `mcar` or `mar`.
+    #[serde(default)]
+    pub mechanism: Mechanism,
+    /// `mar` only: log-odds of dropping out per SD of baseline.
+    #[serde(default)]
+    pub slope: f64,
+}
+
+/// Missingness mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    #[default]
+    Mcar,
+    Mar,
+}
+
+impl Config {
+    /// Read a TOML file, apply `key=value` overrides, parse and validate.
+    pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml_str(&text, overrides).map_err(|e| prefix(e, &path.display().to_string()))
+    }
+
+    /// Parse TOML text, apply overrides, and validate.
+    pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Config> {
+        let cfg: Config = if overrides.is_empty() {
+            toml::from_str(text).map_err(|e| Error::Parse(describe_toml_error(text, &e, true)))?
+        } else {
+            let mut table: toml::Table = toml::from_str(text)
+                .map_err(|e| Error::Parse(describe_toml_error(text, &e, true)))?;
+            for o in overrides {
+                apply_override(&mut table, o)?;
+            }
+            let amended =
+                toml::to_string(&table).map_err(|e| Error::Parse(format!("after --set: {e}")))?;
+            // Line numbers of the amended text mean nothing to the user: report the key.
+            toml::from_str(&amended)
+                .map_err(|e| Error::Parse(describe_toml_error(&amended, &e, false)))?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check every value range; the first violation is returned.
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.clusters;
+        if c.sites.is_empty() {
+            return Err(Error::invalid(
+                "clusters.sites",
+                "[]",
+                "must name at least one site",
+            ));
+        }
+        if c.teams < 2 {
+            return Err(Error::invalid(
+                "clusters.teams",
+                c.teams,
+                "must be at least 2 (one team per arm)",
+            ));
+        }
+        if let Some(st) = &c.site_teams {
+            if st.len() != c.sites.len() {
+                return Err(Error::invalid(
+                    "clusters.site_teams",
+                    format!("{st:?}"),
+                    &format!("must have one entry per site ({} sites)", c.sites.len()),
+                ));
+            }
+            let sum: u32 = st.iter().sum();
+            if sum != c.teams {
+                return Err(Error::invalid(
+                    "clusters.site_teams",
+                    format!("{st:?}"),
+                    &format!("must add up to clusters.teams = {}", c.teams),
+                ));
+            }
+        } else if (c.teams as usize) < c.sites.len() {
+            return Err(Error::invalid(
+                "clusters.teams",
+                c.teams,
+                &format!("must be at least the number of sites ({})", c.sites.len()),
+            ));
+        }
+        if let Some(t) = c.treated {
+            if t < 1 {
+                return Err(Error::invalid(
+                    "clusters.treated",
+                    t,
+                    "must be at least 1 (one team per arm)",
+                ));
+            }
+            if t >= c.teams {
+                return Err(Error::invalid(
+                    "clusters.treated",
+                    t,
+                    &format!(
+                        "must be less than clusters.teams = {} (at least one control team)",
+                        c.teams
+                    ),
+                ));
+            }
+        }
+        let s = &c.size;
+        if !(s.mean.is_finite() && s.mean > 0.0) {
+            return Err(Error::invalid("clusters.size.mean", s.mean, "must be > 0"));
+        }
+        if s.min < 1 {
+            return Err(Error::invalid(
+                "clusters.size.min",
+                s.min,
+                "must be at least 1",
+            ));
+        }
+        match s.dist {
+            SizeKind::Fixed => {
+                if s.mean.fract() != 0.0 {
+                    return Err(Error::invalid(
+                        "clusters.size.mean",
+                        s.mean,
+                        "must be a whole number for dist = \"fixed\"",
+                    ));
+                }
+                if s.cv.is_some_and(|cv| cv != 0.0) {
+                    return Err(Error::invalid(
+                        "clusters.size.cv",
+                        s.cv.unwrap_or(0.0),
+                        "must be absent or 0 for dist = \"fixed\"",
+                    ));
+                }
+            }
+            SizeKind::Poisson => {
+                if s.cv.is_some() {
+                    return Err(Error::invalid(
+                        "clusters.size.cv",
+                        s.cv.unwrap_or(0.0),
+                        "is not used by dist = \"poisson\" (its cv is 1/sqrt(mean)); use \"negbin\"",
+                    ));
+                }
+            }
+            SizeKind::Negbin => {
+                let cv = s.cv.ok_or_else(|| {
+                    Error::invalid(
+                        "clusters.size.cv",
+                        "(missing)",
+                        "is required for dist = \"negbin\"",
+                    )
+                })?;
+                let pois = 1.0 / s.mean.sqrt();
+                if !(cv.is_finite() && cv > pois) {
+                    return Err(Error::invalid(
+                        "clusters.size.cv",
+                        cv,
+                        &format!(
+                            "must exceed 1/sqrt(mean) = {pois:.3} for dist = \"negbin\" (a Poisson already has that cv; use dist = \"poisson\")"
+                        ),
+                    ));
+                }
+            }
+        }
+        if (s.min as f64) > 10.0 * s.mean.max(1.0) {
+            return Err(Error::invalid(
+                "clusters.size.min",
+                s.min,
+                "is far above clusters.size.mean; almost every draw would be rejected",
+            ));
+        }
+        match c.staff_per_team {
+            StaffSpec::Fixed(n) if n < 1 => {
+                return Err(Error::invalid(
+                    "clusters.staff_per_team",
+                    n,
+                    "must be at least 1",
+                ));
+            }
+            StaffSpec::Range { min, max } if min < 1 || max < min => {
+                return Err(Error::invalid(
+                    "clusters.staff_per_team",
+                    format!("{{ min = {min}, max = {max} }}"),
+                    "needs 1 <= min <= max",
+                ));
+            }
+            _ => {}
+        }
+
+        let o = &self.outcome;
+        if !o.mean.is_finite() {
+            return Err(Error::invalid(
+                "outcome.mean",
+                o.mean,
+                "must be a finite number",
+            ));
+        }
+        if !(o.sd.is_finite() && o.sd > 0.0) {
+            return Err(Error::invalid("outcome.sd", o.sd, "must be > 0"));
+        }
+        if !(0.0..1.0).contains(&o.icc) {
+            return Err(Error::invalid("outcome.icc", o.icc, "must be in [0, 1)"));
+        }
+        if !(0.0..1.0).contains(&o.icc_staff) {
+            return Err(Error::invalid(
+                "outcome.icc_staff",
+                o.icc_staff,
+                "must be in [0, 1)",
+            ));
+        }
+        if o.icc + o.icc_staff >= 1.0 {
+            return Err(Error::invalid(
+                "outcome.icc_staff",
+                o.icc_staff,
+                &format!("icc + icc_staff must be < 1 (icc = {})", o.icc),
+            ));
+        }
+        if o.baseline {
+            for (key, v) in [("outcome.cac", o.cac), ("outcome.iac", o.iac)] {
+                match v {
+                    None => {
+                        return Err(Error::invalid(
+                            key,
+                            "(missing)",
+                            "is required when outcome.baseline = true",
+                        ))
+                    }
+                    Some(r) if !(-1.0..=1.0).contains(&r) => {
+                        return Err(Error::invalid(key, r, "must be in [-1, 1]"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(g) = &o.site_effects {
+            if g.len() != c.sites.len() {
+                return Err(Error::invalid(
+                    "outcome.site_effects",
+                    format!("{g:?}"),
+                    &format!("must have one entry per site ({} sites)", c.sites.len()),
+                ));
+            }
+            if g.iter().any(|x| !x.is_finite()) {
+                return Err(Error::invalid(
+                    "outcome.site_effects",
+                    format!("{g:?}"),
+                    "must be finite numbers",
+                ));
+            }
+        }
+        if !(o.item_noise.is_finite() && o.item_noise >= 0.0) {
+            return Err(Error::invalid(
+                "outcome.item_noise",
+                o.item_noise,
+                "must be >= 0",
+            ));
+        }
+        // The measurement noise is carved out of the individual variance; it must fit.
+        let resid = (1.0 - o.icc - o.icc_staff) * o.sd * o.sd;
+        let mv = crate::measure::measurement_variance(o.measure, o.item_noise);
+        if mv >= resid {
+            return Err(Error::invalid(
+                "outcome.item_noise",
+                o.item_noise,
+                &format!(
+                    "measurement noise variance {mv:.2} must be below the individual variance (1 - icc - icc_staff) * sd^2 = {resid:.2}"
+                ),
+            ));
+        }
+        if o.baseline {
+            let iac = o.iac.unwrap_or(0.0);
+            if (iac * resid / (resid - mv)).abs() > 1.0 {
+                return Err(Error::invalid(
+                    "outcome.iac",
+                    iac,
+                    "is too large for the measurement noise: the latent individual correlation would exceed 1; lower outcome.item_noise or outcome.iac",
+                ));
+            }
+        }
+        if !self.effect.difference.is_finite() {
+            return Err(Error::invalid(
+                "effect.difference",
+                self.effect.difference,
+                "must be a finite number",
+            ));
+        }
+        let a = &self.attrition;
+        if !(0.0..1.0).contains(&a.rate) {
+            return Err(Error::invalid(
+                "attrition.rate",
+                a.rate,
+                "must be in [0, 1)",
+            ));
+        }
+        if !a.slope.is_finite() || a.slope.abs() > 20.0 {
+            return Err(Error::invalid(
+                "attrition.slope",
+                a.slope,
+                "must be in [-20, 20]",
+            ));
+        }
+        if a.mechanism == Mechanism::Mar && !o.baseline && a.rate > 0.0 {
+            return Err(Error::invalid(
+                "attrition.mechanism",
+                "\"mar\"",
+                "needs outcome.baseline = true (missingness depends on the baseline)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Apply one `section.key=value` override to a parsed TOML table. The value is
+/// read as a TOML value (`40`, `0.1`, `true`, `["A","B"]`, `{ dist = "fixed", mean = 10 }`);
+/// anything that does not parse as one is taken as a string.
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
+    let (key, raw) = spec.split_once('=').ok_or_else(|| {
+        Error::Usage(format!(
+            "--set {spec}: expected key=value, e.g. outcome.icc=0.1"
+        ))
+    })?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::Usage(format!(
+            "--set {spec}: key `{key}` must be dotted names, e.g. clusters.teams"
+        )));
+    }
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let mut cur = table;
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            cur.insert((*p).to_string(), value);
+            return Ok(());
+        }
+        let entry = cur
+            .entry((*p).to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--set {spec}: `{}` is a value, not a section",
+                    parts[..=i].join(".")
+                )))
+            }
+        };
+    }
+    Ok(())
+}
+
+/// One line for a TOML parse or schema error: the dotted key it concerns
+/// (found from the error's span), the message, and the line when it helps.
+fn describe_toml_error(text: &str, e: &toml::de::Error, with_line: bool) -> String {
+    let msg = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let mut section = String::new();
+    for l in text.lines().take(line_no) {
+        let l = l.trim();
+        if l.starts_with('[') && !l.starts_with("[[") {
+            section = l.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+    }
+    let key = if !line.starts_with('[') {
+        line.split('=').next().map(str::trim).unwrap_or("")
+    } else {
+        ""
+    };
+    let path = match (section.is_empty(), key.is_empty()) {
+        (false, false) => format!("{section}.{key}"),
+        (false, true) => format!("[{section}]"),
+        (true, false) => key.to_string(),
+        (true, true) => String::new(),
+    };
+    let loc = if with_line {
+        format!(" (line {line_no})")
+    } else {
+        String::new()
+    };
+    if path.is_empty() {
+        format!("{msg}{loc}")
+    } else {
+        format!("{path}: {msg}{loc}")
+    }
+}
+
+fn prefix(e: Error, file: &str) -> Error {
+    match e {
+        Error::Parse(m) => Error::Parse(format!("{file}: {m}")),
+        Error::Invalid {
+            key,
+            value,
+            expected,
+        } => Error::Invalid {
+            key: format!("{file}: {key}"),
+            value,
+            expected,
+        },
+        other => other,
+    }
+}

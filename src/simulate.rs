@@ -1,0 +1,325 @@
+//! The data-generating process of a parallel cluster trial (see the README for
+//! the equations). A [`Simulator`] is built once per config; each call to
+//! [`Simulator::simulate_into`] draws one trial into a reusable [`Dataset`].
+//!
+//! Draw order within a replicate (fixed, so a seed always gives the same trial):
+//! allocation; then team by team: size, staff count, team effects (u^B, u^Y),
+//! staff effects (w^B, w^Y) for each staff member, then each service user's
+//! residuals (e^B, e^Y), measurement of B and Y, and attrition.
+
+use crate::config::{Config, Measure, Mechanism};
+use crate::design::Design;
+use crate::error::Result;
+use crate::measure::{self, observe};
+use crate::rng::{replicate_rng, TrialRng};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+/// One simulated trial, one entry per service user (struct of arrays).
+/// Missing values are `NaN`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    /// Site index (into [`Design::site_names`]).
+    pub site: Vec<u16>,
+    /// Team index, 0-based, numbered site by site.
+    pub team: Vec<u32>,
+    /// Staff index, 0-based and unique across teams.
+    pub staff: Vec<u32>,
+    /// Randomised arm A_j (1 = intervention).
+    pub arm: Vec<u8>,
+    /// Adherence a_jk of the user's staff member (for now 1 if treated, 0 if not).
+    pub adherence: Vec<f64>,
+    /// Baseline score B (NaN when the design has no baseline).
+    pub baseline: Vec<f64>,
+    /// Follow-up score Y (NaN when lost to follow-up).
+    pub qpr: Vec<f64>,
+    /// Arm of each team.
+    pub team_arm: Vec<u8>,
+    /// Number of service users recruited in each team.
+    pub team_size: Vec<u32>,
+    /// Number of staff in each team.
+    pub team_staff: Vec<u32>,
+    staff_b: Vec<f64>,
+    staff_y: Vec<f64>,
+}
+
+impl Dataset {
+    /// Number of service users (rows).
+    pub fn len(&self) -> usize {
+        self.qpr.len()
+    }
+
+    /// True when no service users were simulated.
+    pub fn is_empty(&self) -> bool {
+        self.qpr.is_empty()
+    }
+
+    /// Number of users with an observed follow-up score.
+    pub fn n_followup(&self) -> usize {
+        self.qpr.iter().filter(|y| !y.is_nan()).count()
+    }
+
+    fn clear(&mut self) {
+        self.site.clear();
+        self.team.clear();
+        self.staff.clear();
+        self.arm.clear();
+        self.adherence.clear();
+        self.baseline.clear();
+        self.qpr.clear();
+        self.team_size.clear();
+        self.team_staff.clear();
+    }
+}
+
+/// Attrition model: P(Y missing) = expit(α + β·z), z the standardised latent
+/// baseline (β = 0 for MCAR, giving expit(α) = p).
+#[derive(Debug, Clone, Copy)]
+struct AttritionModel {
+    rate: f64,
+    alpha: f64,
+    beta: f64,
+}
+
+/// A ready-to-run data-generating process.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    config: Config,
+    design: Design,
+    mu: f64,
+    sd_team: f64,
+    sd_staff: f64,
+    sd_e: f64,
+    cac: f64,
+    cac_c: f64,
+    iac: f64,
+    iac_c: f64,
+    /// SD of the latent baseline, used to standardise it for MAR attrition.
+    sd_latent: f64,
+    baseline: bool,
+    delta: f64,
+    site_effects: Vec<f64>,
+    measure: Measure,
+    item_noise: f64,
+    attrition: AttritionModel,
+}
+
+impl Simulator {
+    /// Build the simulator from a validated config.
+    pub fn new(config: Config) -> Result<Simulator> {
+        config.validate()?;
+        let design = Design::from_config(&config)?;
+        let o = &config.outcome;
+        let var = o.sd * o.sd;
+        let mv = measure::measurement_variance(o.measure, o.item_noise);
+        let resid = (1.0 - o.icc - o.icc_staff) * var;
+        let var_e = resid - mv;
+        let cac = o.cac.unwrap_or(0.0);
+        let iac = o.iac.unwrap_or(0.0) * resid / var_e;
+        let a = &config.attrition;
+        let beta = match a.mechanism {
+            Mechanism::Mcar => 0.0,
+            Mechanism::Mar => a.slope,
+        };
+        let alpha = if a.rate > 0.0 {
+            calibrate_intercept(a.rate, beta)
+        } else {
+            f64::NEG_INFINITY
+        };
+        Ok(Simulator {
+            mu: o.mean,
+            sd_team: (o.icc * var).sqrt(),
+            sd_staff: (o.icc_staff * var).sqrt(),
+            sd_e: var_e.sqrt(),
+            cac,
+            cac_c: (1.0 - cac * cac).max(0.0).sqrt(),
+            iac,
+            iac_c: (1.0 - iac * iac).max(0.0).sqrt(),
+            sd_latent: (var - mv).sqrt(),
+            baseline: o.baseline,
+            delta: config.effect.difference,
+            site_effects: o
+                .site_effects
+                .clone()
+                .unwrap_or_else(|| vec![0.0; config.clusters.sites.len()]),
+            measure: o.measure,
+            item_noise: o.item_noise,
+            attrition: AttritionModel {
+                rate: a.rate,
+                alpha,
+                beta,
+            },
+            design,
+            config,
+        })
+    }
+
+    /// The config this simulator was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The resolved design.
+    pub fn design(&self) -> &Design {
+        &self.design
+    }
+
+    /// Intercept α of the attrition model (calibrated so E[P(missing)] = rate).
+    pub fn attrition_intercept(&self) -> f64 {
+        self.attrition.alpha
+    }
+
+    /// Simulate replicate `rep` of a run seeded with `seed`.
+    pub fn simulate(&self, seed: u64, rep: u64) -> Dataset {
+        let mut d = Dataset::default();
+        let mut rng = replicate_rng(seed, rep);
+        self.simulate_into(&mut rng, &mut d);
+        d
+    }
+
+    /// Simulate one trial into `d`, reusing its allocations.
+    pub fn simulate_into(&self, rng: &mut TrialRng, d: &mut Dataset) {
+        d.clear();
+        let mut arms = std::mem::take(&mut d.team_arm);
+        self.design.allocate(rng, &mut arms);
+        d.team_arm = arms;
+        let mut staff_base = 0u32;
+        for j in 0..self.design.teams() {
+            let site = self.design.team_site[j];
+            let arm = d.team_arm[j];
+            let n = self.design.size.draw(rng);
+            let s = self.design.draw_staff(rng);
+            d.team_size.push(n);
+            d.team_staff.push(s);
+            let (ub, uy) = self.pair(rng, self.sd_team, self.cac, self.cac_c);
+            d.staff_b.clear();
+            d.staff_y.clear();
+            for _ in 0..s {
+                let (wb, wy) = self.pair(rng, self.sd_staff, self.cac, self.cac_c);
+                d.staff_b.push(wb);
+                d.staff_y.push(wy);
+            }
+            let adherence = arm as f64;
+            let shift_y = self.mu
+                + self.site_effects[site as usize]
+                + self.delta * arm as f64 * dose(adherence)
+                + uy;
+            let shift_b = self.mu + ub;
+            for i in 0..n {
+                let k = (i % s) as usize;
+                let (eb, ey) = self.pair(rng, self.sd_e, self.iac, self.iac_c);
+                let y_latent = shift_y + d.staff_y[k] + ey;
+                let y = observe(self.measure, y_latent, self.item_noise, rng);
+                let b = if self.baseline {
+                    let b_latent = shift_b + d.staff_b[k] + eb;
+                    let b = observe(self.measure, b_latent, self.item_noise, rng);
+                    if self.lost(rng, (b_latent - self.mu) / self.sd_latent) {
+                        d.qpr.push(f64::NAN);
+                    } else {
+                        d.qpr.push(y);
+                    }
+                    b
+                } else {
+                    if self.lost(rng, 0.0) {
+                        d.qpr.push(f64::NAN);
+                    } else {
+                        d.qpr.push(y);
+                    }
+                    f64::NAN
+                };
+                d.baseline.push(b);
+                d.site.push(site);
+                d.team.push(j as u32);
+                d.staff.push(staff_base + k as u32);
+                d.arm.push(arm);
+                d.adherence.push(adherence);
+            }
+            staff_base += s;
+        }
+    }
+
+    /// A (baseline, follow-up) pair of effects with SD `sd` and correlation `r`
+    /// (`rc` = sqrt(1 − r²)). Without a baseline only the follow-up is drawn.
+    #[inline]
+    fn pair(&self, rng: &mut TrialRng, sd: f64, r: f64, rc: f64) -> (f64, f64) {
+        let z1: f64 = rng.sample(StandardNormal);
+        if !self.baseline {
+            return (0.0, sd * z1);
+        }
+        let z2: f64 = rng.sample(StandardNormal);
+        (sd * z1, sd * (r * z1 + rc * z2))
+    }
+
+    #[inline]
+    fn lost(&self, rng: &mut TrialRng, z: f64) -> bool {
+        let a = &self.attrition;
+        if a.rate <= 0.0 {
+            return false;
+        }
+        let p = if a.beta == 0.0 {
+            a.rate
+        } else {
+            expit(a.alpha + a.beta * z)
+        };
+        rng.random::<f64>() < p
+    }
+}
+
+/// Dose–response g(a). Identity effect (g ≡ 1) until adherence is modelled.
+#[inline]
+fn dose(_adherence: f64) -> f64 {
+    1.0
+}
+
+fn expit(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Expected value of expit(α + βz) over z ~ N(0, 1) (Simpson's rule on ±10).
+pub fn mean_expit(alpha: f64, beta: f64) -> f64 {
+    let n = 2000;
+    let h = 20.0 / n as f64;
+    let mut acc = 0.0;
+    for i in 0..=n {
+        let z = -10.0 + i as f64 * h;
+        let w = if i == 0 || i == n {
+            1.0
+        } else if i % 2 == 1 {
+            4.0
+        } else {
+            2.0
+        };
+        acc += w * expit(alpha + beta * z) * (-0.5 * z * z).exp();
+    }
+    acc * h / 3.0 / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+/// α such that E[expit(α + βz)] = p for z ~ N(0, 1) (bisection).
+pub fn calibrate_intercept(p: f64, beta: f64) -> f64 {
+    let (mut lo, mut hi) = (-60.0, 60.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mean_expit(mid, beta) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_hits_rate() {
+        for &(p, b) in &[(0.26, 0.0), (0.26, -1.0), (0.1, 2.0), (0.5, 0.7)] {
+            let a = calibrate_intercept(p, b);
+            assert!((mean_expit(a, b) - p).abs() < 1e-9);
+        }
+        // β = 0 is plain logit(p).
+        let a = calibrate_intercept(0.26, 0.0);
+        assert!((a - (0.26f64 / 0.74).ln()).abs() < 1e-9);
+    }
+}
