@@ -475,9 +475,12 @@ impl Config {
                 "must be >= 0",
             ));
         }
-        // The measurement noise is carved out of the individual variance; it must fit.
+        // The latent scale is calibrated to the reported mean and SD; the
+        // measurement noise is carved out of the individual variance and must fit.
+        let cal = crate::measure::calibrate(o.measure, o.mean, o.sd, o.item_noise)
+            .map_err(|m| Error::invalid("outcome.sd", o.sd, &m))?;
         let resid = (1.0 - o.icc - o.icc_staff) * o.sd * o.sd;
-        let mv = crate::measure::measurement_variance(o.measure, o.item_noise);
+        let mv = cal.noise_var;
         if mv >= resid {
             return Err(Error::invalid(
                 "outcome.item_noise",

@@ -9,10 +9,10 @@
 //!   P(x_j ≥ k) = Φ((θ − (k − ½)) / τ) for k = 1..4 (thresholds at ½, 1½, 2½, 3½).
 //!   The reported total is Σ_j x_j.
 //!
-//! Rounding and item noise add measurement error to the latent score. Its
-//! variance, [`measurement_variance`], is taken out of the individual-level
-//! variance when simulating, so `outcome.sd` and the ICCs describe the
-//! *reported* score (up to clipping at 0 and 60).
+//! Rounding, item noise and clipping at the ends of the scale make the reported
+//! score a noisy, slightly compressed function of the latent score. The latent
+//! scale is therefore calibrated ([`calibrate`]) so that `outcome.mean` and
+//! `outcome.sd` are the mean and SD of the *reported* score.
 
 use crate::config::Measure;
 use rand::Rng;
@@ -25,49 +25,159 @@ pub const ITEM_MAX: f64 = 4.0;
 /// Highest total score.
 pub const TOTAL_MAX: f64 = ITEMS as f64 * ITEM_MAX;
 
-/// Variance (points²) that the measurement model adds to the latent total,
-/// ignoring clipping at the ends of the scale.
+/// How the latent scale is set so that the *reported* score has the configured
+/// mean and SD.
 ///
-/// For `qpr15_items` this is exact for a latent score spread over many item
-/// units: averaging over the fractional part f of θ, the error of the total is
-/// `15·Var(round(f+ε)) + (15·(E[round(f+ε)] − f))²`, integrated numerically.
-pub fn measurement_variance(measure: Measure, item_noise: f64) -> f64 {
+/// With the latent total T ~ N(μ_L, σ_L²), the reported score X has
+/// E[X] = μ and Var[X] = σ² exactly (computed by quadrature from the
+/// conditional moments of X given T). Linearising X = c + b·T + ν (b the
+/// regression slope of X on T, ν the measurement noise left over, variance
+/// `noise_var`), one latent point moves the reported score by b points on
+/// average; the simulator divides latent effects by b and sets the latent
+/// variance components so that ρ_team σ², ρ_staff σ² and the residual are the
+/// components of the reported score (exact for `continuous`, and to first
+/// order where clipping bites).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Latent mean μ_L.
+    pub mean: f64,
+    /// Latent SD σ_L.
+    pub sd: f64,
+    /// b = Cov(X, T) / Var(T).
+    pub slope: f64,
+    /// ν = Var(X) − b² Var(T).
+    pub noise_var: f64,
+}
+
+/// Conditional mean and variance of the reported score given latent total `t`.
+pub fn conditional_moments(measure: Measure, t: f64, item_noise: f64) -> (f64, f64) {
     match measure {
-        Measure::Continuous => 0.0,
-        Measure::Qpr15 => 1.0 / 12.0,
-        Measure::Qpr15Items => item_error_variance(item_noise),
+        Measure::Continuous => (t, 0.0),
+        Measure::Qpr15 => (t.round().clamp(0.0, TOTAL_MAX), 0.0),
+        Measure::Qpr15Items => {
+            let theta = t / ITEMS as f64;
+            if item_noise == 0.0 {
+                return (ITEMS as f64 * theta.round().clamp(0.0, ITEM_MAX), 0.0);
+            }
+            let (mut m, mut m2) = (0.0, 0.0);
+            let mut below = 0.0;
+            for k in 0..=4 {
+                let kf = k as f64;
+                let upto = if k == 4 {
+                    1.0
+                } else {
+                    norm_cdf((kf + 0.5 - theta) / item_noise)
+                };
+                let p = upto - below;
+                below = upto;
+                m += p * kf;
+                m2 += p * kf * kf;
+            }
+            let n = ITEMS as f64;
+            (n * m, n * (m2 - m * m))
+        }
     }
 }
 
-fn item_error_variance(tau: f64) -> f64 {
-    let n = ITEMS as f64;
-    let grid = 400;
-    let mut acc = 0.0;
-    for g in 0..grid {
-        let f = (g as f64 + 0.5) / grid as f64;
-        let (m, v) = rounded_moments(f, tau);
-        acc += n * v + (n * (m - f)).powi(2);
+/// Moments of X when T ~ N(mu, sd²): (E X, Var X, Cov(X, T)).
+fn marginal_moments(measure: Measure, mu: f64, sd: f64, item_noise: f64) -> (f64, f64, f64) {
+    match measure {
+        Measure::Continuous => return (mu, sd * sd, sd * sd),
+        Measure::Qpr15 => return step_moments(1.0, TOTAL_MAX as usize, mu, sd),
+        Measure::Qpr15Items if item_noise == 0.0 => {
+            return step_moments(ITEMS as f64, ITEM_MAX as usize, mu, sd)
+        }
+        Measure::Qpr15Items => {}
     }
-    acc / grid as f64
+    let n = 8000;
+    let h = 16.0 / n as f64;
+    let (mut w0, mut ex, mut ex2, mut ext, mut ev) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in 0..=n {
+        let z = -8.0 + i as f64 * h;
+        let w = (-0.5 * z * z).exp() * if i == 0 || i == n { 0.5 } else { 1.0 };
+        let (m, v) = conditional_moments(measure, mu + sd * z, item_noise);
+        w0 += w;
+        ex += w * m;
+        ex2 += w * m * m;
+        ext += w * m * z;
+        ev += w * v;
+    }
+    let ex = ex / w0;
+    let var = ev / w0 + ex2 / w0 - ex * ex;
+    (ex, var, sd * ext / w0)
 }
 
-/// Mean and variance of round(f + ε), ε ~ N(0, τ²), without clipping.
-fn rounded_moments(f: f64, tau: f64) -> (f64, f64) {
-    if tau == 0.0 {
-        let r = f.round();
-        return (r, 0.0);
+/// Exact moments of X = width·clamp(round(T / width), 0, kmax) for T ~ N(mu, sd²).
+fn step_moments(width: f64, kmax: usize, mu: f64, sd: f64) -> (f64, f64, f64) {
+    let phi = |z: f64| (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let (mut e, mut e2, mut cov) = (0.0, 0.0, 0.0);
+    for k in 0..=kmax {
+        let v = width * k as f64;
+        let lo = if k == 0 {
+            f64::NEG_INFINITY
+        } else {
+            (v - 0.5 * width - mu) / sd
+        };
+        let hi = if k == kmax {
+            f64::INFINITY
+        } else {
+            (v + 0.5 * width - mu) / sd
+        };
+        let p = norm_cdf(hi) - norm_cdf(lo);
+        let (plo, phi_hi) = (
+            if lo.is_finite() { phi(lo) } else { 0.0 },
+            if hi.is_finite() { phi(hi) } else { 0.0 },
+        );
+        e += v * p;
+        e2 += v * v * p;
+        cov += v * sd * (plo - phi_hi);
     }
-    let span = (8.0 * tau).ceil() as i64 + 2;
-    let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
-    for k in -span..=span + 1 {
-        let kf = k as f64;
-        let p = norm_cdf((kf + 0.5 - f) / tau) - norm_cdf((kf - 0.5 - f) / tau);
-        s0 += p;
-        s1 += p * kf;
-        s2 += p * kf * kf;
+    (e, e2 - e * e, cov)
+}
+
+/// Find the latent mean and SD that give the reported score mean `mean` and
+/// SD `sd`. Errors (with a reason) when the scale cannot reach that SD at that mean.
+pub fn calibrate(
+    measure: Measure,
+    mean: f64,
+    sd: f64,
+    item_noise: f64,
+) -> std::result::Result<Calibration, String> {
+    if measure == Measure::Continuous {
+        return Ok(Calibration {
+            mean,
+            sd,
+            slope: 1.0,
+            noise_var: 0.0,
+        });
     }
-    let m = s1 / s0;
-    (m, s2 / s0 - m * m)
+    if !(0.0 < mean && mean < TOTAL_MAX) {
+        return Err(format!(
+            "a mean of {mean} is outside the open range (0, {TOTAL_MAX}) of the QPR-15 total"
+        ));
+    }
+    let (mut mu, mut s) = (mean, sd);
+    for _ in 0..500 {
+        let (m, v, c) = marginal_moments(measure, mu, s, item_noise);
+        let b = c / (s * s);
+        let (dm, ratio) = (mean - m, sd / v.sqrt());
+        if dm.abs() < 1e-9 * sd && (ratio - 1.0).abs() < 1e-10 {
+            return Ok(Calibration {
+                mean: mu,
+                sd: s,
+                slope: b,
+                noise_var: v - b * b * s * s,
+            });
+        }
+        if b.is_nan() || b <= 1e-3 || !ratio.is_finite() || s > 1e3 * sd {
+            break;
+        }
+        mu += dm / b;
+        s *= ratio.clamp(0.5, 2.0);
+    }
+    Err(format!(
+        "the QPR-15 scale (0-{TOTAL_MAX}) cannot produce SD {sd} at mean {mean}: too close to a floor or ceiling"
+    ))
 }
 
 /// Standard normal CDF (Φ) via the complementary error function.
@@ -126,13 +236,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn item_error_variance_limits() {
-        // τ = 0: all items equal round(θ), total error 15·(round(f) − f): var 225/12.
-        assert!((item_error_variance(0.0) - 225.0 / 12.0).abs() < 1e-3);
-        // Large τ: independent item errors, each τ² + 1/12.
-        let tau: f64 = 2.0;
-        let v = item_error_variance(tau);
-        assert!((v - 15.0 * (tau * tau + 1.0 / 12.0)).abs() < 1e-6 * v);
+    fn calibration_hits_reported_moments() {
+        for (measure, mean, sd) in [
+            (Measure::Qpr15, 40.0, 10.1),
+            (Measure::Qpr15Items, 40.0, 10.1),
+            (Measure::Qpr15Items, 20.0, 6.0),
+        ] {
+            let c = calibrate(measure, mean, sd, 0.6).unwrap();
+            let (m, v, cov) = marginal_moments(measure, c.mean, c.sd, 0.6);
+            assert!((m - mean).abs() < 1e-8 && (v.sqrt() - sd).abs() < 1e-8);
+            assert!((cov / (c.sd * c.sd) - c.slope).abs() < 1e-12);
+        }
+        // Far from the ends, rounding adds 1/12 and leaves the slope at 1.
+        let c = calibrate(Measure::Qpr15, 30.0, 5.0, 0.0).unwrap();
+        assert!((c.slope - 1.0).abs() < 1e-6, "{c:?}");
+        assert!((c.noise_var - 1.0 / 12.0).abs() < 1e-3, "{c:?}");
+        // Items with large noise: 15 (τ² + 1/12).
+        let c = calibrate(Measure::Qpr15Items, 30.0, 12.0, 0.3).unwrap();
+        assert!(c.slope > 0.9 && c.noise_var > 0.0);
+        assert!(calibrate(Measure::Qpr15, 58.0, 20.0, 0.0).is_err());
     }
 
     #[test]

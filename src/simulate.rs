@@ -94,7 +94,7 @@ pub struct Simulator {
     cac_c: f64,
     iac: f64,
     iac_c: f64,
-    /// SD of the latent baseline, used to standardise it for MAR attrition.
+    /// SD of the latent score, used to standardise the baseline for MAR attrition.
     sd_latent: f64,
     baseline: bool,
     delta: f64,
@@ -111,9 +111,12 @@ impl Simulator {
         let design = Design::from_config(&config)?;
         let o = &config.outcome;
         let var = o.sd * o.sd;
-        let mv = measure::measurement_variance(o.measure, o.item_noise);
+        let cal = measure::calibrate(o.measure, o.mean, o.sd, o.item_noise)
+            .map_err(|m| crate::Error::invalid("outcome.sd", o.sd, &m))?;
+        // Reported-scale components divided by b² give latent components.
+        let b = cal.slope;
         let resid = (1.0 - o.icc - o.icc_staff) * var;
-        let var_e = resid - mv;
+        let var_e = resid - cal.noise_var;
         let cac = o.cac.unwrap_or(0.0);
         let iac = o.iac.unwrap_or(0.0) * resid / var_e;
         let a = &config.attrition;
@@ -127,20 +130,21 @@ impl Simulator {
             f64::NEG_INFINITY
         };
         Ok(Simulator {
-            mu: o.mean,
-            sd_team: (o.icc * var).sqrt(),
-            sd_staff: (o.icc_staff * var).sqrt(),
-            sd_e: var_e.sqrt(),
+            mu: cal.mean,
+            sd_team: (o.icc * var).sqrt() / b,
+            sd_staff: (o.icc_staff * var).sqrt() / b,
+            sd_e: var_e.sqrt() / b,
             cac,
             cac_c: (1.0 - cac * cac).max(0.0).sqrt(),
             iac,
             iac_c: (1.0 - iac * iac).max(0.0).sqrt(),
-            sd_latent: (var - mv).sqrt(),
+            sd_latent: cal.sd,
             baseline: o.baseline,
-            delta: config.effect.difference,
+            delta: config.effect.difference / b,
             site_effects: o
                 .site_effects
-                .clone()
+                .as_ref()
+                .map(|g| g.iter().map(|x| x / b).collect())
                 .unwrap_or_else(|| vec![0.0; config.clusters.sites.len()]),
             measure: o.measure,
             item_noise: o.item_noise,
