@@ -39,6 +39,7 @@
 
 pub mod analytic;
 pub mod config;
+pub mod lmm;
 pub mod design;
 pub mod error;
 pub mod measure;

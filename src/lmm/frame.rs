@@ -1,0 +1,340 @@
+//! The model frame: rows with complete data, the fixed-effects matrix X (R's
+//! treatment contrasts), the response y, and the random-effects terms.
+
+use super::data::{Column, DataFrame};
+use super::formula::{Formula, RandomTerm};
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, HashMap};
+
+/// One random-effects term: a grouping factor and the k columns whose
+/// coefficients vary by its levels.
+#[derive(Debug, Clone)]
+pub struct ReTerm {
+    /// The grouping factor's name as lme4 prints it (`team`, `cask:batch`).
+    pub group: String,
+    /// Level names, in the order used internally (sorted).
+    pub levels: Vec<String>,
+    /// Level index of each row.
+    pub refs: Vec<u32>,
+    /// Number of random-effect columns (1 for an intercept, 2 for `(x|g)`...).
+    pub k: usize,
+    /// Column names: `(Intercept)` and slope columns.
+    pub col_names: Vec<String>,
+    /// Row-major n × k values of the columns (1 for the intercept).
+    pub z: Vec<f64>,
+    /// The formula term it came from.
+    pub spec: RandomTerm,
+}
+
+impl ReTerm {
+    /// Number of levels.
+    pub fn nlevels(&self) -> usize {
+        self.levels.len()
+    }
+}
+
+/// Rows, design matrices and names ready for fitting.
+#[derive(Debug, Clone)]
+pub struct ModelFrame {
+    /// Number of rows used.
+    pub n: usize,
+    /// Response.
+    pub y: Vec<f64>,
+    /// Column-major n × p fixed-effects matrix.
+    pub x: Vec<f64>,
+    /// Number of fixed-effect columns kept.
+    pub p: usize,
+    /// Names of the kept columns, as R names them.
+    pub x_names: Vec<String>,
+    /// Names of columns dropped as linearly dependent on earlier ones.
+    pub dropped: Vec<String>,
+    /// Random-effects terms, in lme4's order (decreasing number of levels, stable).
+    pub terms: Vec<ReTerm>,
+    /// Indices (0-based) of the data rows used.
+    pub rows: Vec<usize>,
+    /// Rows dropped for a missing value in a variable of the formula.
+    pub n_missing: usize,
+    /// Name of the response.
+    pub response: String,
+}
+
+fn numeric_column<'a>(col: &'a Column, role: &str) -> Result<&'a [f64]> {
+    match &col.numeric {
+        Some(v) => Ok(v),
+        None => {
+            let (i, v) = col
+                .raw
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| match v {
+                    Some(s) if s.parse::<f64>().map(|x| !x.is_finite()).unwrap_or(true) => {
+                        Some((i, s.clone()))
+                    }
+                    _ => None,
+                })
+                .unwrap_or((0, String::new()));
+            Err(Error::Usage(format!(
+                "column `{}` ({role}) must be numeric, but data row {} (CSV line {}) has `{v}`",
+                col.name,
+                i + 1,
+                i + 2
+            )))
+        }
+    }
+}
+
+/// A column that is mostly numbers but has a few non-numbers is almost
+/// certainly a typo, not a categorical variable: say so.
+fn check_mostly_numeric(col: &Column) -> Result<()> {
+    if col.numeric.is_some() {
+        return Ok(());
+    }
+    let present: Vec<(usize, &String)> = col
+        .raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_ref().map(|s| (i, s)))
+        .collect();
+    let bad: Vec<&(usize, &String)> = present
+        .iter()
+        .filter(|(_, s)| s.parse::<f64>().map(|x| !x.is_finite()).unwrap_or(true))
+        .collect();
+    if !present.is_empty() && bad.len() * 10 < present.len() {
+        let (i, s) = bad[0];
+        return Err(Error::Usage(format!(
+            "column `{}` is numeric except for data row {} (CSV line {}), which has `{s}`: fix the value or mark it NA",
+            col.name,
+            i + 1,
+            i + 2
+        )));
+    }
+    Ok(())
+}
+
+/// Columns a single variable contributes to a fixed term.
+enum VarCols {
+    Numeric(Vec<f64>),
+    /// Category codes per row, level names, and the first level kept (0 = dummy, 1 = contrasts).
+    Factor(Vec<u32>, Vec<String>, usize),
+}
+
+impl ModelFrame {
+    /// Build the model frame for a formula on a data frame.
+    pub fn new(formula: &Formula, data: &DataFrame) -> Result<ModelFrame> {
+        let vars = formula.variables();
+        let mut cols: HashMap<String, &Column> = HashMap::new();
+        for v in &vars {
+            cols.insert(v.clone(), data.column(v)?);
+        }
+        // Complete cases.
+        let rows: Vec<usize> = (0..data.nrows())
+            .filter(|&i| vars.iter().all(|v| !cols[v].is_missing(i)))
+            .collect();
+        let n_missing = data.nrows() - rows.len();
+        if rows.is_empty() {
+            return Err(Error::Usage(format!(
+                "no rows left: every one of the {} data rows has a missing value in one of {}",
+                data.nrows(),
+                vars.join(", ")
+            )));
+        }
+        let n = rows.len();
+
+        // Response.
+        let ycol = numeric_column(cols[&formula.response], "the response")?;
+        let y: Vec<f64> = rows.iter().map(|&i| ycol[i]).collect();
+        if y.iter().all(|&v| v == y[0]) {
+            return Err(Error::Usage(format!(
+                "the response `{}` is constant ({}) in the {n} rows used: there is nothing to model",
+                formula.response, y[0]
+            )));
+        }
+
+        // Fixed effects.
+        let mut xcols: Vec<Vec<f64>> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        if formula.intercept {
+            xcols.push(vec![1.0; n]);
+            names.push("(Intercept)".into());
+        }
+        let in_model = |t: &[String]| -> bool {
+            if t.is_empty() {
+                return formula.intercept;
+            }
+            formula
+                .fixed
+                .iter()
+                .any(|u| u.len() == t.len() && t.iter().all(|x| u.contains(x)))
+        };
+        for term in &formula.fixed {
+            let mut parts: Vec<(String, VarCols)> = Vec::new();
+            for v in term {
+                let col = cols[v];
+                check_mostly_numeric(col)?;
+                if let Some(num) = &col.numeric {
+                    parts.push((v.clone(), VarCols::Numeric(rows.iter().map(|&i| num[i]).collect())));
+                } else {
+                    let mut levels: Vec<String> = rows
+                        .iter()
+                        .map(|&i| col.raw[i].clone().unwrap_or_default())
+                        .collect();
+                    levels.sort();
+                    levels.dedup();
+                    let idx: HashMap<&str, u32> = levels
+                        .iter()
+                        .enumerate()
+                        .map(|(k, l)| (l.as_str(), k as u32))
+                        .collect();
+                    let codes = rows
+                        .iter()
+                        .map(|&i| idx[col.raw[i].as_deref().unwrap_or("")])
+                        .collect();
+                    let margin: Vec<String> = term.iter().filter(|x| *x != v).cloned().collect();
+                    let first = usize::from(in_model(&margin));
+                    parts.push((v.clone(), VarCols::Factor(codes, levels, first)));
+                }
+            }
+            // Cartesian product, first variable varying fastest (as R).
+            let mut acc: Vec<(String, Vec<f64>)> = vec![(String::new(), vec![1.0; n])];
+            for (name, vc) in &parts {
+                let comps: Vec<(String, Vec<f64>)> = match vc {
+                    VarCols::Numeric(v) => vec![(name.clone(), v.clone())],
+                    VarCols::Factor(codes, levels, first) => (*first..levels.len())
+                        .map(|l| {
+                            (
+                                format!("{name}{}", levels[l]),
+                                codes.iter().map(|&c| f64::from(c as usize == l)).collect(),
+                            )
+                        })
+                        .collect(),
+                };
+                let mut next = Vec::new();
+                for (cn, cv) in &comps {
+                    for (an, av) in &acc {
+                        let nm = if an.is_empty() {
+                            cn.clone()
+                        } else {
+                            format!("{an}:{cn}")
+                        };
+                        next.push((nm, av.iter().zip(cv).map(|(a, b)| a * b).collect()));
+                    }
+                }
+                acc = next;
+            }
+            for (nm, v) in acc {
+                names.push(nm);
+                xcols.push(v);
+            }
+        }
+        // Drop columns linearly dependent on earlier ones (modified Gram–Schmidt).
+        let mut kept: Vec<usize> = Vec::new();
+        let mut basis: Vec<Vec<f64>> = Vec::new();
+        let mut dropped = Vec::new();
+        for (j, c) in xcols.iter().enumerate() {
+            let norm0 = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let mut r = c.clone();
+            for q in &basis {
+                let d: f64 = r.iter().zip(q).map(|(a, b)| a * b).sum();
+                r.iter_mut().zip(q).for_each(|(a, b)| *a -= d * b);
+            }
+            let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm0 == 0.0 || norm <= 1e-7 * norm0 {
+                dropped.push(names[j].clone());
+            } else {
+                r.iter_mut().for_each(|v| *v /= norm);
+                basis.push(r);
+                kept.push(j);
+            }
+        }
+        let p = kept.len();
+        let mut x = Vec::with_capacity(n * p);
+        for &j in &kept {
+            x.extend_from_slice(&xcols[j]);
+        }
+        let x_names = kept.iter().map(|&j| names[j].clone()).collect();
+
+        // Random-effects terms.
+        let mut terms = Vec::new();
+        for spec in &formula.random {
+            let gname = spec.group_name();
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|&i| {
+                    spec.group
+                        .iter()
+                        .map(|g| cols[g].raw[i].clone().unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(":")
+                })
+                .collect();
+            let mut map: BTreeMap<&str, u32> = BTreeMap::new();
+            for k in &keys {
+                map.insert(k.as_str(), 0);
+            }
+            let levels: Vec<String> = map.keys().map(|s| s.to_string()).collect();
+            for (i, v) in map.values_mut().enumerate() {
+                *v = i as u32;
+            }
+            let refs: Vec<u32> = keys.iter().map(|k| map[k.as_str()]).collect();
+            let mut col_names = Vec::new();
+            let mut zc: Vec<Vec<f64>> = Vec::new();
+            if spec.intercept {
+                col_names.push("(Intercept)".to_string());
+                zc.push(vec![1.0; n]);
+            }
+            for s in &spec.slopes {
+                let v = numeric_column(cols[s], "a random slope")?;
+                col_names.push(s.clone());
+                zc.push(rows.iter().map(|&i| v[i]).collect());
+            }
+            let k = zc.len();
+            if levels.len() < 2 {
+                return Err(Error::Usage(format!(
+                    "grouping factor `{gname}` has only one level ({}) in the rows used: its variance cannot be estimated",
+                    levels.first().map(String::as_str).unwrap_or("")
+                )));
+            }
+            if levels.len() * k >= n {
+                return Err(Error::Usage(format!(
+                    "grouping factor `{gname}` has {} levels for {n} rows: the random effects ({}) are not identifiable from the residual; a grouping factor needs fewer levels than rows",
+                    levels.len(),
+                    levels.len() * k
+                )));
+            }
+            let mut z = Vec::with_capacity(n * k);
+            for i in 0..n {
+                for c in &zc {
+                    z.push(c[i]);
+                }
+            }
+            terms.push(ReTerm {
+                group: gname,
+                levels,
+                refs,
+                k,
+                col_names,
+                z,
+                spec: spec.clone(),
+            });
+        }
+        if terms.is_empty() {
+            return Err(Error::Usage(
+                "the formula has no random-effects term such as (1|team); use a linear model instead".into(),
+            ));
+        }
+        // lme4 order: decreasing number of levels, stable.
+        terms.sort_by_key(|t| std::cmp::Reverse(t.nlevels()));
+        Ok(ModelFrame {
+            n,
+            y,
+            x,
+            p,
+            x_names,
+            dropped,
+            terms,
+            rows,
+            n_missing,
+            response: formula.response.clone(),
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! Linear mixed models in lme4 syntax, fitted by REML or ML through the
+//! profiled deviance in θ (Bates et al. 2015), with Satterthwaite,
+//! Kenward–Roger, between-within and residual inference.
+//!
+//! Pipeline (as lme4's): [`formula`] → [`frame`] (model frame, X, Z terms) →
+//! [`pls`] (blocked/sparse PLS system and profiled deviance) → [`optim`] →
+//! [`Fit`] (estimates, variance components, BLUPs) → [`inference`].
+//!
+//! A [`Model`] is built once per design and can be refitted with new
+//! responses ([`Model::set_response`]), which reuses all symbolic structure.
+
+pub mod data;
+pub mod formula;
+pub mod frame;
+pub mod inference;
+pub mod optim;
+pub mod pls;
+pub mod report;
+
+use crate::error::{Error, Result};
+use data::DataFrame;
+use formula::Formula;
+use frame::ModelFrame;
+use pls::Pls;
+
+/// lme4's `isSingular` tolerance on θ's diagonal.
+pub const SINGULAR_TOL: f64 = 1e-4;
+
+/// A model ready to fit: formula, model frame and PLS structure.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub formula: Formula,
+    pub frame: ModelFrame,
+    pub pls: Pls,
+    /// REML (true) or ML.
+    pub reml: bool,
+}
+
+/// A fitted linear mixed model.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub reml: bool,
+    /// Relative covariance parameters (lme4's θ).
+    pub theta: Vec<f64>,
+    /// Fixed-effect estimates.
+    pub beta: Vec<f64>,
+    /// Fixed-effect names.
+    pub names: Vec<String>,
+    /// Covariance matrix of β̂ (p × p, row-major).
+    pub vcov: Vec<f64>,
+    /// Residual SD σ.
+    pub sigma: f64,
+    /// REML criterion (REML) or deviance (ML): −2 log-likelihood.
+    pub objective: f64,
+    /// Number of parameters (p + length(θ) + 1).
+    pub df_model: usize,
+    /// Observations used.
+    pub n: usize,
+    /// Whether a variance sits on the boundary (θ_diag < 1e-4).
+    pub singular: bool,
+    /// Optimiser diagnostics.
+    pub optimizer: optim::OptResult,
+    /// Conditional modes b = Λu in the PLS column order.
+    pub b: Vec<f64>,
+}
+
+impl Fit {
+    /// Log-likelihood (REML or ML).
+    pub fn loglik(&self) -> f64 {
+        -0.5 * self.objective
+    }
+    /// AIC = objective + 2·df.
+    pub fn aic(&self) -> f64 {
+        self.objective + 2.0 * self.df_model as f64
+    }
+    /// BIC = objective + log(n)·df.
+    pub fn bic(&self) -> f64 {
+        self.objective + (self.n as f64).ln() * self.df_model as f64
+    }
+    /// Standard error of coefficient j.
+    pub fn se(&self, j: usize) -> f64 {
+        let p = self.beta.len();
+        self.vcov[j * p + j].sqrt()
+    }
+}
+
+/// One row of the variance-component table (as lme4's `VarCorr`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VarComp {
+    pub group: String,
+    pub term1: Option<String>,
+    pub term2: Option<String>,
+    /// Variance or covariance.
+    pub vcov: f64,
+    /// SD or correlation.
+    pub sdcor: f64,
+}
+
+impl Model {
+    /// Build a model from a formula and data.
+    pub fn new(formula: &str, data: &DataFrame, reml: bool) -> Result<Model> {
+        let formula = Formula::parse(formula)?;
+        let frame = ModelFrame::new(&formula, data)?;
+        let pls = Pls::new(&frame);
+        Ok(Model {
+            formula,
+            frame,
+            pls,
+            reml,
+        })
+    }
+
+    /// Replace the response (same rows and design), e.g. a simulated outcome.
+    pub fn set_response(&mut self, y: &[f64]) -> Result<()> {
+        if y.len() != self.frame.n {
+            return Err(Error::Usage(format!(
+                "new response has {} values, the model has {} rows",
+                y.len(),
+                self.frame.n
+            )));
+        }
+        self.frame.y.copy_from_slice(y);
+        self.pls.set_response(&self.frame, y);
+        Ok(())
+    }
+
+    /// lme4's starting value: 1 on T's diagonals, 0 below.
+    pub fn theta0(&self) -> Vec<f64> {
+        self.pls
+            .lower
+            .iter()
+            .map(|&l| if l == 0.0 { 1.0 } else { 0.0 })
+            .collect()
+    }
+
+    /// Fit by REML or ML.
+    pub fn fit(&mut self) -> Fit {
+        let reml = self.reml;
+        let x0 = self.theta0();
+        let lower = self.pls.lower.clone();
+        let pls = &mut self.pls;
+        let opt = optim::minimize(|th: &[f64]| pls.objective(th, reml), &x0, &lower);
+        self.fit_at(opt)
+    }
+
+    /// Build the fitted object at the optimiser's result.
+    pub fn fit_at(&mut self, opt: optim::OptResult) -> Fit {
+        let theta = opt.x.clone();
+        let objective = self.pls.objective(&theta, self.reml);
+        let (p, m, q) = (self.pls.p, self.pls.p + 1, self.pls.q);
+        let lm = &self.pls.lm;
+        // β from L_XX' β = l_yX.
+        let mut beta: Vec<f64> = (0..p).map(|j| lm[p * m + j]).collect();
+        for j in (0..p).rev() {
+            for k in j + 1..p {
+                beta[j] -= lm[k * m + j] * beta[k];
+            }
+            beta[j] /= lm[j * m + j];
+        }
+        let n = self.frame.n as f64;
+        let sigma2 = self.pls.pwrss / if self.reml { n - p as f64 } else { n };
+        // vcov = σ² (L_XX L_XX')⁻¹.
+        let mut linv = vec![0.0; p * p];
+        for c in 0..p {
+            let mut e = vec![0.0; p];
+            e[c] = 1.0;
+            for r in 0..p {
+                for k in 0..r {
+                    e[r] -= lm[r * m + k] * e[k];
+                }
+                e[r] /= lm[r * m + r];
+            }
+            for r in 0..p {
+                linv[r * p + c] = e[r];
+            }
+        }
+        let mut vcov = vec![0.0; p * p];
+        for a in 0..p {
+            for b in 0..p {
+                let mut s = 0.0;
+                for k in 0..p {
+                    s += linv[k * p + a] * linv[k * p + b];
+                }
+                vcov[a * p + b] = sigma2 * s;
+            }
+        }
+        // u = L⁻ᵀ (c_u − R_ZX β), b = Λ u.
+        let mut u: Vec<f64> = (0..q)
+            .map(|r| {
+                let row = &self.pls.rzx[r * m..(r + 1) * m];
+                row[p] - (0..p).map(|j| row[j] * beta[j]).sum::<f64>()
+            })
+            .collect();
+        self.pls.backward_solve(&mut u);
+        let b = self.pls.lambda_times(&theta, &u);
+        let singular = theta
+            .iter()
+            .zip(&self.pls.lower)
+            .any(|(&t, &l)| l == 0.0 && t < SINGULAR_TOL);
+        Fit {
+            reml: self.reml,
+            df_model: p + theta.len() + 1,
+            theta,
+            beta,
+            names: self.frame.x_names.clone(),
+            vcov,
+            sigma: sigma2.sqrt(),
+            objective,
+            n: self.frame.n,
+            singular,
+            optimizer: opt,
+            b,
+        }
+    }
+
+    /// Variance components in lme4's `as.data.frame(VarCorr())` order: per
+    /// term, variances then covariances; the residual last.
+    pub fn varcorr(&self, fit: &Fit) -> Vec<VarComp> {
+        let mut out = Vec::new();
+        let s2 = fit.sigma * fit.sigma;
+        let mut seen: Vec<&str> = Vec::new();
+        for (t, term) in self.frame.terms.iter().enumerate() {
+            let (_, to, k, _) = self.pls.term_layout[t];
+            let cov = term_cov(&fit.theta[to..to + k * (k + 1) / 2], k, s2);
+            // lme4 names a repeated grouping factor `g.1`, `g.2`, ...
+            let dup = seen.iter().filter(|g| **g == term.group.as_str()).count();
+            seen.push(term.group.as_str());
+            let gname = if dup == 0 {
+                term.group.clone()
+            } else {
+                format!("{}.{dup}", term.group)
+            };
+            for a in 0..k {
+                out.push(VarComp {
+                    group: gname.clone(),
+                    term1: Some(term.col_names[a].clone()),
+                    term2: None,
+                    vcov: cov[a * k + a],
+                    sdcor: cov[a * k + a].sqrt(),
+                });
+            }
+            for a in 0..k {
+                for c in a + 1..k {
+                    let v = cov[c * k + a];
+                    let denom = (cov[a * k + a] * cov[c * k + c]).sqrt();
+                    out.push(VarComp {
+                        group: gname.clone(),
+                        term1: Some(term.col_names[a].clone()),
+                        term2: Some(term.col_names[c].clone()),
+                        vcov: v,
+                        sdcor: if denom > 0.0 { v / denom } else { f64::NAN },
+                    });
+                }
+            }
+        }
+        out.push(VarComp {
+            group: "Residual".into(),
+            term1: None,
+            term2: None,
+            vcov: s2,
+            sdcor: fit.sigma,
+        });
+        out
+    }
+
+    /// Conditional modes per grouping factor: (group name, column names,
+    /// [(level, values)]). Terms sharing a grouping factor are merged, as
+    /// lme4's `ranef` does.
+    pub fn ranef(&self, fit: &Fit) -> Vec<(String, Vec<String>, Vec<(String, Vec<f64>)>)> {
+        let mut out: Vec<(String, Vec<String>, Vec<(String, Vec<f64>)>)> = Vec::new();
+        for (t, term) in self.frame.terms.iter().enumerate() {
+            let (qo, _, k, nl) = self.pls.term_layout[t];
+            let levels: Vec<(String, Vec<f64>)> = (0..nl)
+                .map(|g| {
+                    (
+                        term.levels[g].clone(),
+                        fit.b[qo + g * k..qo + (g + 1) * k].to_vec(),
+                    )
+                })
+                .collect();
+            if let Some(e) = out.iter_mut().find(|e| e.0 == term.group) {
+                e.1.extend(term.col_names.iter().cloned());
+                for ((_, vals), (_, more)) in e.2.iter_mut().zip(levels) {
+                    vals.extend(more);
+                }
+            } else {
+                out.push((term.group.clone(), term.col_names.clone(), levels));
+            }
+        }
+        out
+    }
+
+    /// Number of levels of each grouping factor, in term order.
+    pub fn n_groups(&self) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = Vec::new();
+        for t in &self.frame.terms {
+            if !v.iter().any(|(g, _)| g == &t.group) {
+                v.push((t.group.clone(), t.nlevels()));
+            }
+        }
+        v
+    }
+}
+
+/// σ² T T' for one term (k × k, row-major) from its θ entries.
+pub fn term_cov(theta: &[f64], k: usize, s2: f64) -> Vec<f64> {
+    let mut t = vec![0.0; k * k];
+    for a in 0..k {
+        for c in a..k {
+            t[c * k + a] = theta[pls::tri(k, c, a)];
+        }
+    }
+    let mut cov = vec![0.0; k * k];
+    for r in 0..k {
+        for c in 0..k {
+            let mut s = 0.0;
+            for m in 0..k {
+                s += t[r * k + m] * t[c * k + m];
+            }
+            cov[r * k + c] = s2 * s;
+        }
+    }
+    cov
+}

@@ -1,0 +1,552 @@
+//! The penalised least-squares (PLS) system and the profiled deviance in θ
+//! (Bates, Mächler, Bolker & Walker 2015, JSS 67(1), section 3).
+//!
+//! With relative covariance factor Λ_θ (block diagonal: one lower-triangular
+//! k×k block T_t per level of term t) the sparse Cholesky factor L_θ satisfies
+//! `L L' = Λ'Z'ZΛ + I`. The fixed effects and response are handled as an
+//! augmented dense block: with `[R_ZX c_u] = L⁻¹ Λ'Z'[X y]`,
+//! `M = [X y]'[X y] − [R_ZX c_u]'[R_ZX c_u] = L_M L_M'`, the last diagonal
+//! element of L_M squared is the penalised residual sum of squares r²_θ and
+//! the leading p×p block is R_X'. Then
+//!
+//! * ML deviance: `log|L|² + n (1 + log(2π r²/n))`
+//! * REML criterion: `log|L|² + log|R_X|² + (n−p)(1 + log(2π r²/(n−p)))`
+//!
+//! Structure that never changes across θ or across a new response (the
+//! sparsity pattern of L, the elimination order, the recipes mapping θ to the
+//! entries of Λ'Z'ZΛ) is computed once in [`Pls::new`]. The random-effects
+//! columns are ordered term by term in lme4's order (decreasing number of
+//! levels), which gives no fill-in for nested factors: a single factor costs
+//! O(levels) per θ, nested team/staff factors O(staff).
+
+use super::frame::ModelFrame;
+use std::collections::HashMap;
+
+/// Where θ's entries sit: term `t` has k(k+1)/2 entries, the lower triangle
+/// of T_t column by column (lme4's order); see [`tri`].
+/// The PLS structure and workspace for one model.
+#[derive(Debug, Clone)]
+pub struct Pls {
+    /// Rows.
+    pub n: usize,
+    /// Fixed-effect columns.
+    pub p: usize,
+    /// Random-effect columns.
+    pub q: usize,
+    /// Per term: (q offset, θ offset, k, levels).
+    pub term_layout: Vec<(usize, usize, usize, usize)>,
+    /// Length of θ.
+    pub ntheta: usize,
+    /// Lower bounds of θ (0 on diagonals of T, −∞ below).
+    pub lower: Vec<f64>,
+    // Z'Z (lower, CSC) in the pattern of C.
+    c_colptr: Vec<usize>,
+    c_rowind: Vec<usize>,
+    ztz: Vec<f64>,
+    c_val: Vec<f64>,
+    // Recipe for C = Λ'Z'ZΛ + I: for entry e, items rec_ptr[e]..rec_ptr[e+1]
+    // of (ztz position, θ index, θ index).
+    rec_ptr: Vec<usize>,
+    rec: Vec<(u32, u32, u32)>,
+    // Recipe for Λ'B: for row r, items lam_ptr[r]..lam_ptr[r+1] of (row of B, θ index).
+    lam_ptr: Vec<usize>,
+    lam: Vec<(u32, u32)>,
+    // L (lower, CSC, diagonal first in each column).
+    l_colptr: Vec<usize>,
+    l_rowind: Vec<usize>,
+    /// Values of L after the last evaluation.
+    pub l_val: Vec<f64>,
+    // For column j: (k, position of L[j,k] in column k) for all k < j with L[j,k] ≠ 0.
+    row_ptr: Vec<usize>,
+    row_ent: Vec<(usize, usize)>,
+    /// Z'[X y]: q × (p+1), row-major.
+    pub ztxy: Vec<f64>,
+    /// [X y]'[X y]: (p+1) × (p+1), row-major.
+    pub xyxy: Vec<f64>,
+    // Workspaces.
+    work: Vec<f64>,
+    /// L⁻¹Λ'Z'[X y] after the last evaluation (q × (p+1), row-major).
+    pub rzx: Vec<f64>,
+    /// Lower Cholesky factor of M, (p+1) × (p+1) row-major, after the last evaluation.
+    pub lm: Vec<f64>,
+    /// log|L|² after the last evaluation.
+    pub ldl2: f64,
+    /// log|R_X|² after the last evaluation.
+    pub ldrx2: f64,
+    /// Penalised residual sum of squares after the last evaluation.
+    pub pwrss: f64,
+}
+
+impl Pls {
+    /// Analyse the structure of a model frame (once per design).
+    pub fn new(mf: &ModelFrame) -> Pls {
+        let n = mf.n;
+        let p = mf.p;
+        let mut term_layout = Vec::new();
+        let (mut qoff, mut toff) = (0usize, 0usize);
+        let mut lower = Vec::new();
+        for t in &mf.terms {
+            term_layout.push((qoff, toff, t.k, t.nlevels()));
+            for a in 0..t.k {
+                for c in a..t.k {
+                    lower.push(if c == a { 0.0 } else { f64::NEG_INFINITY });
+                }
+            }
+            qoff += t.k * t.nlevels();
+            toff += t.k * (t.k + 1) / 2;
+        }
+        let q = qoff;
+        let ntheta = toff;
+
+        // Z'Z lower triangle.
+        let mut map: HashMap<(usize, usize), f64> = HashMap::new();
+        let mut idx: Vec<(usize, f64)> = Vec::new();
+        for i in 0..n {
+            idx.clear();
+            for (t, term) in mf.terms.iter().enumerate() {
+                let (qo, _, k, _) = term_layout[t];
+                let base = qo + term.refs[i] as usize * k;
+                for a in 0..k {
+                    idx.push((base + a, term.z[i * k + a]));
+                }
+            }
+            for &(r, zr) in &idx {
+                for &(s, zs) in &idx {
+                    if r >= s {
+                        *map.entry((r, s)).or_insert(0.0) += zr * zs;
+                    }
+                }
+            }
+        }
+        let mut cols: Vec<Vec<(usize, f64)>> = vec![Vec::new(); q];
+        for (&(r, s), &v) in &map {
+            cols[s].push((r, v));
+        }
+        let mut c_colptr = vec![0usize];
+        let mut c_rowind = Vec::new();
+        let mut ztz = Vec::new();
+        for col in cols.iter_mut() {
+            col.sort_by_key(|e| e.0);
+            for &(r, v) in col.iter() {
+                c_rowind.push(r);
+                ztz.push(v);
+            }
+            c_colptr.push(c_rowind.len());
+        }
+        let pos_of: HashMap<(usize, usize), usize> = (0..q)
+            .flat_map(|s| (c_colptr[s]..c_colptr[s + 1]).map(move |e| (s, e)))
+            .map(|(s, e)| ((c_rowind[e], s), e))
+            .collect();
+
+        // Which term / level / component each q index is.
+        let mut owner: Vec<(usize, usize, usize)> = Vec::with_capacity(q);
+        for (t, &(_, _, k, nl)) in term_layout.iter().enumerate() {
+            for g in 0..nl {
+                for a in 0..k {
+                    owner.push((t, g, a));
+                }
+            }
+        }
+        let qidx = |t: usize, g: usize, a: usize| term_layout[t].0 + g * term_layout[t].2 + a;
+        let th = |t: usize, c: usize, a: usize| {
+            let (_, to, k, _) = term_layout[t];
+            (to + tri(k, c, a)) as u32
+        };
+
+        // Recipe for C entries.
+        let mut rec_ptr = vec![0usize];
+        let mut rec = Vec::new();
+        for s in 0..q {
+            for e in c_colptr[s]..c_colptr[s + 1] {
+                let r = c_rowind[e];
+                let (ti, g, a) = owner[r];
+                let (tj, h, b) = owner[s];
+                for c in a..term_layout[ti].2 {
+                    for d in b..term_layout[tj].2 {
+                        let rr = qidx(ti, g, c);
+                        let ss = qidx(tj, h, d);
+                        let key = if rr >= ss { (rr, ss) } else { (ss, rr) };
+                        if let Some(&pos) = pos_of.get(&key) {
+                            rec.push((pos as u32, th(ti, c, a), th(tj, d, b)));
+                        }
+                    }
+                }
+                rec_ptr.push(rec.len());
+            }
+        }
+        // Recipe for Λ'B.
+        let mut lam_ptr = vec![0usize];
+        let mut lam = Vec::new();
+        for &(t, g, a) in owner.iter() {
+            for c in a..term_layout[t].2 {
+                lam.push((qidx(t, g, c) as u32, th(t, c, a)));
+            }
+            lam_ptr.push(lam.len());
+        }
+
+        // Symbolic Cholesky: pattern of each column of L.
+        let mut pattern: Vec<Vec<usize>> = Vec::with_capacity(q);
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); q];
+        let mut mark = vec![usize::MAX; q];
+        for j in 0..q {
+            let mut pat = vec![j];
+            mark[j] = j;
+            for e in c_colptr[j]..c_colptr[j + 1] {
+                let r = c_rowind[e];
+                if mark[r] != j {
+                    mark[r] = j;
+                    pat.push(r);
+                }
+            }
+            for &ch in &children[j] {
+                let pc: &Vec<usize> = &pattern[ch];
+                for &r in pc.iter() {
+                    if r > j && mark[r] != j {
+                        mark[r] = j;
+                        pat.push(r);
+                    }
+                }
+            }
+            pat[1..].sort_unstable();
+            if pat.len() > 1 {
+                let parent = pat[1];
+                children[parent].push(j);
+            }
+            pattern.push(pat);
+        }
+        let mut l_colptr = vec![0usize];
+        let mut l_rowind = Vec::new();
+        for pat in &pattern {
+            l_rowind.extend_from_slice(pat);
+            l_colptr.push(l_rowind.len());
+        }
+        let mut rows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); q];
+        for k in 0..q {
+            for pos in l_colptr[k] + 1..l_colptr[k + 1] {
+                rows[l_rowind[pos]].push((k, pos));
+            }
+        }
+        let mut row_ptr = vec![0usize];
+        let mut row_ent = Vec::new();
+        for r in rows {
+            row_ent.extend(r);
+            row_ptr.push(row_ent.len());
+        }
+        let nnz_l = l_rowind.len();
+        let nc = c_rowind.len();
+        let mut pls = Pls {
+            n,
+            p,
+            q,
+            term_layout,
+            ntheta,
+            lower,
+            c_colptr,
+            c_rowind,
+            ztz,
+            c_val: vec![0.0; nc],
+            rec_ptr,
+            rec,
+            lam_ptr,
+            lam,
+            l_colptr,
+            l_rowind,
+            l_val: vec![0.0; nnz_l],
+            row_ptr,
+            row_ent,
+            ztxy: vec![0.0; q * (p + 1)],
+            xyxy: vec![0.0; (p + 1) * (p + 1)],
+            work: vec![0.0; q],
+            rzx: vec![0.0; q * (p + 1)],
+            lm: vec![0.0; (p + 1) * (p + 1)],
+            ldl2: 0.0,
+            ldrx2: 0.0,
+            pwrss: 0.0,
+        };
+        pls.set_x_products(mf);
+        pls.set_response(mf, &mf.y);
+        pls
+    }
+
+    fn set_x_products(&mut self, mf: &ModelFrame) {
+        let (n, p, m) = (self.n, self.p, self.p + 1);
+        self.ztxy.iter_mut().for_each(|v| *v = 0.0);
+        for i in 0..n {
+            for (t, term) in mf.terms.iter().enumerate() {
+                let (qo, _, k, _) = self.term_layout[t];
+                let base = qo + term.refs[i] as usize * k;
+                for a in 0..k {
+                    let z = term.z[i * k + a];
+                    let row = &mut self.ztxy[(base + a) * m..(base + a) * m + p];
+                    for (j, r) in row.iter_mut().enumerate() {
+                        *r += z * mf.x[j * n + i];
+                    }
+                }
+            }
+        }
+        for a in 0..p {
+            for b in 0..=a {
+                let xa = &mf.x[a * n..(a + 1) * n];
+                let xb = &mf.x[b * n..(b + 1) * n];
+                let v: f64 = xa.iter().zip(xb).map(|(u, w)| u * w).sum();
+                self.xyxy[a * m + b] = v;
+                self.xyxy[b * m + a] = v;
+            }
+        }
+    }
+
+    /// Install a new response (same design): O(n·(k + p)).
+    pub fn set_response(&mut self, mf: &ModelFrame, y: &[f64]) {
+        let (n, p, m) = (self.n, self.p, self.p + 1);
+        for r in 0..self.q {
+            self.ztxy[r * m + p] = 0.0;
+        }
+        for (i, &yi) in y.iter().enumerate().take(n) {
+            for (t, term) in mf.terms.iter().enumerate() {
+                let (qo, _, k, _) = self.term_layout[t];
+                let base = qo + term.refs[i] as usize * k;
+                for a in 0..k {
+                    self.ztxy[(base + a) * m + p] += term.z[i * k + a] * yi;
+                }
+            }
+        }
+        for a in 0..p {
+            let xa = &mf.x[a * n..(a + 1) * n];
+            let v: f64 = xa.iter().zip(y).map(|(u, w)| u * w).sum();
+            self.xyxy[a * m + p] = v;
+            self.xyxy[p * m + a] = v;
+        }
+        self.xyxy[p * m + p] = y.iter().map(|v| v * v).sum();
+    }
+
+    /// Evaluate the profiled deviance (ML) or REML criterion at θ, leaving
+    /// the factorisation in place for [`Pls::extract`].
+    pub fn objective(&mut self, theta: &[f64], reml: bool) -> f64 {
+        if !self.factor(theta) {
+            return f64::INFINITY;
+        }
+        let n = self.n as f64;
+        let p = self.p as f64;
+        let r2 = self.pwrss;
+        if !(r2 > 0.0) {
+            return f64::INFINITY;
+        }
+        let two_pi = 2.0 * std::f64::consts::PI;
+        if reml {
+            let nmp = n - p;
+            self.ldl2 + self.ldrx2 + nmp * (1.0 + (two_pi * r2 / nmp).ln())
+        } else {
+            self.ldl2 + n * (1.0 + (two_pi * r2 / n).ln())
+        }
+    }
+
+    /// Factor the system at θ. Returns false if it is not positive definite.
+    pub fn factor(&mut self, theta: &[f64]) -> bool {
+        let q = self.q;
+        // C = Λ'Z'ZΛ + I.
+        for s in 0..q {
+            for e in self.c_colptr[s]..self.c_colptr[s + 1] {
+                let mut v = 0.0;
+                for &(pos, i1, i2) in &self.rec[self.rec_ptr[e]..self.rec_ptr[e + 1]] {
+                    v += self.ztz[pos as usize] * theta[i1 as usize] * theta[i2 as usize];
+                }
+                if self.c_rowind[e] == s {
+                    v += 1.0;
+                }
+                self.c_val[e] = v;
+            }
+        }
+        // Numeric left-looking Cholesky.
+        let w = &mut self.work;
+        let mut ldl2 = 0.0;
+        for j in 0..q {
+            for e in self.c_colptr[j]..self.c_colptr[j + 1] {
+                w[self.c_rowind[e]] = self.c_val[e];
+            }
+            for &(k, pos) in &self.row_ent[self.row_ptr[j]..self.row_ptr[j + 1]] {
+                let ljk = self.l_val[pos];
+                let end = self.l_colptr[k + 1];
+                for pp in pos..end {
+                    w[self.l_rowind[pp]] -= self.l_val[pp] * ljk;
+                }
+            }
+            let d = w[j];
+            if !(d > 0.0) {
+                w.iter_mut().for_each(|v| *v = 0.0);
+                return false;
+            }
+            let ljj = d.sqrt();
+            ldl2 += 2.0 * ljj.ln();
+            let start = self.l_colptr[j];
+            self.l_val[start] = ljj;
+            w[j] = 0.0;
+            for pp in start + 1..self.l_colptr[j + 1] {
+                let r = self.l_rowind[pp];
+                self.l_val[pp] = w[r] / ljj;
+                w[r] = 0.0;
+            }
+        }
+        self.ldl2 = ldl2;
+        // [R_ZX c_u] = L⁻¹ Λ' Z'[X y].
+        let m = self.p + 1;
+        for r in 0..q {
+            let dst = r * m;
+            for c in 0..m {
+                self.rzx[dst + c] = 0.0;
+            }
+            for &(src, ti) in &self.lam[self.lam_ptr[r]..self.lam_ptr[r + 1]] {
+                let t = theta[ti as usize];
+                let s0 = src as usize * m;
+                for c in 0..m {
+                    self.rzx[dst + c] += t * self.ztxy[s0 + c];
+                }
+            }
+        }
+        self.forward_solve_rzx();
+        // M = [X y]'[X y] − rzx' rzx, then dense Cholesky.
+        self.lm.copy_from_slice(&self.xyxy);
+        for r in 0..q {
+            let row = &self.rzx[r * m..(r + 1) * m];
+            for a in 0..m {
+                let ra = row[a];
+                if ra == 0.0 {
+                    continue;
+                }
+                for b in 0..=a {
+                    self.lm[a * m + b] -= ra * row[b];
+                }
+            }
+        }
+        if !dense_cholesky_lower(&mut self.lm, m) {
+            return false;
+        }
+        let mut ldrx2 = 0.0;
+        for a in 0..self.p {
+            ldrx2 += 2.0 * self.lm[a * m + a].ln();
+        }
+        self.ldrx2 = ldrx2;
+        let lyy = self.lm[self.p * m + self.p];
+        self.pwrss = lyy * lyy;
+        true
+    }
+
+    fn forward_solve_rzx(&mut self) {
+        let m = self.p + 1;
+        for j in 0..self.q {
+            let start = self.l_colptr[j];
+            let ljj = self.l_val[start];
+            for c in 0..m {
+                self.rzx[j * m + c] /= ljj;
+            }
+            for pp in start + 1..self.l_colptr[j + 1] {
+                let i = self.l_rowind[pp];
+                let lij = self.l_val[pp];
+                for c in 0..m {
+                    self.rzx[i * m + c] -= lij * self.rzx[j * m + c];
+                }
+            }
+        }
+    }
+
+    /// Solve L' x = b in place (b has length q).
+    pub fn backward_solve(&self, x: &mut [f64]) {
+        for j in (0..self.q).rev() {
+            let start = self.l_colptr[j];
+            let mut v = x[j];
+            for pp in start + 1..self.l_colptr[j + 1] {
+                v -= self.l_val[pp] * x[self.l_rowind[pp]];
+            }
+            x[j] = v / self.l_val[start];
+        }
+    }
+
+    /// Solve L x = b in place (b has length q).
+    pub fn forward_solve(&self, x: &mut [f64]) {
+        for j in 0..self.q {
+            let start = self.l_colptr[j];
+            x[j] /= self.l_val[start];
+            let xj = x[j];
+            for pp in start + 1..self.l_colptr[j + 1] {
+                x[self.l_rowind[pp]] -= self.l_val[pp] * xj;
+            }
+        }
+    }
+
+    /// Multiply by Λ (b = Λ u), using the θ recipe.
+    pub fn lambda_times(&self, theta: &[f64], u: &[f64]) -> Vec<f64> {
+        // (Λ u)[s] = Σ_r Λ[s, r] u[r]; the Λ' recipe lists, for row r of Λ', (s, θ).
+        let mut b = vec![0.0; self.q];
+        for (r, &ur) in u.iter().enumerate().take(self.q) {
+            for &(s, ti) in &self.lam[self.lam_ptr[r]..self.lam_ptr[r + 1]] {
+                b[s as usize] += theta[ti as usize] * ur;
+            }
+        }
+        b
+    }
+
+    /// Dense Λ (q × q, row-major).
+    pub fn lambda_dense(&self, theta: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let mut l = vec![0.0; q * q];
+        for r in 0..q {
+            for &(s, ti) in &self.lam[self.lam_ptr[r]..self.lam_ptr[r + 1]] {
+                l[s as usize * q + r] += theta[ti as usize];
+            }
+        }
+        l
+    }
+
+    /// Dense Z'Z (q × q, row-major, symmetric).
+    pub fn ztz_dense(&self) -> Vec<f64> {
+        let q = self.q;
+        let mut a = vec![0.0; q * q];
+        for s in 0..q {
+            for e in self.c_colptr[s]..self.c_colptr[s + 1] {
+                let r = self.c_rowind[e];
+                a[r * q + s] = self.ztz[e];
+                a[s * q + r] = self.ztz[e];
+            }
+        }
+        a
+    }
+
+    /// Number of non-zeros in L (for diagnostics).
+    pub fn nnz_l(&self) -> usize {
+        self.l_rowind.len()
+    }
+}
+
+/// Index of T[c, a] (c ≥ a) in the column-wise lower triangle of a k×k matrix.
+#[inline]
+pub fn tri(k: usize, c: usize, a: usize) -> usize {
+    // Column b holds k − b entries.
+    let before: usize = (0..a).map(|b| k - b).sum();
+    before + (c - a)
+}
+
+/// In-place lower Cholesky of an m×m row-major symmetric matrix (reads the
+/// lower triangle, zeroes the upper). Returns false if not positive definite.
+pub fn dense_cholesky_lower(a: &mut [f64], m: usize) -> bool {
+    for j in 0..m {
+        let mut d = a[j * m + j];
+        for k in 0..j {
+            d -= a[j * m + k] * a[j * m + k];
+        }
+        if !(d > 0.0) {
+            return false;
+        }
+        let ljj = d.sqrt();
+        a[j * m + j] = ljj;
+        for i in j + 1..m {
+            let mut v = a[i * m + j];
+            for k in 0..j {
+                v -= a[i * m + k] * a[j * m + k];
+            }
+            a[i * m + j] = v / ljj;
+        }
+        for i in 0..j {
+            a[i * m + j] = 0.0;
+        }
+    }
+    true
+}

@@ -1,0 +1,226 @@
+//! Printing a fitted model: lme4-style summary text and the JSON schema of
+//! the reference fits (`shared/reference/fits/*.json`).
+
+use super::inference::{CoefTests, Lrt};
+use super::{Fit, Model};
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
+
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
+
+/// The fit as JSON, in the reference schema.
+pub fn to_json(model: &Model, fit: &Fit, tests: &CoefTests, lrt: Option<(&str, &Lrt)>) -> Value {
+    let p = fit.beta.len();
+    let fixed: Vec<Value> = (0..p)
+        .map(|j| {
+            let se = fit.se(j);
+            let mut o = Map::new();
+            o.insert("term".into(), json!(fit.names[j]));
+            o.insert("estimate".into(), num(fit.beta[j]));
+            o.insert("se".into(), num(se));
+            o.insert("t".into(), num(fit.beta[j] / se));
+            o.insert("df_satterthwaite".into(), num(tests.df_satterthwaite[j]));
+            o.insert("p_satterthwaite".into(), num(tests.p_satterthwaite[j]));
+            if fit.reml {
+                o.insert("df_kenward_roger".into(), num(tests.df_kenward_roger[j]));
+                o.insert("se_kenward_roger".into(), num(tests.se_kenward_roger[j]));
+                o.insert("p_kenward_roger".into(), num(tests.p_kenward_roger[j]));
+            }
+            o.insert("df_between_within".into(), num(tests.df_between_within[j]));
+            o.insert("p_between_within".into(), num(tests.p_between_within[j]));
+            o.insert("df_residual".into(), num(tests.df_residual));
+            o.insert("p_z".into(), num(tests.p_z[j]));
+            Value::Object(o)
+        })
+        .collect();
+    let vcov: Vec<Vec<Value>> = (0..p)
+        .map(|a| (0..p).map(|b| num(fit.vcov[a * p + b])).collect())
+        .collect();
+    let random: Vec<Value> = model
+        .varcorr(fit)
+        .into_iter()
+        .map(|v| {
+            json!({"group": v.group, "term1": v.term1, "term2": v.term2,
+                   "vcov": num(v.vcov), "sdcor": num(v.sdcor)})
+        })
+        .collect();
+    let mut groups = Map::new();
+    for (g, n) in model.n_groups() {
+        groups.insert(g, json!(n));
+    }
+    let mut ranef = Map::new();
+    for (g, _, levels) in model.ranef(fit) {
+        let mut m = Map::new();
+        for (l, v) in levels {
+            m.insert(l, if v.len() == 1 { num(v[0]) } else { json!(v) });
+        }
+        ranef.insert(g, Value::Object(m));
+    }
+    let mut out = json!({
+        "formula": model.formula.text,
+        "reml": fit.reml,
+        "n_obs": fit.n,
+        "n_dropped_missing": model.frame.n_missing,
+        "n_groups": groups,
+        "fixed": fixed,
+        "vcov_fixed": vcov,
+        "random": random,
+        "theta": fit.theta,
+        "objective": num(fit.objective),
+        "loglik": num(fit.loglik()),
+        "df_model": fit.df_model,
+        "aic": num(fit.aic()),
+        "bic": num(fit.bic()),
+        "sigma": num(fit.sigma),
+        "singular": fit.singular,
+        "dropped_columns": model.frame.dropped,
+        "optimizer": {"converged": fit.optimizer.converged, "gradient": num(fit.optimizer.grad),
+                      "evaluations": fit.optimizer.evals, "method": fit.optimizer.message},
+        "notes": tests.notes,
+        "ranef": ranef,
+    });
+    if let Some((null_formula, l)) = lrt {
+        out["lrt"] = json!({"null_formula": null_formula, "chisq": num(l.chisq), "df": num(l.df), "p": num(l.p)});
+    }
+    out
+}
+
+fn fmt_p(p: f64) -> String {
+    if p.is_nan() {
+        "NA".into()
+    } else if p < 2e-16 {
+        "<2e-16".into()
+    } else if p < 1e-4 {
+        format!("{p:.2e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// A readable summary in lme4's layout.
+pub fn summary(
+    model: &Model,
+    fit: &Fit,
+    tests: &CoefTests,
+    df: super::inference::DfMethod,
+    lrt: Option<(&str, &Lrt)>,
+) -> String {
+    use super::inference::DfMethod::*;
+    let mut s = String::new();
+    let method = if fit.reml { "REML" } else { "maximum likelihood" };
+    let _ = writeln!(s, "Linear mixed model fit by {method}");
+    let _ = writeln!(s, "Formula: {}", model.formula.text);
+    if model.frame.n_missing > 0 {
+        let _ = writeln!(
+            s,
+            "({} rows dropped for missing values)",
+            model.frame.n_missing
+        );
+    }
+    let crit = if fit.reml { "REML criterion" } else { "deviance" };
+    let _ = writeln!(
+        s,
+        "{crit} at convergence: {:.4}   logLik {:.4}   AIC {:.4}   BIC {:.4}",
+        fit.objective,
+        fit.loglik(),
+        fit.aic(),
+        fit.bic()
+    );
+    let _ = writeln!(s, "\nRandom effects:");
+    let _ = writeln!(s, " {:<14} {:<12} {:>12} {:>10} {:>6}", "Groups", "Name", "Variance", "Std.Dev.", "Corr");
+    let vc = model.varcorr(fit);
+    for v in vc.iter().filter(|v| v.term2.is_none()) {
+        let name = v.term1.clone().unwrap_or_default();
+        let corr: Vec<String> = vc
+            .iter()
+            .filter(|c| c.group == v.group && c.term2.as_ref() == v.term1.as_ref())
+            .map(|c| format!("{:.3}", c.sdcor))
+            .collect();
+        let _ = writeln!(
+            s,
+            " {:<14} {:<12} {:>12.4} {:>10.4} {:>6}",
+            v.group,
+            name,
+            v.vcov,
+            v.sdcor,
+            corr.join(" ")
+        );
+    }
+    let groups: Vec<String> = model
+        .n_groups()
+        .iter()
+        .map(|(g, n)| format!("{g}, {n}"))
+        .collect();
+    let _ = writeln!(s, "Number of obs: {}, groups:  {}", fit.n, groups.join("; "));
+    let label = match df {
+        Satterthwaite => "Satterthwaite",
+        KenwardRoger => "Kenward-Roger",
+        BetweenWithin => "between-within",
+        Residual => "residual (n - p)",
+    };
+    let _ = writeln!(s, "\nFixed effects (df: {label}):");
+    let _ = writeln!(
+        s,
+        " {:<16} {:>12} {:>11} {:>9} {:>8} {:>10}",
+        "", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"
+    );
+    for j in 0..fit.beta.len() {
+        let (se, d, p) = match df {
+            Satterthwaite => (fit.se(j), tests.df_satterthwaite[j], tests.p_satterthwaite[j]),
+            KenwardRoger => (
+                tests.se_kenward_roger[j],
+                tests.df_kenward_roger[j],
+                tests.p_kenward_roger[j],
+            ),
+            BetweenWithin => (fit.se(j), tests.df_between_within[j], tests.p_between_within[j]),
+            Residual => {
+                let t = fit.beta[j] / fit.se(j);
+                (fit.se(j), tests.df_residual, super::inference::p_t(t, tests.df_residual))
+            }
+        };
+        let _ = writeln!(
+            s,
+            " {:<16} {:>12.5} {:>11.5} {:>9.2} {:>8.3} {:>10}",
+            fit.names[j],
+            fit.beta[j],
+            se,
+            d,
+            fit.beta[j] / se,
+            fmt_p(p)
+        );
+    }
+    let _ = writeln!(s, "Residual SD (sigma): {:.5}", fit.sigma);
+    if !model.frame.dropped.is_empty() {
+        let _ = writeln!(
+            s,
+            "fixed-effect model matrix is rank deficient so dropping {} column(s): {}",
+            model.frame.dropped.len(),
+            model.frame.dropped.join(", ")
+        );
+    }
+    if fit.singular {
+        let _ = writeln!(s, "boundary (singular) fit: a variance component is at or near zero (theta = {:?})", fit.theta);
+    }
+    if !fit.optimizer.converged {
+        let _ = writeln!(s, "warning: the optimiser did not meet its convergence test (gradient {:.2e})", fit.optimizer.grad);
+    }
+    for note in &tests.notes {
+        let _ = writeln!(s, "note: {note}");
+    }
+    if let Some((null, l)) = lrt {
+        let _ = writeln!(
+            s,
+            "\nLikelihood-ratio test against {null}: Chisq = {:.4}, df = {}, p = {}",
+            l.chisq,
+            l.df,
+            fmt_p(l.p)
+        );
+    }
+    s
+}
