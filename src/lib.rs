@@ -37,11 +37,15 @@
 //! assert_eq!(trial.len(), 80);
 //! ```
 
+// Numeric kernels index several arrays in step, and `!(x > 0.0)` is used on
+// purpose so that NaN fails a positivity check.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod analytic;
 pub mod config;
-pub mod lmm;
 pub mod design;
 pub mod error;
+pub mod lmm;
 pub mod measure;
 pub mod output;
 pub mod report;

@@ -2,8 +2,10 @@
 
 use clap::{Parser, Subcommand};
 use crtsim::config::Config;
+use crtsim::lmm::data::DataFrame;
+use crtsim::lmm::inference::DfMethod;
 use crtsim::simulate::Simulator;
-use crtsim::{output, report, Error};
+use crtsim::{lmm, output, report, Error};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,27 @@ enum Command {
         /// Override a config key, e.g. --set clusters.teams=40 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+    },
+    /// Fit a linear mixed model (lme4 formula syntax) to a CSV file.
+    Fit {
+        /// The data (CSV with a header row; NA or empty = missing).
+        data: PathBuf,
+        /// Model formula, e.g. "qpr ~ arm + baseline + site + (1|team)".
+        #[arg(long)]
+        formula: String,
+        /// Fit by maximum likelihood instead of REML.
+        #[arg(long)]
+        ml: bool,
+        /// Degrees of freedom for the t tests in the summary:
+        /// satterthwaite, kenward-roger, between-within or residual.
+        #[arg(long, default_value = "satterthwaite")]
+        df: String,
+        /// Likelihood-ratio test (ML) against this nested null formula.
+        #[arg(long, value_name = "NULL_FORMULA")]
+        lrt: Option<String>,
+        /// Print JSON (the schema of the lme4 reference fits) instead of a summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a config and print the resolved design.
     Validate {
@@ -90,6 +113,34 @@ fn run(cli: Cli) -> Result<(), Error> {
                         .map_err(|e| Error::io("<stdout>", e))?;
                 }
             }
+        }
+        Command::Fit {
+            data,
+            formula,
+            ml,
+            df,
+            lrt,
+            json,
+        } => {
+            let method: DfMethod = df.parse().map_err(Error::Usage)?;
+            if method == DfMethod::KenwardRoger && ml {
+                return Err(Error::Usage(
+                    "--df kenward-roger needs a REML fit: drop --ml".into(),
+                ));
+            }
+            let frame = DataFrame::read_csv(&data)?;
+            let a = lmm::analyse(&frame, &formula, ml, lrt.as_deref())?;
+            let lrt_ref = a.lrt.as_ref().map(|(f, l)| (f.as_str(), l));
+            let text = if json {
+                let v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref);
+                serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
+            } else {
+                lmm::report::summary(&a.model, &a.fit, &a.tests, method, lrt_ref)
+            };
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("<stdout>", e))?;
         }
         Command::Validate { config, set } => {
             let cfg = Config::load(&config, &set)?;

@@ -59,6 +59,46 @@ impl Dataset {
         self.qpr.iter().filter(|y| !y.is_nan()).count()
     }
 
+    /// The trial as a data frame for model fitting, with the columns of the
+    /// CSV writer (ids as text, as in the CSV; `NaN` as missing).
+    pub fn to_data_frame(&self, design: &Design) -> crate::lmm::data::DataFrame {
+        let n = self.len();
+        let text = |f: &dyn Fn(usize) -> String| -> Vec<Option<String>> {
+            (0..n).map(|i| Some(f(i))).collect()
+        };
+        let num = |v: &[f64]| -> Vec<Option<String>> {
+            v.iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        None
+                    } else {
+                        Some(x.to_string())
+                    }
+                })
+                .collect()
+        };
+        let cols = vec![
+            (
+                "site".to_string(),
+                text(&|i| design.site_names[self.site[i] as usize].clone()),
+            ),
+            (
+                "team".to_string(),
+                text(&|i| format!("T{}", self.team[i] + 1)),
+            ),
+            (
+                "staff".to_string(),
+                text(&|i| format!("S{}", self.staff[i] + 1)),
+            ),
+            ("user".to_string(), text(&|i| (i + 1).to_string())),
+            ("arm".to_string(), text(&|i| self.arm[i].to_string())),
+            ("adherence".to_string(), num(&self.adherence)),
+            ("baseline".to_string(), num(&self.baseline)),
+            ("qpr".to_string(), num(&self.qpr)),
+        ];
+        crate::lmm::data::DataFrame::from_raw(cols).expect("columns have equal length")
+    }
+
     fn clear(&mut self) {
         self.site.clear();
         self.team.clear();

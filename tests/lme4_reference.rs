@@ -23,8 +23,12 @@ struct Report {
 
 impl Report {
     fn check(&mut self, case: &str, what: &str, ours: f64, theirs: f64, tol: f64, absolute: bool) {
-        let err = if absolute { (ours - theirs).abs() } else { rel(ours, theirs) };
-        if !(err <= tol) {
+        let err = if absolute {
+            (ours - theirs).abs()
+        } else {
+            rel(ours, theirs)
+        };
+        if err.is_nan() || err > tol {
             self.failures.push(format!(
                 "{case}: {what}: ours {ours:.10e}, lme4 {theirs:.10e} ({} error {err:.2e} > {tol:.0e})",
                 if absolute { "absolute" } else { "relative" }
@@ -33,9 +37,11 @@ impl Report {
     }
 }
 
-fn run_case(dir: &PathBuf, name: &str, rep: &mut Report) {
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("fits/{name}.json"))).unwrap()).unwrap();
+fn run_case(dir: &std::path::Path, name: &str, rep: &mut Report) {
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("fits/{name}.json"))).unwrap(),
+    )
+    .unwrap();
     let data = DataFrame::read_csv(dir.join(r["data"].as_str().unwrap())).unwrap();
     let reml = r["reml"].as_bool().unwrap();
     let mut model = Model::new(r["formula"].as_str().unwrap(), &data, reml).unwrap();
@@ -49,22 +55,81 @@ fn run_case(dir: &PathBuf, name: &str, rep: &mut Report) {
     if fit.objective > obj {
         rep.check(name, "objective", fit.objective, obj, 1e-5, true);
     }
-    eprintln!("{name}: objective ours {:.8} lme4 {obj:.8} (diff {:+.2e}); theta {:?} vs {}", fit.objective, fit.objective - obj, fit.theta, r["theta"]);
+    eprintln!(
+        "{name}: objective ours {:.8} lme4 {obj:.8} (diff {:+.2e}); theta {:?} vs {}",
+        fit.objective,
+        fit.objective - obj,
+        fit.theta,
+        r["theta"]
+    );
     let fixed = r["fixed"].as_array().unwrap();
-    assert_eq!(fixed.len(), fit.beta.len(), "{name}: number of coefficients");
+    assert_eq!(
+        fixed.len(),
+        fit.beta.len(),
+        "{name}: number of coefficients"
+    );
     for (j, f) in fixed.iter().enumerate() {
         let term = f["term"].as_str().unwrap();
         assert_eq!(term, fit.names[j], "{name}: coefficient name");
         let tol = 1e-4;
-        rep.check(name, &format!("{term} estimate"), fit.beta[j], f["estimate"].as_f64().unwrap(), tol, false);
-        rep.check(name, &format!("{term} se"), fit.se(j), f["se"].as_f64().unwrap(), tol, false);
+        rep.check(
+            name,
+            &format!("{term} estimate"),
+            fit.beta[j],
+            f["estimate"].as_f64().unwrap(),
+            tol,
+            false,
+        );
+        rep.check(
+            name,
+            &format!("{term} se"),
+            fit.se(j),
+            f["se"].as_f64().unwrap(),
+            tol,
+            false,
+        );
         let dfs = f["df_satterthwaite"].as_f64().unwrap();
-        rep.check(name, &format!("{term} df Satterthwaite"), tests.df_satterthwaite[j], dfs, 1e-3, false);
-        rep.check(name, &format!("{term} p Satterthwaite"), tests.p_satterthwaite[j], f["p_satterthwaite"].as_f64().unwrap(), 1e-3, false);
+        rep.check(
+            name,
+            &format!("{term} df Satterthwaite"),
+            tests.df_satterthwaite[j],
+            dfs,
+            1e-3,
+            false,
+        );
+        rep.check(
+            name,
+            &format!("{term} p Satterthwaite"),
+            tests.p_satterthwaite[j],
+            f["p_satterthwaite"].as_f64().unwrap(),
+            1e-3,
+            false,
+        );
         if let Some(dfk) = f["df_kenward_roger"].as_f64() {
-            rep.check(name, &format!("{term} df KR"), tests.df_kenward_roger[j], dfk, 1e-3, false);
-            rep.check(name, &format!("{term} se KR"), tests.se_kenward_roger[j], f["se_kenward_roger"].as_f64().unwrap(), 1e-4, false);
-            rep.check(name, &format!("{term} p KR"), tests.p_kenward_roger[j], f["p_kenward_roger"].as_f64().unwrap(), 1e-3, false);
+            rep.check(
+                name,
+                &format!("{term} df KR"),
+                tests.df_kenward_roger[j],
+                dfk,
+                1e-3,
+                false,
+            );
+            rep.check(
+                name,
+                &format!("{term} se KR"),
+                tests.se_kenward_roger[j],
+                f["se_kenward_roger"].as_f64().unwrap(),
+                1e-4,
+                false,
+            );
+            rep.check(
+                name,
+                &format!("{term} p KR"),
+                tests.p_kenward_roger[j],
+                f["p_kenward_roger"].as_f64().unwrap(),
+                1e-3,
+                false,
+            );
         }
     }
     if !singular {
@@ -73,9 +138,23 @@ fn run_case(dir: &PathBuf, name: &str, rep: &mut Report) {
         assert_eq!(vc.len(), rv.len(), "{name}: variance components");
         for (a, b) in vc.iter().zip(rv) {
             assert_eq!(a.group, b["group"].as_str().unwrap(), "{name}: group order");
-            rep.check(name, &format!("{} {:?} {:?} vcov", a.group, a.term1, a.term2), a.vcov, b["vcov"].as_f64().unwrap(), 1e-4, false);
+            rep.check(
+                name,
+                &format!("{} {:?} {:?} vcov", a.group, a.term1, a.term2),
+                a.vcov,
+                b["vcov"].as_f64().unwrap(),
+                1e-4,
+                false,
+            );
         }
-        rep.check(name, "sigma", fit.sigma, r["sigma"].as_f64().unwrap(), 1e-4, false);
+        rep.check(
+            name,
+            "sigma",
+            fit.sigma,
+            r["sigma"].as_f64().unwrap(),
+            1e-4,
+            false,
+        );
         // Conditional modes.
         for (g, _, levels) in model.ranef(&fit) {
             let rg = &r["ranef"][&g];
@@ -86,19 +165,47 @@ fn run_case(dir: &PathBuf, name: &str, rep: &mut Report) {
                 };
                 for (a, b) in v.iter().zip(&rvals) {
                     // Scale-aware: relative to the spread of that factor's modes.
-                    rep.check(name, &format!("ranef {g} {l}"), *a, *b, 1e-3 * (1.0 + b.abs()), true);
+                    rep.check(
+                        name,
+                        &format!("ranef {g} {l}"),
+                        *a,
+                        *b,
+                        1e-3 * (1.0 + b.abs()),
+                        true,
+                    );
                 }
             }
         }
     }
-    rep.check(name, "AIC", fit.aic(), r["aic"].as_f64().unwrap(), 1e-5, true);
-    rep.check(name, "BIC", fit.bic(), r["bic"].as_f64().unwrap(), 1e-5, true);
+    rep.check(
+        name,
+        "AIC",
+        fit.aic(),
+        r["aic"].as_f64().unwrap(),
+        1e-5,
+        true,
+    );
+    rep.check(
+        name,
+        "BIC",
+        fit.bic(),
+        r["bic"].as_f64().unwrap(),
+        1e-5,
+        true,
+    );
     if let Some(l) = r.get("lrt") {
         let null_f = l["null_formula"].as_str().unwrap();
         let mut null = Model::new(null_f, &data, false).unwrap();
         let f0 = null.fit();
         let res = lrt(&f0, &fit);
-        rep.check(name, "LRT chisq", res.chisq, l["chisq"].as_f64().unwrap(), 1e-4, false);
+        rep.check(
+            name,
+            "LRT chisq",
+            res.chisq,
+            l["chisq"].as_f64().unwrap(),
+            1e-4,
+            false,
+        );
         rep.check(name, "LRT df", res.df, l["df"].as_f64().unwrap(), 0.0, true);
         rep.check(name, "LRT p", res.p, l["p"].as_f64().unwrap(), 1e-3, false);
         let _ = Formula::parse(null_f).unwrap();
@@ -113,13 +220,26 @@ fn all_reference_fits_match_lme4() {
     };
     let mut names: Vec<String> = std::fs::read_dir(dir.join("fits"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_string())
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_string()
+        })
         .collect();
     names.sort();
     assert_eq!(names.len(), 13);
-    let mut rep = Report { failures: Vec::new() };
+    let mut rep = Report {
+        failures: Vec::new(),
+    };
     for n in &names {
         run_case(&dir, n, &mut rep);
     }
-    assert!(rep.failures.is_empty(), "{} mismatches:\n{}", rep.failures.len(), rep.failures.join("\n"));
+    assert!(
+        rep.failures.is_empty(),
+        "{} mismatches:\n{}",
+        rep.failures.len(),
+        rep.failures.join("\n")
+    );
 }

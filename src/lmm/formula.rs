@@ -217,7 +217,11 @@ impl<'a> Parser<'a> {
                 let inner = self.sum(false)?;
                 let bar_at = self.at();
                 if self.peek() != Some(&Tok::Bar) {
-                    return Err(syntax(self.text, bar_at, "expected `|` in a random-effects term"));
+                    return Err(syntax(
+                        self.text,
+                        bar_at,
+                        "expected `|` in a random-effects term",
+                    ));
                 }
                 self.next();
                 if self.peek() == Some(&Tok::Bar) {
@@ -268,7 +272,11 @@ impl<'a> Parser<'a> {
                     }
                 }
                 if !intercept && slopes.is_empty() {
-                    return Err(syntax(self.text, at, "a random-effects term with no columns"));
+                    return Err(syntax(
+                        self.text,
+                        at,
+                        "a random-effects term with no columns",
+                    ));
                 }
                 // g1/g2/g3 = g1 + g2:g1 + g3:g2:g1 (lme4 names the nested factor inner-first).
                 let mut terms = Vec::new();
@@ -285,7 +293,11 @@ impl<'a> Parser<'a> {
                 }
                 Ok(Summand::Random(terms))
             }
-            Some(Tok::LParen) => Err(syntax(self.text, at, "parentheses are only for random-effects terms")),
+            Some(Tok::LParen) => Err(syntax(
+                self.text,
+                at,
+                "parentheses are only for random-effects terms",
+            )),
             Some(Tok::Name(_)) => {
                 let mut factors = vec![self.name()?];
                 let mut star = false;
@@ -332,7 +344,11 @@ impl Formula {
         let toks = lex(text)?;
         let mut p = Parser { toks, pos: 0, text };
         let response = p.name().map_err(|_| {
-            syntax(text, 0, "a formula starts with the response column, e.g. `qpr ~ arm + (1|team)`")
+            syntax(
+                text,
+                0,
+                "a formula starts with the response column, e.g. `qpr ~ arm + (1|team)`",
+            )
         })?;
         p.expect(Tok::Tilde, "`~` after the response")?;
         let rhs = p.sum(true)?;
@@ -347,9 +363,8 @@ impl Formula {
                 Summand::Intercept(i) => intercept = if sign { i } else { !i },
                 Summand::Fixed(ts) => {
                     for t in ts {
-                        let same = |a: &Vec<String>| {
-                            a.len() == t.len() && t.iter().all(|x| a.contains(x))
-                        };
+                        let same =
+                            |a: &Vec<String>| a.len() == t.len() && t.iter().all(|x| a.contains(x));
                         if sign {
                             if !fixed.iter().any(same) {
                                 fixed.push(t);
@@ -361,7 +376,11 @@ impl Formula {
                 }
                 Summand::Random(rs) => {
                     if !sign {
-                        return Err(syntax(text, 0, "a random-effects term cannot be subtracted"));
+                        return Err(syntax(
+                            text,
+                            0,
+                            "a random-effects term cannot be subtracted",
+                        ));
                     }
                     for r in rs {
                         if !random.contains(&r) {
@@ -419,7 +438,10 @@ mod tests {
         assert!(!f.random[1].intercept && f.random[1].slopes == vec!["Days"]);
         let f = Formula::parse("y ~ 0 + a:b + c").unwrap();
         assert!(!f.intercept);
-        assert_eq!(f.fixed, vec![vec!["c".to_string()], vec!["a".into(), "b".into()]]);
+        assert_eq!(
+            f.fixed,
+            vec![vec!["c".to_string()], vec!["a".into(), "b".into()]]
+        );
         let f = Formula::parse("y ~ a*b - 1 + (x|g)").unwrap();
         assert_eq!(f.fixed.len(), 3);
         assert!(!f.intercept);

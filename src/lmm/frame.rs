@@ -172,7 +172,10 @@ impl ModelFrame {
                 let col = cols[v];
                 check_mostly_numeric(col)?;
                 if let Some(num) = &col.numeric {
-                    parts.push((v.clone(), VarCols::Numeric(rows.iter().map(|&i| num[i]).collect())));
+                    parts.push((
+                        v.clone(),
+                        VarCols::Numeric(rows.iter().map(|&i| num[i]).collect()),
+                    ));
                 } else {
                     let mut levels: Vec<String> = rows
                         .iter()

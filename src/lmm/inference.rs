@@ -229,7 +229,12 @@ fn quad_e(pairs: &[(usize, usize)], v: &[f64], w: &[f64]) -> f64 {
 }
 
 /// tr(E_k A E_l B).
-fn tr_eaeb(pk: &[(usize, usize)], a: &DMatrix<f64>, pl: &[(usize, usize)], b: &DMatrix<f64>) -> f64 {
+fn tr_eaeb(
+    pk: &[(usize, usize)],
+    a: &DMatrix<f64>,
+    pl: &[(usize, usize)],
+    b: &DMatrix<f64>,
+) -> f64 {
     let mut s = 0.0;
     for &(r, ss) in pk {
         for &(u, v) in pl {
@@ -302,7 +307,9 @@ fn gamma_derivs(sp: &Span, gt: &[GTerm], reml: bool) -> GammaDerivs {
             if v.is_empty() {
                 Vec::new()
             } else {
-                (0..q).map(|r| (0..q).map(|c| zpz[(r, c)] * v[c]).sum()).collect()
+                (0..q)
+                    .map(|r| (0..q).map(|c| zpz[(r, c)] * v[c]).sum())
+                    .collect()
             }
         })
         .collect();
@@ -408,7 +415,13 @@ fn phi_transform(model: &Model, fit: &Fit) -> (DMatrix<f64>, Vec<DMatrix<f64>>) 
 }
 
 /// Satterthwaite df for each coefficient (lmerTest's method, analytic derivatives).
-fn satterthwaite(model: &Model, fit: &Fit, sp: &Span, gd: &GammaDerivs, notes: &mut Vec<String>) -> Vec<f64> {
+fn satterthwaite(
+    model: &Model,
+    fit: &Fit,
+    sp: &Span,
+    gd: &GammaDerivs,
+    notes: &mut Vec<String>,
+) -> Vec<f64> {
     let (jac, hess2) = phi_transform(model, fit);
     let nphi = jac.ncols();
     let mut h = jac.transpose() * &gd.hess * &jac;
@@ -518,7 +531,11 @@ fn kenward_roger(sp: &Span, gt: &[GTerm]) -> (DMatrix<f64>, Vec<f64>) {
         }
     }
     let eig = ie2.clone().symmetric_eigen();
-    let condi = eig.eigenvalues.iter().map(|v| v.abs()).fold(f64::INFINITY, f64::min);
+    let condi = eig
+        .eigenvalues
+        .iter()
+        .map(|v| v.abs())
+        .fold(f64::INFINITY, f64::min);
     let ww = if condi > 1e-10 {
         ie2.clone().try_inverse().unwrap_or_else(|| pinv(&ie2)) * 2.0
     } else {

@@ -84,6 +84,9 @@ impl Fit {
     }
 }
 
+/// Conditional modes of one grouping factor: (name, column names, [(level, values)]).
+pub type Ranef = (String, Vec<String>, Vec<(String, Vec<f64>)>);
+
 /// One row of the variance-component table (as lme4's `VarCorr`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VarComp {
@@ -266,8 +269,8 @@ impl Model {
     /// Conditional modes per grouping factor: (group name, column names,
     /// [(level, values)]). Terms sharing a grouping factor are merged, as
     /// lme4's `ranef` does.
-    pub fn ranef(&self, fit: &Fit) -> Vec<(String, Vec<String>, Vec<(String, Vec<f64>)>)> {
-        let mut out: Vec<(String, Vec<String>, Vec<(String, Vec<f64>)>)> = Vec::new();
+    pub fn ranef(&self, fit: &Fit) -> Vec<Ranef> {
+        let mut out: Vec<Ranef> = Vec::new();
         for (t, term) in self.frame.terms.iter().enumerate() {
             let (qo, _, k, nl) = self.pls.term_layout[t];
             let levels: Vec<(String, Vec<f64>)> = (0..nl)
@@ -321,4 +324,96 @@ pub fn term_cov(theta: &[f64], k: usize, s2: f64) -> Vec<f64> {
         }
     }
     cov
+}
+
+/// A complete analysis: the model, its fit, coefficient tests and an optional LRT.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub model: Model,
+    pub fit: Fit,
+    pub tests: inference::CoefTests,
+    /// (null formula, test) when a likelihood-ratio test was requested.
+    pub lrt: Option<(String, inference::Lrt)>,
+}
+
+/// Fit `formula` to `data` (REML unless `ml`), with all coefficient tests and,
+/// if `null_formula` is given, an ML likelihood-ratio test against it.
+pub fn analyse(
+    data: &DataFrame,
+    formula: &str,
+    ml: bool,
+    null_formula: Option<&str>,
+) -> Result<Analysis> {
+    let mut model = Model::new(formula, data, !ml)?;
+    let fit = model.fit();
+    let tests = inference::coef_tests(&model, &fit);
+    let lrt = match null_formula {
+        None => None,
+        Some(nf) => {
+            let mut null = Model::new(nf, data, false)?;
+            check_nested(&null, &model)?;
+            let f0 = null.fit();
+            // Both by ML, as lme4's anova() refits REML models.
+            let f1 = if ml {
+                fit.clone()
+            } else {
+                let mut alt = model.clone();
+                alt.reml = false;
+                alt.fit()
+            };
+            Some((nf.to_string(), inference::lrt(&f0, &f1)))
+        }
+    };
+    Ok(Analysis {
+        model,
+        fit,
+        tests,
+        lrt,
+    })
+}
+
+/// Check that `null` is nested in `alt`: same rows, its fixed-effect columns
+/// and random-effects terms a subset of the alternative's, fewer parameters.
+pub fn check_nested(null: &Model, alt: &Model) -> Result<()> {
+    let nf = &null.formula.text;
+    if null.frame.rows != alt.frame.rows {
+        return Err(Error::Usage(format!(
+            "--lrt: the null model `{nf}` uses {} rows and the model {} (missing values differ); fit both to the same rows",
+            null.frame.n, alt.frame.n
+        )));
+    }
+    if null.frame.response != alt.frame.response {
+        return Err(Error::Usage(format!(
+            "--lrt: the null model `{nf}` has response `{}`, the model `{}`",
+            null.frame.response, alt.frame.response
+        )));
+    }
+    for c in &null.frame.x_names {
+        if !alt.frame.x_names.contains(c) {
+            return Err(Error::Usage(format!(
+                "--lrt: the null model `{nf}` is not nested in the model: its fixed effect `{c}` is not in the model"
+            )));
+        }
+    }
+    for t in &null.frame.terms {
+        let inside = alt.frame.terms.iter().any(|a| {
+            a.group == t.group
+                && (a.spec.intercept || !t.spec.intercept)
+                && t.spec.slopes.iter().all(|s| a.spec.slopes.contains(s))
+        });
+        if !inside {
+            return Err(Error::Usage(format!(
+                "--lrt: the null model `{nf}` is not nested in the model: its random term for `{}` is not in the model",
+                t.group
+            )));
+        }
+    }
+    let np0 = null.frame.p + null.pls.ntheta;
+    let np1 = alt.frame.p + alt.pls.ntheta;
+    if np0 >= np1 {
+        return Err(Error::Usage(format!(
+            "--lrt: the null model `{nf}` has {np0} parameters, not fewer than the model's {np1}: it is not a nested sub-model"
+        )));
+    }
+    Ok(())
 }

@@ -76,11 +76,19 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
         .min_by(|a, b| a.1.total_cmp(b.1))
         .expect("grid is not empty");
     let a = if ib == 0 { grid[0] } else { grid[ib - 1] };
-    let b = if ib + 1 < grid.len() { grid[ib + 1] } else { grid[ib] };
+    let b = if ib + 1 < grid.len() {
+        grid[ib + 1]
+    } else {
+        grid[ib]
+    };
     let (xb, fb) = brent(c, a, b, grid[ib], fv[ib]);
     // Compare with the boundary.
     let f_lo = c.call(&[grid[0]]);
-    let (x, f) = if f_lo <= fb { (grid[0], f_lo) } else { (xb, fb) };
+    let (x, f) = if f_lo <= fb {
+        (grid[0], f_lo)
+    } else {
+        (xb, fb)
+    };
     // Projected derivative for diagnostics.
     let h = 1e-6 * x.abs().max(1e-3);
     let g = (c.call(&[x + h]) - c.call(&[(x - h).max(lo)])) / (x + h - (x - h).max(lo));
@@ -301,7 +309,11 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
         for _ in 0..40 {
             let mut xn: Vec<f64> = x.iter().zip(&step).map(|(a, s)| a + alpha * s).collect();
             project(&mut xn, lower);
-            let dec: f64 = g.iter().zip(xn.iter().zip(&x)).map(|(gi, (a, b))| gi * (a - b)).sum();
+            let dec: f64 = g
+                .iter()
+                .zip(xn.iter().zip(&x))
+                .map(|(gi, (a, b))| gi * (a - b))
+                .sum();
             let fnew = c.call(&xn);
             if fnew <= fx + 1e-4 * dec.min(0.0) && fnew <= fx {
                 let change = fx - fnew;
@@ -396,7 +408,9 @@ mod tests {
         );
         // Stationary point of the quadratic.
         let (x, y) = (r.x[0], r.x[1]);
-        assert!((2.0 * (x - 1.5) + 0.5 * y).abs() < 1e-6 && (6.0 * (y - 0.5) + 0.5 * x).abs() < 1e-6);
+        assert!(
+            (2.0 * (x - 1.5) + 0.5 * y).abs() < 1e-6 && (6.0 * (y - 0.5) + 0.5 * x).abs() < 1e-6
+        );
         let r = minimize(
             |x: &[f64]| (x[0] - 1.0).powi(2) + (x[1] + 2.0).powi(2),
             &[1.0, 1.0],

@@ -113,7 +113,11 @@ pub fn summary(
 ) -> String {
     use super::inference::DfMethod::*;
     let mut s = String::new();
-    let method = if fit.reml { "REML" } else { "maximum likelihood" };
+    let method = if fit.reml {
+        "REML"
+    } else {
+        "maximum likelihood"
+    };
     let _ = writeln!(s, "Linear mixed model fit by {method}");
     let _ = writeln!(s, "Formula: {}", model.formula.text);
     if model.frame.n_missing > 0 {
@@ -123,7 +127,11 @@ pub fn summary(
             model.frame.n_missing
         );
     }
-    let crit = if fit.reml { "REML criterion" } else { "deviance" };
+    let crit = if fit.reml {
+        "REML criterion"
+    } else {
+        "deviance"
+    };
     let _ = writeln!(
         s,
         "{crit} at convergence: {:.4}   logLik {:.4}   AIC {:.4}   BIC {:.4}",
@@ -133,13 +141,19 @@ pub fn summary(
         fit.bic()
     );
     let _ = writeln!(s, "\nRandom effects:");
-    let _ = writeln!(s, " {:<14} {:<12} {:>12} {:>10} {:>6}", "Groups", "Name", "Variance", "Std.Dev.", "Corr");
+    let _ = writeln!(
+        s,
+        " {:<14} {:<12} {:>12} {:>10} {:>6}",
+        "Groups", "Name", "Variance", "Std.Dev.", "Corr"
+    );
     let vc = model.varcorr(fit);
     for v in vc.iter().filter(|v| v.term2.is_none()) {
         let name = v.term1.clone().unwrap_or_default();
         let corr: Vec<String> = vc
             .iter()
-            .filter(|c| c.group == v.group && c.term2.as_ref() == v.term1.as_ref())
+            .filter(|c| {
+                v.term1.is_some() && c.group == v.group && c.term2.as_ref() == v.term1.as_ref()
+            })
             .map(|c| format!("{:.3}", c.sdcor))
             .collect();
         let _ = writeln!(
@@ -157,7 +171,12 @@ pub fn summary(
         .iter()
         .map(|(g, n)| format!("{g}, {n}"))
         .collect();
-    let _ = writeln!(s, "Number of obs: {}, groups:  {}", fit.n, groups.join("; "));
+    let _ = writeln!(
+        s,
+        "Number of obs: {}, groups:  {}",
+        fit.n,
+        groups.join("; ")
+    );
     let label = match df {
         Satterthwaite => "Satterthwaite",
         KenwardRoger => "Kenward-Roger",
@@ -172,16 +191,28 @@ pub fn summary(
     );
     for j in 0..fit.beta.len() {
         let (se, d, p) = match df {
-            Satterthwaite => (fit.se(j), tests.df_satterthwaite[j], tests.p_satterthwaite[j]),
+            Satterthwaite => (
+                fit.se(j),
+                tests.df_satterthwaite[j],
+                tests.p_satterthwaite[j],
+            ),
             KenwardRoger => (
                 tests.se_kenward_roger[j],
                 tests.df_kenward_roger[j],
                 tests.p_kenward_roger[j],
             ),
-            BetweenWithin => (fit.se(j), tests.df_between_within[j], tests.p_between_within[j]),
+            BetweenWithin => (
+                fit.se(j),
+                tests.df_between_within[j],
+                tests.p_between_within[j],
+            ),
             Residual => {
                 let t = fit.beta[j] / fit.se(j);
-                (fit.se(j), tests.df_residual, super::inference::p_t(t, tests.df_residual))
+                (
+                    fit.se(j),
+                    tests.df_residual,
+                    super::inference::p_t(t, tests.df_residual),
+                )
             }
         };
         let _ = writeln!(
@@ -205,10 +236,18 @@ pub fn summary(
         );
     }
     if fit.singular {
-        let _ = writeln!(s, "boundary (singular) fit: a variance component is at or near zero (theta = {:?})", fit.theta);
+        let _ = writeln!(
+            s,
+            "boundary (singular) fit: a variance component is at or near zero (theta = {:?})",
+            fit.theta
+        );
     }
     if !fit.optimizer.converged {
-        let _ = writeln!(s, "warning: the optimiser did not meet its convergence test (gradient {:.2e})", fit.optimizer.grad);
+        let _ = writeln!(
+            s,
+            "warning: the optimiser did not meet its convergence test (gradient {:.2e})",
+            fit.optimizer.grad
+        );
     }
     for note in &tests.notes {
         let _ = writeln!(s, "note: {note}");
