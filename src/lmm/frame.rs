@@ -4,7 +4,7 @@
 use super::data::{Column, DataFrame};
 use super::formula::{Formula, RandomTerm};
 use crate::error::{Error, Result};
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
 
 /// One random-effects term: a grouping factor and the k columns whose
 /// coefficients vary by its levels.
@@ -111,6 +111,63 @@ fn check_mostly_numeric(col: &Column) -> Result<()> {
     Ok(())
 }
 
+/// Sorted levels of a column over `rows`, and each row's level index.
+fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Vec<String>) {
+    let mut first: HashMap<&str, u32> = HashMap::default();
+    let mut raw_codes = Vec::with_capacity(rows.len());
+    for &i in rows {
+        let v = col.raw[i].as_deref().unwrap_or("");
+        let next = first.len() as u32;
+        raw_codes.push(*first.entry(v).or_insert(next));
+    }
+    let mut order: Vec<(&str, u32)> = first.into_iter().collect();
+    order.sort_unstable();
+    let mut remap = vec![0u32; order.len()];
+    for (k, &(_, c)) in order.iter().enumerate() {
+        remap[c as usize] = k as u32;
+    }
+    (
+        raw_codes.into_iter().map(|c| remap[c as usize]).collect(),
+        order.into_iter().map(|(s, _)| s.to_string()).collect(),
+    )
+}
+
+/// Levels of the interaction of one or more columns (named `a:b` by value).
+fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Vec<String>) {
+    if cols.len() == 1 {
+        return factor_codes(cols[0], rows);
+    }
+    let parts: Vec<(Vec<u32>, Vec<String>)> = cols.iter().map(|c| factor_codes(c, rows)).collect();
+    let mut first: HashMap<Vec<u32>, u32> = HashMap::default();
+    let mut raw_codes = Vec::with_capacity(rows.len());
+    for r in 0..rows.len() {
+        let key: Vec<u32> = parts.iter().map(|p| p.0[r]).collect();
+        let next = first.len() as u32;
+        raw_codes.push(*first.entry(key).or_insert(next));
+    }
+    let mut order: Vec<(String, u32)> = first
+        .into_iter()
+        .map(|(k, c)| {
+            let name = k
+                .iter()
+                .zip(&parts)
+                .map(|(&l, p)| p.1[l as usize].as_str())
+                .collect::<Vec<_>>()
+                .join(":");
+            (name, c)
+        })
+        .collect();
+    order.sort_unstable();
+    let mut remap = vec![0u32; order.len()];
+    for (k, (_, c)) in order.iter().enumerate() {
+        remap[*c as usize] = k as u32;
+    }
+    (
+        raw_codes.into_iter().map(|c| remap[c as usize]).collect(),
+        order.into_iter().map(|(s, _)| s).collect(),
+    )
+}
+
 /// Columns a single variable contributes to a fixed term.
 enum VarCols {
     Numeric(Vec<f64>),
@@ -122,13 +179,16 @@ impl ModelFrame {
     /// Build the model frame for a formula on a data frame.
     pub fn new(formula: &Formula, data: &DataFrame) -> Result<ModelFrame> {
         let vars = formula.variables();
-        let mut cols: HashMap<String, &Column> = HashMap::new();
+        let mut cols: HashMap<String, &Column> = HashMap::default();
+        let mut used: Vec<&Column> = Vec::with_capacity(vars.len());
         for v in &vars {
-            cols.insert(v.clone(), data.column(v)?);
+            let c = data.column(v)?;
+            cols.insert(v.clone(), c);
+            used.push(c);
         }
         // Complete cases.
         let rows: Vec<usize> = (0..data.nrows())
-            .filter(|&i| vars.iter().all(|v| !cols[v].is_missing(i)))
+            .filter(|&i| used.iter().all(|c| !c.is_missing(i)))
             .collect();
         let n_missing = data.nrows() - rows.len();
         if rows.is_empty() {
@@ -177,21 +237,7 @@ impl ModelFrame {
                         VarCols::Numeric(rows.iter().map(|&i| num[i]).collect()),
                     ));
                 } else {
-                    let mut levels: Vec<String> = rows
-                        .iter()
-                        .map(|&i| col.raw[i].clone().unwrap_or_default())
-                        .collect();
-                    levels.sort();
-                    levels.dedup();
-                    let idx: HashMap<&str, u32> = levels
-                        .iter()
-                        .enumerate()
-                        .map(|(k, l)| (l.as_str(), k as u32))
-                        .collect();
-                    let codes = rows
-                        .iter()
-                        .map(|&i| idx[col.raw[i].as_deref().unwrap_or("")])
-                        .collect();
+                    let (codes, levels) = factor_codes(col, &rows);
                     let margin: Vec<String> = term.iter().filter(|x| *x != v).cloned().collect();
                     let first = usize::from(in_model(&margin));
                     parts.push((v.clone(), VarCols::Factor(codes, levels, first)));
@@ -260,25 +306,10 @@ impl ModelFrame {
         let mut terms = Vec::new();
         for spec in &formula.random {
             let gname = spec.group_name();
-            let keys: Vec<String> = rows
-                .iter()
-                .map(|&i| {
-                    spec.group
-                        .iter()
-                        .map(|g| cols[g].raw[i].clone().unwrap_or_default())
-                        .collect::<Vec<_>>()
-                        .join(":")
-                })
-                .collect();
-            let mut map: BTreeMap<&str, u32> = BTreeMap::new();
-            for k in &keys {
-                map.insert(k.as_str(), 0);
-            }
-            let levels: Vec<String> = map.keys().map(|s| s.to_string()).collect();
-            for (i, v) in map.values_mut().enumerate() {
-                *v = i as u32;
-            }
-            let refs: Vec<u32> = keys.iter().map(|k| map[k.as_str()]).collect();
+            let (refs, levels) = group_codes(
+                &spec.group.iter().map(|g| cols[g]).collect::<Vec<_>>(),
+                &rows,
+            );
             let mut col_names = Vec::new();
             let mut zc: Vec<Vec<f64>> = Vec::new();
             if spec.intercept {

@@ -95,105 +95,233 @@ enum GTerm {
     Residual,
 }
 
-/// The span algebra and the derivatives of the deviance in γ.
-struct Span {
+/// The structured algebra at the optimum. With S = Λ(Λ'Z'ZΛ + I)⁻¹Λ' block
+/// diagonal over the components of the random-effect columns,
+/// V⁻¹ = σ⁻²(I − Z S Z') and, per component c with M_c = I − K_c S_c:
+/// Z'V⁻¹Z = σ⁻² M_c K_c, Z'V⁻²Z = σ⁻⁴ M_c² K_c, Z'V⁻¹[X y] = σ⁻² M_c R_c,
+/// Z'V⁻²[X y] = σ⁻⁴ M_c² R_c; the [X y] cross-products are sums over
+/// components. P = V⁻¹ − V⁻¹XΦX'V⁻¹ adds a global rank-p term that is
+/// never formed.
+struct Blocks {
     q: usize,
     p: usize,
-    /// K A_w^j, j = 1..3 (m × m).
-    g1: DMatrix<f64>,
+    /// Component and local index of each random-effect column.
+    comp_of: Vec<(usize, usize)>,
+    /// Z'V⁻¹Z and Z'V⁻²Z per component.
+    d1: Vec<DMatrix<f64>>,
+    d2: Vec<DMatrix<f64>>,
+    /// Columns of each component.
+    comps: Vec<Vec<usize>>,
+    /// U1 = Z'V⁻¹X, U2 = Z'V⁻²X (q × p).
+    u1: DMatrix<f64>,
+    u2: DMatrix<f64>,
+    /// Φ = (X'V⁻¹X)⁻¹.
+    phi: DMatrix<f64>,
     g2: DMatrix<f64>,
     g3: DMatrix<f64>,
-    /// K A_p^j, j = 1..3.
-    p1: DMatrix<f64>,
-    p2: DMatrix<f64>,
-    p3: DMatrix<f64>,
-    phi: DMatrix<f64>,
+    /// Z'Py and Z'PPy.
+    zpy: Vec<f64>,
+    zppy: Vec<f64>,
+    /// y'PPy and y'PPPy.
+    y_pp_y: f64,
+    y_p3_y: f64,
     tr_w: f64,
     tr_ww: f64,
     tr_p: f64,
     tr_pp: f64,
 }
 
-fn span(model: &Model, fit: &Fit) -> Span {
+fn blocks(model: &Model, fit: &Fit) -> Blocks {
     let pls = &model.pls;
     let (q, p) = (pls.q, pls.p);
-    let m = q + p + 1;
-    let mut k = DMatrix::<f64>::zeros(m, m);
-    let ztz = pls.ztz_dense();
-    for r in 0..q {
-        for c in 0..q {
-            k[(r, c)] = ztz[r * q + c];
-        }
-        for c in 0..=p {
-            k[(r, q + c)] = pls.ztxy[r * (p + 1) + c];
-            k[(q + c, r)] = pls.ztxy[r * (p + 1) + c];
+    let m = p + 1;
+    let comps = pls.components();
+    let mut comp_of = vec![(0usize, 0usize); q];
+    for (c, cols) in comps.iter().enumerate() {
+        for (l, &r) in cols.iter().enumerate() {
+            comp_of[r] = (c, l);
         }
     }
-    for a in 0..=p {
-        for b in 0..=p {
-            k[(q + a, q + b)] = pls.xyxy[a * (p + 1) + b];
+    let mut kc: Vec<DMatrix<f64>> = comps
+        .iter()
+        .map(|c| DMatrix::zeros(c.len(), c.len()))
+        .collect();
+    for (r, s, v) in pls.ztz_entries() {
+        let (c, lr) = comp_of[r];
+        let ls = comp_of[s].1;
+        kc[c][(lr, ls)] = v;
+        kc[c][(ls, lr)] = v;
+    }
+    let mut lc: Vec<DMatrix<f64>> = comps
+        .iter()
+        .map(|c| DMatrix::zeros(c.len(), c.len()))
+        .collect();
+    for (r, col, ti) in pls.lambda_entries() {
+        let (c, lr) = comp_of[r];
+        lc[c][(lr, comp_of[col].1)] += fit.theta[ti];
+    }
+    let s2 = fit.sigma * fit.sigma;
+    let mut u_w = DMatrix::<f64>::zeros(q, m);
+    let mut u_ww = DMatrix::<f64>::zeros(q, m);
+    let mut rsr = DMatrix::<f64>::zeros(m, m);
+    let mut rsksr = DMatrix::<f64>::zeros(m, m);
+    let mut rsksksr = DMatrix::<f64>::zeros(m, m);
+    let (mut tr_sk, mut tr_sksk) = (0.0, 0.0);
+    let mut d1 = Vec::with_capacity(comps.len());
+    let mut d2 = Vec::with_capacity(comps.len());
+    for (c, cols) in comps.iter().enumerate() {
+        let n_c = cols.len();
+        let k = &kc[c];
+        let l = &lc[c];
+        let mut rc = DMatrix::<f64>::zeros(n_c, m);
+        for (i, &r) in cols.iter().enumerate() {
+            for j in 0..m {
+                rc[(i, j)] = pls.ztxy[r * m + j];
+            }
+        }
+        let cmat = l.transpose() * k * l + DMatrix::identity(n_c, n_c);
+        let cinv = cmat
+            .cholesky()
+            .map(|ch| ch.inverse())
+            .unwrap_or_else(|| DMatrix::identity(n_c, n_c));
+        let sc = l * cinv * l.transpose();
+        let ks = k * &sc;
+        let mc = DMatrix::identity(n_c, n_c) - &ks;
+        let mk = &mc * k;
+        let mmk = &mc * &mk;
+        let mr = &mc * &rc;
+        let mmr = &mc * &mr;
+        for (i, &r) in cols.iter().enumerate() {
+            for j in 0..m {
+                u_w[(r, j)] = mr[(i, j)] / s2;
+                u_ww[(r, j)] = mmr[(i, j)] / (s2 * s2);
+            }
+        }
+        let sr = &sc * &rc;
+        let ksr = k * &sr;
+        rsr += rc.transpose() * &sr;
+        rsksr += sr.transpose() * &ksr;
+        rsksksr += ksr.transpose() * (&sc * &ksr);
+        let skm = &sc * k;
+        tr_sk += skm.trace();
+        tr_sksk += (&skm * &skm).trace();
+        d1.push(mk / s2);
+        d2.push(mmk / (s2 * s2));
+    }
+    let mut krr = DMatrix::<f64>::zeros(m, m);
+    for a in 0..m {
+        for b in 0..m {
+            krr[(a, b)] = pls.xyxy[a * m + b];
         }
     }
-    let lam = DMatrix::from_row_slice(q, q, &pls.lambda_dense(&fit.theta));
-    let kzz = k.view((0, 0), (q, q)).into_owned();
-    let c = lam.transpose() * &kzz * &lam + DMatrix::identity(q, q);
-    let cinv = c
-        .cholesky()
-        .map(|ch| ch.inverse())
-        .unwrap_or_else(|| DMatrix::identity(q, q));
-    let s = &lam * cinv * lam.transpose();
-    let sigma2 = fit.sigma * fit.sigma;
-    let kz_rows = k.view((0, 0), (q, m)).into_owned();
-    let mut aw = DMatrix::<f64>::identity(m, m);
-    let e = &s * &kz_rows;
-    for r in 0..q {
-        for c in 0..m {
-            aw[(r, c)] -= e[(r, c)];
-        }
-    }
-    aw /= sigma2;
-    let g1 = &k * &aw;
-    let g2 = &g1 * &aw;
-    let g3 = &g2 * &aw;
-    let xs = q..q + p;
-    let g1xx = g1.view((q, q), (p, p)).into_owned();
-    let phi = g1xx
-        .clone()
+    let rwr = (&krr - &rsr) / s2;
+    let rwwr = (&krr - &rsr * 2.0 + &rsksr) / (s2 * s2);
+    let rwwwr = (&krr - &rsr * 3.0 + &rsksr * 3.0 - &rsksksr) / (s2 * s2 * s2);
+    let g1 = rwr.view((0, 0), (p, p)).into_owned();
+    let phi = g1
         .cholesky()
         .map(|ch| ch.inverse())
         .unwrap_or_else(|| DMatrix::from_element(p, p, f64::NAN));
-    let aw_x = aw.columns(xs.start, p).into_owned();
-    let g1_xrows = g1.rows(xs.start, p).into_owned();
-    let ap = &aw - aw_x * &phi * g1_xrows;
-    let p1 = &k * &ap;
-    let p2 = &p1 * &ap;
-    let p3 = &p2 * &ap;
-    let skzz = &s * &kzz;
-    let tr_sk = skzz.trace();
-    let tr_sksk = (&skzz * &skzz).trace();
+    let beta = &phi * rwr.view((0, p), (p, 1));
+    let mut rho = DVector::<f64>::zeros(m);
+    for j in 0..p {
+        rho[j] = -beta[(j, 0)];
+    }
+    rho[p] = 1.0;
+    let g2 = rwwr.view((0, 0), (p, p)).into_owned();
+    let g3 = rwwwr.view((0, 0), (p, p)).into_owned();
     let n = model.frame.n as f64;
-    let tr_w = (n - tr_sk) / sigma2;
-    let tr_ww = (n - 2.0 * tr_sk + tr_sksk) / (sigma2 * sigma2);
-    let g2xx = g2.view((q, q), (p, p)).into_owned();
-    let g3xx = g3.view((q, q), (p, p)).into_owned();
-    let pg2 = &phi * &g2xx;
+    let tr_w = (n - tr_sk) / s2;
+    let tr_ww = (n - 2.0 * tr_sk + tr_sksk) / (s2 * s2);
+    let pg2 = &phi * &g2;
     let tr_p = tr_w - pg2.trace();
-    let tr_pp = tr_ww - 2.0 * (&phi * &g3xx).trace() + (&pg2 * &pg2).trace();
-    Span {
+    let tr_pp = tr_ww - 2.0 * (&phi * &g3).trace() + (&pg2 * &pg2).trace();
+    let u1 = u_w.columns(0, p).into_owned();
+    let u2 = u_ww.columns(0, p).into_owned();
+    let zpy_v = &u_w * &rho;
+    let wwr = &rwwr * &rho;
+    let wwr_x = wwr.rows(0, p).into_owned();
+    let zppy_v = &u_ww * &rho - &u1 * (&phi * &wwr_x);
+    let y_p3_y =
+        (rho.transpose() * &rwwwr * &rho)[(0, 0)] - (wwr_x.transpose() * &phi * &wwr_x)[(0, 0)];
+    Blocks {
         q,
         p,
-        g1,
+        comp_of,
+        d1,
+        d2,
+        comps,
+        u1,
+        u2,
+        phi,
         g2,
         g3,
-        p1,
-        p2,
-        p3,
-        phi,
+        zpy: zpy_v.iter().copied().collect(),
+        zppy: zppy_v.iter().copied().collect(),
+        y_pp_y: (rho.transpose() * &rwwr * &rho)[(0, 0)],
+        y_p3_y,
         tr_w,
         tr_ww,
         tr_p,
         tr_pp,
     }
+}
+
+impl Blocks {
+    /// Entry (s, r) of a block-diagonal matrix stored per component.
+    #[inline]
+    fn d(&self, d: &[DMatrix<f64>], s: usize, r: usize) -> f64 {
+        let (c, ls) = self.comp_of[s];
+        let (c2, lr) = self.comp_of[r];
+        if c == c2 {
+            d[c][(ls, lr)]
+        } else {
+            0.0
+        }
+    }
+    /// D·F for a block-diagonal D and a q × k matrix F.
+    fn d_times(&self, d: &[DMatrix<f64>], f: &DMatrix<f64>) -> DMatrix<f64> {
+        let mut out = DMatrix::zeros(self.q, f.ncols());
+        for (c, cols) in self.comps.iter().enumerate() {
+            for (i, &r) in cols.iter().enumerate() {
+                for (j, &s) in cols.iter().enumerate() {
+                    let v = d[c][(i, j)];
+                    if v != 0.0 {
+                        for k in 0..f.ncols() {
+                            out[(r, k)] += v * f[(s, k)];
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+    /// tr(E_k D E_l D) for block-diagonal D.
+    fn tr_ede(&self, d: &[DMatrix<f64>], pk: &[(usize, usize)], pl: &[(usize, usize)]) -> f64 {
+        let mut s = 0.0;
+        // Group E_l's pairs by component of their first index.
+        let mut by: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.comps.len()];
+        for &(u, v) in pl {
+            by[self.comp_of[u].0].push((u, v));
+        }
+        for &(r, ss) in pk {
+            for &(u, v) in &by[self.comp_of[r].0] {
+                s += self.d(d, ss, u) * self.d(d, v, r);
+            }
+        }
+        s
+    }
+}
+
+/// E_k F for a q × k matrix F.
+fn e_times(pairs: &[(usize, usize)], f: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = DMatrix::zeros(f.nrows(), f.ncols());
+    for &(r, s) in pairs {
+        for c in 0..f.ncols() {
+            out[(r, c)] += f[(s, c)];
+        }
+    }
+    out
 }
 
 fn gterms(model: &Model) -> Vec<GTerm> {
@@ -218,43 +346,6 @@ fn gterms(model: &Model) -> Vec<GTerm> {
     out
 }
 
-/// tr(E_k A) for pairs of E_k.
-fn tr_e(pairs: &[(usize, usize)], a: &DMatrix<f64>) -> f64 {
-    pairs.iter().map(|&(r, s)| a[(s, r)]).sum()
-}
-
-/// v' E_k w.
-fn quad_e(pairs: &[(usize, usize)], v: &[f64], w: &[f64]) -> f64 {
-    pairs.iter().map(|&(r, s)| v[r] * w[s]).sum()
-}
-
-/// tr(E_k A E_l B).
-fn tr_eaeb(
-    pk: &[(usize, usize)],
-    a: &DMatrix<f64>,
-    pl: &[(usize, usize)],
-    b: &DMatrix<f64>,
-) -> f64 {
-    let mut s = 0.0;
-    for &(r, ss) in pk {
-        for &(u, v) in pl {
-            s += a[(ss, u)] * b[(v, r)];
-        }
-    }
-    s
-}
-
-/// E_k M for a q × c matrix M.
-fn e_times(pairs: &[(usize, usize)], m: &DMatrix<f64>) -> DMatrix<f64> {
-    let mut out = DMatrix::zeros(m.nrows(), m.ncols());
-    for &(r, s) in pairs {
-        for c in 0..m.ncols() {
-            out[(r, c)] += m[(s, c)];
-        }
-    }
-    out
-}
-
 /// Gradient and Hessian of the deviance (−2 log L_R, or −2 log L profiled
 /// over β for ML) in γ; and ∂Φ/∂γ_k.
 struct GammaDerivs {
@@ -263,89 +354,124 @@ struct GammaDerivs {
     dphi: Vec<DMatrix<f64>>,
 }
 
-fn gamma_derivs(sp: &Span, gt: &[GTerm], reml: bool) -> GammaDerivs {
-    let (q, p) = (sp.q, sp.p);
-    let y = q + p;
-    let zpy: Vec<f64> = (0..q).map(|r| sp.p1[(r, y)]).collect();
-    let zppy: Vec<f64> = (0..q).map(|r| sp.p2[(r, y)]).collect();
-    let zpz = sp.p1.view((0, 0), (q, q)).into_owned();
-    let t1 = if reml {
-        zpz.clone()
-    } else {
-        sp.g1.view((0, 0), (q, q)).into_owned()
-    };
-    let t2 = if reml {
-        sp.p2.view((0, 0), (q, q)).into_owned()
-    } else {
-        sp.g2.view((0, 0), (q, q)).into_owned()
-    };
-    let (tr1, tr2) = if reml {
-        (sp.tr_p, sp.tr_pp)
-    } else {
-        (sp.tr_w, sp.tr_ww)
-    };
+/// Per-RE-term pieces shared by Satterthwaite and KR.
+struct TermPieces {
+    /// F_k = E_k U1 (q × p).
+    f: DMatrix<f64>,
+    /// M_k = U1'E_kU1 (p × p).
+    mk: DMatrix<f64>,
+}
+
+fn term_pieces(b: &Blocks, gt: &[GTerm]) -> Vec<Option<TermPieces>> {
+    gt.iter()
+        .map(|g| match g {
+            GTerm::Re(pairs) => {
+                let f = e_times(pairs, &b.u1);
+                let mk = b.u1.transpose() * &f;
+                Some(TermPieces { f, mk })
+            }
+            GTerm::Residual => None,
+        })
+        .collect()
+}
+
+fn row_dot(a: &DMatrix<f64>, i: usize, b: &DMatrix<f64>, j: usize) -> f64 {
+    (0..a.ncols()).map(|k| a[(i, k)] * b[(j, k)]).sum()
+}
+
+fn gamma_derivs(b: &Blocks, gt: &[GTerm], tp: &[Option<TermPieces>], reml: bool) -> GammaDerivs {
     let ng = gt.len();
-    let mut grad = DVector::zeros(ng);
-    let mut hess = DMatrix::zeros(ng, ng);
-    // E_k (Z'Py) as dense vectors.
-    let ev: Vec<Vec<f64>> = gt
+    let phi = &b.phi;
+    let v1 = &b.u1 * phi; // U1 Φ
+    let v2 = &b.u2 * phi; // U2 Φ
+    let v1g = &b.u1 * (phi * &b.g2 * phi); // U1 Φ G2 Φ
+                                           // a_k = E_k Z'Py; D1 a_k; U1'a_k.
+    let avec: Vec<Option<DMatrix<f64>>> = gt
         .iter()
         .map(|g| match g {
             GTerm::Re(pairs) => {
-                let mut v = vec![0.0; q];
+                let mut a = DMatrix::zeros(b.q, 1);
                 for &(r, s) in pairs {
-                    v[r] += zpy[s];
+                    a[(r, 0)] += b.zpy[s];
                 }
-                v
+                Some(a)
             }
-            GTerm::Residual => Vec::new(),
+            GTerm::Residual => None,
         })
         .collect();
-    let zpz_ev: Vec<Vec<f64>> = ev
+    let d1a: Vec<Option<DMatrix<f64>>> = avec
         .iter()
-        .map(|v| {
-            if v.is_empty() {
-                Vec::new()
-            } else {
-                (0..q)
-                    .map(|r| (0..q).map(|c| zpz[(r, c)] * v[c]).sum())
-                    .collect()
-            }
-        })
+        .map(|a| a.as_ref().map(|a| b.d_times(&b.d1, a)))
         .collect();
+    let ua: Vec<Option<DMatrix<f64>>> = avec
+        .iter()
+        .map(|a| a.as_ref().map(|a| b.u1.transpose() * a))
+        .collect();
+    let d1f: Vec<Option<DMatrix<f64>>> = tp
+        .iter()
+        .map(|t| t.as_ref().map(|t| b.d_times(&b.d1, &t.f)))
+        .collect();
+    let mut grad = DVector::zeros(ng);
+    let mut hess = DMatrix::zeros(ng, ng);
     for (i, gi) in gt.iter().enumerate() {
         grad[i] = match gi {
-            GTerm::Re(pairs) => tr_e(pairs, &t1) - quad_e(pairs, &zpy, &zpy),
-            GTerm::Residual => tr1 - sp.p2[(y, y)],
+            GTerm::Re(pairs) => {
+                let mut tr = 0.0;
+                let mut quad = 0.0;
+                for &(r, s) in pairs {
+                    tr += b.d(&b.d1, s, r);
+                    if reml {
+                        tr -= row_dot(&v1, s, &b.u1, r);
+                    }
+                    quad += b.zpy[r] * b.zpy[s];
+                }
+                tr - quad
+            }
+            GTerm::Residual => (if reml { b.tr_p } else { b.tr_w }) - b.y_pp_y,
         };
-        for (j, gj) in gt.iter().enumerate().take(i + 1) {
-            let h = match (gi, gj) {
+        for j in 0..=i {
+            let h = match (gi, &gt[j]) {
                 (GTerm::Re(pi), GTerm::Re(pj)) => {
-                    let quad: f64 = ev[i].iter().zip(&zpz_ev[j]).map(|(a, b)| a * b).sum();
-                    -tr_eaeb(pi, &t1, pj, &t1) + 2.0 * quad
+                    let mut tr = b.tr_ede(&b.d1, pi, pj);
+                    if reml {
+                        let (ti, tj) = (tp[i].as_ref().expect("RE"), tp[j].as_ref().expect("RE"));
+                        let nkl = ti.f.transpose() * d1f[j].as_ref().expect("RE");
+                        tr += -2.0 * (nkl * phi).trace() + (&ti.mk * phi * &tj.mk * phi).trace();
+                    }
+                    let ai = avec[i].as_ref().expect("RE");
+                    let quad = (ai.transpose() * d1a[j].as_ref().expect("RE"))[(0, 0)]
+                        - (ua[i].as_ref().expect("RE").transpose()
+                            * phi
+                            * ua[j].as_ref().expect("RE"))[(0, 0)];
+                    -tr + 2.0 * quad
                 }
-                (GTerm::Re(pi), GTerm::Residual) | (GTerm::Residual, GTerm::Re(pi)) => {
+                (GTerm::Residual, GTerm::Re(pk)) | (GTerm::Re(pk), GTerm::Residual) => {
                     let k = if matches!(gi, GTerm::Re(_)) { i } else { j };
-                    let quad: f64 = ev[k].iter().zip(&zppy).map(|(a, b)| a * b).sum();
-                    -tr_e(pi, &t2) + 2.0 * quad
+                    let mut tr = 0.0;
+                    for &(r, s) in pk {
+                        tr += b.d(&b.d2, s, r);
+                        if reml {
+                            tr += -row_dot(&v2, s, &b.u1, r) - row_dot(&v1, s, &b.u2, r)
+                                + row_dot(&v1g, s, &b.u1, r);
+                        }
+                    }
+                    let ak = avec[k].as_ref().expect("RE");
+                    let quad: f64 = (0..b.q).map(|r| ak[(r, 0)] * b.zppy[r]).sum();
+                    -tr + 2.0 * quad
                 }
-                (GTerm::Residual, GTerm::Residual) => -tr2 + 2.0 * sp.p3[(y, y)],
+                (GTerm::Residual, GTerm::Residual) => {
+                    -(if reml { b.tr_pp } else { b.tr_ww }) + 2.0 * b.y_p3_y
+                }
             };
             hess[(i, j)] = h;
             hess[(j, i)] = h;
         }
     }
-    // ∂Φ/∂γ_k = Φ X'V⁻¹G_kV⁻¹X Φ.
-    let zwx = sp.g1.view((0, q), (q, p)).into_owned();
-    let g2xx = sp.g2.view((q, q), (p, p)).into_owned();
-    let dphi = gt
+    let dphi = tp
         .iter()
-        .map(|g| {
-            let mid = match g {
-                GTerm::Re(pairs) => zwx.transpose() * e_times(pairs, &zwx),
-                GTerm::Residual => g2xx.clone(),
-            };
-            &sp.phi * mid * &sp.phi
+        .map(|t| match t {
+            Some(t) => phi * &t.mk * phi,
+            None => phi * &b.g2 * phi,
         })
         .collect();
     GammaDerivs { grad, hess, dphi }
@@ -418,7 +544,7 @@ fn phi_transform(model: &Model, fit: &Fit) -> (DMatrix<f64>, Vec<DMatrix<f64>>) 
 fn satterthwaite(
     model: &Model,
     fit: &Fit,
-    sp: &Span,
+    sp: &Blocks,
     gd: &GammaDerivs,
     notes: &mut Vec<String>,
 ) -> Vec<f64> {
@@ -467,39 +593,30 @@ fn satterthwaite(
 }
 
 /// Kenward–Roger: adjusted vcov and df for each coefficient (pbkrtest's method).
-fn kenward_roger(sp: &Span, gt: &[GTerm]) -> (DMatrix<f64>, Vec<f64>) {
-    let (q, p) = (sp.q, sp.p);
+fn kenward_roger(sp: &Blocks, gt: &[GTerm], tp: &[Option<TermPieces>]) -> (DMatrix<f64>, Vec<f64>) {
     let ng = gt.len();
     let phi = &sp.phi;
-    let zwx = sp.g1.view((0, q), (q, p)).into_owned();
-    let zwwx = sp.g2.view((0, q), (q, p)).into_owned();
-    let zwz = sp.g1.view((0, 0), (q, q)).into_owned();
-    let zwwz = sp.g2.view((0, 0), (q, q)).into_owned();
-    let g2xx = sp.g2.view((q, q), (p, p)).into_owned();
-    let g3xx = sp.g3.view((q, q), (p, p)).into_owned();
-    let ezwx: Vec<Option<DMatrix<f64>>> = gt
-        .iter()
-        .map(|g| match g {
-            GTerm::Re(pairs) => Some(e_times(pairs, &zwx)),
-            GTerm::Residual => None,
-        })
-        .collect();
     // P_i = −X'V⁻¹G_iV⁻¹X.
     let pm: Vec<DMatrix<f64>> = (0..ng)
-        .map(|i| match &ezwx[i] {
-            Some(e) => -(zwx.transpose() * e),
-            None => -g2xx.clone(),
+        .map(|i| match &tp[i] {
+            Some(t) => -t.mk.clone(),
+            None => -sp.g2.clone(),
         })
+        .collect();
+    let d1f: Vec<Option<DMatrix<f64>>> = tp
+        .iter()
+        .map(|t| t.as_ref().map(|t| sp.d_times(&sp.d1, &t.f)))
         .collect();
     // Q_ij = X'V⁻¹G_iV⁻¹G_jV⁻¹X.
     let qm = |i: usize, j: usize| -> DMatrix<f64> {
-        match (&ezwx[i], &ezwx[j]) {
-            (Some(ei), Some(ej)) => ei.transpose() * &zwz * ej,
-            (Some(ei), None) => ei.transpose() * &zwwx,
-            (None, Some(ej)) => zwwx.transpose() * ej,
-            (None, None) => g3xx.clone(),
+        match (&tp[i], &tp[j]) {
+            (Some(ti), Some(_)) => ti.f.transpose() * d1f[j].as_ref().expect("RE"),
+            (Some(ti), None) => ti.f.transpose() * &sp.u2,
+            (None, Some(tj)) => sp.u2.transpose() * &tj.f,
+            (None, None) => sp.g3.clone(),
         }
     };
+    let p = sp.p;
     let mut qq = vec![vec![DMatrix::zeros(p, p); ng]; ng];
     for (i, row) in qq.iter_mut().enumerate() {
         for (j, cell) in row.iter_mut().enumerate().skip(i) {
@@ -507,13 +624,15 @@ fn kenward_roger(sp: &Span, gt: &[GTerm]) -> (DMatrix<f64>, Vec<f64>) {
         }
     }
     // tr(V⁻¹G_iV⁻¹G_j).
+    let tr_d2 =
+        |pairs: &[(usize, usize)]| -> f64 { pairs.iter().map(|&(r, s)| sp.d(&sp.d2, s, r)).sum() };
     let mut ktr = DMatrix::zeros(ng, ng);
     for i in 0..ng {
         for j in i..ng {
             let v = match (&gt[i], &gt[j]) {
-                (GTerm::Re(pi), GTerm::Re(pj)) => tr_eaeb(pi, &zwz, pj, &zwz),
-                (GTerm::Re(pi), GTerm::Residual) => tr_e(pi, &zwwz),
-                (GTerm::Residual, GTerm::Re(pj)) => tr_e(pj, &zwwz),
+                (GTerm::Re(pi), GTerm::Re(pj)) => sp.tr_ede(&sp.d1, pi, pj),
+                (GTerm::Re(pi), GTerm::Residual) => tr_d2(pi),
+                (GTerm::Residual, GTerm::Re(pj)) => tr_d2(pj),
                 (GTerm::Residual, GTerm::Residual) => sp.tr_ww,
             };
             ktr[(i, j)] = v;
@@ -682,19 +801,46 @@ pub fn between_within(model: &Model) -> std::result::Result<Vec<f64>, String> {
     Ok(level.iter().map(|&l| df_at(l)).collect())
 }
 
+/// Which degrees of freedom to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestOptions {
+    pub satterthwaite: bool,
+    pub kenward_roger: bool,
+    pub between_within: bool,
+}
+
+impl TestOptions {
+    /// Everything (Kenward–Roger only for REML fits).
+    pub const ALL: TestOptions = TestOptions {
+        satterthwaite: true,
+        kenward_roger: true,
+        between_within: true,
+    };
+}
+
 /// All tests for the fitted model.
 pub fn coef_tests(model: &Model, fit: &Fit) -> CoefTests {
+    coef_tests_with(model, fit, TestOptions::ALL)
+}
+
+/// The selected tests for the fitted model; the others are left empty.
+pub fn coef_tests_with(model: &Model, fit: &Fit, opts: TestOptions) -> CoefTests {
     let p = fit.beta.len();
-    let sp = span(model, fit);
-    let gt = gterms(model);
-    let gd = gamma_derivs(&sp, &gt, fit.reml);
-    let mut notes = Vec::new();
-    let df_sat = satterthwaite(model, fit, &sp, &gd, &mut notes);
     let t: Vec<f64> = (0..p).map(|j| fit.beta[j] / fit.se(j)).collect();
-    let p_sat = (0..p).map(|j| p_t(t[j], df_sat[j])).collect();
+    let mut notes = Vec::new();
+    let need_span = opts.satterthwaite || (opts.kenward_roger && fit.reml);
+    let sp = need_span.then(|| blocks(model, fit));
+    let gt = gterms(model);
+    let tp = sp.as_ref().map(|b| term_pieces(b, &gt)).unwrap_or_default();
+    let (mut df_sat, mut p_sat) = (Vec::new(), Vec::new());
+    if let (true, Some(sp)) = (opts.satterthwaite, &sp) {
+        let gd = gamma_derivs(sp, &gt, &tp, fit.reml);
+        df_sat = satterthwaite(model, fit, sp, &gd, &mut notes);
+        p_sat = (0..p).map(|j| p_t(t[j], df_sat[j])).collect();
+    }
     let (mut df_kr, mut se_kr, mut p_kr) = (Vec::new(), Vec::new(), Vec::new());
-    if fit.reml {
-        let (phia, dfs) = kenward_roger(&sp, &gt);
+    if let (true, true, Some(sp)) = (opts.kenward_roger, fit.reml, &sp) {
+        let (phia, dfs) = kenward_roger(sp, &gt, &tp);
         for j in 0..p {
             let se = phia[(j, j)].sqrt();
             se_kr.push(se);
@@ -702,7 +848,13 @@ pub fn coef_tests(model: &Model, fit: &Fit) -> CoefTests {
         }
         df_kr = dfs;
     }
-    let (df_bw, p_bw) = match between_within(model) {
+    let bw = if opts.between_within {
+        between_within(model)
+    } else {
+        Ok(Vec::new())
+    };
+    let (df_bw, p_bw) = match bw {
+        Ok(d) if d.is_empty() => (Vec::new(), Vec::new()),
         Ok(d) => {
             let pv = (0..p).map(|j| p_t(t[j], d[j])).collect();
             (d, pv)

@@ -20,7 +20,7 @@
 //! O(levels) per θ, nested team/staff factors O(staff).
 
 use super::frame::ModelFrame;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Where θ's entries sit: term `t` has k(k+1)/2 entries, the lower triangle
 /// of T_t column by column (lme4's order); see [`tri`].
@@ -99,7 +99,7 @@ impl Pls {
         let ntheta = toff;
 
         // Z'Z lower triangle.
-        let mut map: HashMap<(usize, usize), f64> = HashMap::new();
+        let mut map: HashMap<(usize, usize), f64> = HashMap::default();
         let mut idx: Vec<(usize, f64)> = Vec::new();
         for i in 0..n {
             idx.clear();
@@ -342,78 +342,117 @@ impl Pls {
 
     /// Factor the system at θ. Returns false if it is not positive definite.
     pub fn factor(&mut self, theta: &[f64]) -> bool {
+        assert_eq!(theta.len(), self.ntheta, "theta has the wrong length");
         let q = self.q;
-        // C = Λ'Z'ZΛ + I.
-        for s in 0..q {
-            for e in self.c_colptr[s]..self.c_colptr[s + 1] {
-                let mut v = 0.0;
-                for &(pos, i1, i2) in &self.rec[self.rec_ptr[e]..self.rec_ptr[e + 1]] {
-                    v += self.ztz[pos as usize] * theta[i1 as usize] * theta[i2 as usize];
+        // SAFETY (all `get_unchecked` below): every index comes from the
+        // symbolic analysis in `Pls::new` (recipes, patterns, row lists),
+        // which only stores positions inside the arrays they index, and θ's
+        // length is checked above.
+        unsafe {
+            // C = Λ'Z'ZΛ + I.
+            for s in 0..q {
+                let (e0, e1) = (
+                    *self.c_colptr.get_unchecked(s),
+                    *self.c_colptr.get_unchecked(s + 1),
+                );
+                for e in e0..e1 {
+                    let (r0, r1) = (
+                        *self.rec_ptr.get_unchecked(e),
+                        *self.rec_ptr.get_unchecked(e + 1),
+                    );
+                    let mut v = 0.0;
+                    for &(pos, i1, i2) in self.rec.get_unchecked(r0..r1) {
+                        v += self.ztz.get_unchecked(pos as usize)
+                            * theta.get_unchecked(i1 as usize)
+                            * theta.get_unchecked(i2 as usize);
+                    }
+                    if *self.c_rowind.get_unchecked(e) == s {
+                        v += 1.0;
+                    }
+                    *self.c_val.get_unchecked_mut(e) = v;
                 }
-                if self.c_rowind[e] == s {
-                    v += 1.0;
+            }
+            // Numeric left-looking Cholesky.
+            let w = &mut self.work;
+            let mut ldl2 = 0.0;
+            let mut prod = 1.0f64;
+            for j in 0..q {
+                let (e0, e1) = (
+                    *self.c_colptr.get_unchecked(j),
+                    *self.c_colptr.get_unchecked(j + 1),
+                );
+                for e in e0..e1 {
+                    *w.get_unchecked_mut(*self.c_rowind.get_unchecked(e)) =
+                        *self.c_val.get_unchecked(e);
                 }
-                self.c_val[e] = v;
-            }
-        }
-        // Numeric left-looking Cholesky.
-        let w = &mut self.work;
-        let mut ldl2 = 0.0;
-        for j in 0..q {
-            for e in self.c_colptr[j]..self.c_colptr[j + 1] {
-                w[self.c_rowind[e]] = self.c_val[e];
-            }
-            for &(k, pos) in &self.row_ent[self.row_ptr[j]..self.row_ptr[j + 1]] {
-                let ljk = self.l_val[pos];
-                let end = self.l_colptr[k + 1];
-                for pp in pos..end {
-                    w[self.l_rowind[pp]] -= self.l_val[pp] * ljk;
+                let (r0, r1) = (
+                    *self.row_ptr.get_unchecked(j),
+                    *self.row_ptr.get_unchecked(j + 1),
+                );
+                for &(k, pos) in self.row_ent.get_unchecked(r0..r1) {
+                    let ljk = *self.l_val.get_unchecked(pos);
+                    let end = *self.l_colptr.get_unchecked(k + 1);
+                    for pp in pos..end {
+                        *w.get_unchecked_mut(*self.l_rowind.get_unchecked(pp)) -=
+                            self.l_val.get_unchecked(pp) * ljk;
+                    }
+                }
+                let d = *w.get_unchecked(j);
+                if !(d > 0.0) {
+                    w.iter_mut().for_each(|v| *v = 0.0);
+                    return false;
+                }
+                let ljj = d.sqrt();
+                // log|L|² accumulated as a product, one log per ~100 columns.
+                prod *= d;
+                if !(1e-200..=1e200).contains(&prod) {
+                    ldl2 += prod.ln();
+                    prod = 1.0;
+                }
+                let start = *self.l_colptr.get_unchecked(j);
+                *self.l_val.get_unchecked_mut(start) = ljj;
+                *w.get_unchecked_mut(j) = 0.0;
+                let inv = 1.0 / ljj;
+                for pp in start + 1..*self.l_colptr.get_unchecked(j + 1) {
+                    let r = *self.l_rowind.get_unchecked(pp);
+                    *self.l_val.get_unchecked_mut(pp) = *w.get_unchecked(r) * inv;
+                    *w.get_unchecked_mut(r) = 0.0;
                 }
             }
-            let d = w[j];
-            if !(d > 0.0) {
-                w.iter_mut().for_each(|v| *v = 0.0);
-                return false;
-            }
-            let ljj = d.sqrt();
-            ldl2 += 2.0 * ljj.ln();
-            let start = self.l_colptr[j];
-            self.l_val[start] = ljj;
-            w[j] = 0.0;
-            for pp in start + 1..self.l_colptr[j + 1] {
-                let r = self.l_rowind[pp];
-                self.l_val[pp] = w[r] / ljj;
-                w[r] = 0.0;
-            }
-        }
-        self.ldl2 = ldl2;
-        // [R_ZX c_u] = L⁻¹ Λ' Z'[X y].
-        let m = self.p + 1;
-        for r in 0..q {
-            let dst = r * m;
-            for c in 0..m {
-                self.rzx[dst + c] = 0.0;
-            }
-            for &(src, ti) in &self.lam[self.lam_ptr[r]..self.lam_ptr[r + 1]] {
-                let t = theta[ti as usize];
-                let s0 = src as usize * m;
-                for c in 0..m {
-                    self.rzx[dst + c] += t * self.ztxy[s0 + c];
+            self.ldl2 = ldl2 + prod.ln();
+            // [R_ZX c_u] = L⁻¹ Λ' Z'[X y].
+            let m = self.p + 1;
+            for r in 0..q {
+                let dst = r * m;
+                let row = self.rzx.get_unchecked_mut(dst..dst + m);
+                row.iter_mut().for_each(|v| *v = 0.0);
+                let (l0, l1) = (
+                    *self.lam_ptr.get_unchecked(r),
+                    *self.lam_ptr.get_unchecked(r + 1),
+                );
+                for &(src, ti) in self.lam.get_unchecked(l0..l1) {
+                    let t = *theta.get_unchecked(ti as usize);
+                    let s0 = src as usize * m;
+                    let srow = self.ztxy.get_unchecked(s0..s0 + m);
+                    for (d, &v) in row.iter_mut().zip(srow) {
+                        *d += t * v;
+                    }
                 }
             }
         }
         self.forward_solve_rzx();
         // M = [X y]'[X y] − rzx' rzx, then dense Cholesky.
+        let m = self.p + 1;
         self.lm.copy_from_slice(&self.xyxy);
-        for r in 0..q {
-            let row = &self.rzx[r * m..(r + 1) * m];
+        for row in self.rzx.chunks_exact(m) {
             for a in 0..m {
                 let ra = row[a];
                 if ra == 0.0 {
                     continue;
                 }
-                for b in 0..=a {
-                    self.lm[a * m + b] -= ra * row[b];
+                let lrow = &mut self.lm[a * m..a * m + a + 1];
+                for (l, &rb) in lrow.iter_mut().zip(&row[..=a]) {
+                    *l -= ra * rb;
                 }
             }
         }
@@ -432,17 +471,20 @@ impl Pls {
 
     fn forward_solve_rzx(&mut self) {
         let m = self.p + 1;
+        let mut xj = vec![0.0; m];
         for j in 0..self.q {
             let start = self.l_colptr[j];
-            let ljj = self.l_val[start];
-            for c in 0..m {
-                self.rzx[j * m + c] /= ljj;
+            let inv = 1.0 / self.l_val[start];
+            let row = &mut self.rzx[j * m..(j + 1) * m];
+            for (v, x) in row.iter_mut().zip(xj.iter_mut()) {
+                *v *= inv;
+                *x = *v;
             }
             for pp in start + 1..self.l_colptr[j + 1] {
                 let i = self.l_rowind[pp];
                 let lij = self.l_val[pp];
-                for c in 0..m {
-                    self.rzx[i * m + c] -= lij * self.rzx[j * m + c];
+                for (v, &x) in self.rzx[i * m..(i + 1) * m].iter_mut().zip(&xj) {
+                    *v -= lij * x;
                 }
             }
         }
@@ -508,6 +550,58 @@ impl Pls {
             }
         }
         a
+    }
+
+    /// Connected components of the random-effect columns (two columns are
+    /// connected when some observation has both). V is block diagonal over
+    /// them: for nested factors a component is one outer cluster with all
+    /// its inner levels; for a single factor, one level.
+    pub fn components(&self) -> Vec<Vec<usize>> {
+        let q = self.q;
+        let mut parent: Vec<usize> = (0..q).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for s in 0..q {
+            for e in self.c_colptr[s]..self.c_colptr[s + 1] {
+                let (a, b) = (find(&mut parent, self.c_rowind[e]), find(&mut parent, s));
+                if a != b {
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+        let mut id = vec![usize::MAX; q];
+        let mut comps: Vec<Vec<usize>> = Vec::new();
+        for r in 0..q {
+            let root = find(&mut parent, r);
+            if id[root] == usize::MAX {
+                id[root] = comps.len();
+                comps.push(Vec::new());
+            }
+            comps[id[root]].push(r);
+        }
+        comps
+    }
+
+    /// Entries of Z'Z as (row, column, value), lower triangle.
+    pub fn ztz_entries(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        (0..self.q).flat_map(move |s| {
+            (self.c_colptr[s]..self.c_colptr[s + 1])
+                .map(move |e| (self.c_rowind[e], s, self.ztz[e]))
+        })
+    }
+
+    /// Entries of Λ as (row, column, θ index): Λ[row, col] = θ[index].
+    pub fn lambda_entries(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.q).flat_map(move |r| {
+            self.lam[self.lam_ptr[r]..self.lam_ptr[r + 1]]
+                .iter()
+                .map(move |&(src, ti)| (src as usize, r, ti as usize))
+        })
     }
 
     /// Number of non-zeros in L (for diagnostics).
