@@ -1,13 +1,19 @@
+//! Developer probe: time the phases of a nested fit. `cargo run --release --example probe -- TEAMS`
+use crtsim::lmm::inference::{coef_tests_with, TestOptions};
 use crtsim::lmm::Model;
 use crtsim::simulate::Simulator;
 use std::time::Instant;
 fn main() {
+    let teams: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     let cfg = crtsim::config::Config::load(
         "configs/refocus.toml",
         &[
-            "clusters.teams=300".into(),
-            "clusters.site_teams=[150,150]".into(),
-            "clusters.treated=150".into(),
+            format!("clusters.teams={teams}"),
+            format!("clusters.site_teams=[{}, {}]", teams - teams / 2, teams / 2),
+            format!("clusters.treated={}", teams / 2),
             "clusters.size={ dist = \"fixed\", mean = 30 }".into(),
             "clusters.staff_per_team=8".into(),
             "attrition.rate=0.0".into(),
@@ -22,30 +28,22 @@ fn main() {
     let t1 = t.elapsed();
     let th = m.theta0();
     let t = Instant::now();
-    for _ in 0..100 {
+    for _ in 0..20 {
         m.pls.objective(&th, true);
     }
-    let per = t.elapsed() / 100;
+    let per = t.elapsed() / 20;
     let t = Instant::now();
     let fit = m.fit();
+    let tf = t.elapsed();
+    let t = Instant::now();
+    let sat = TestOptions {
+        satterthwaite: true,
+        kenward_roger: false,
+        between_within: false,
+    };
+    let tests = coef_tests_with(&m, &fit, sat);
     println!(
-        "build {:?}, per eval {:?}, fit {:?} with {} evals ({}), theta {:?}",
-        t1,
-        per,
-        t.elapsed(),
-        fit.optimizer.evals,
-        fit.optimizer.message,
-        fit.theta
+        "rows {}: build {t1:?}, per eval {per:?}, fit {tf:?} ({} evals), satterthwaite {:?} (arm df {:.2})",
+        d.nrows(), fit.optimizer.evals, t.elapsed(), tests.df_satterthwaite[1]
     );
-    let data = crtsim::lmm::data::DataFrame::read_csv("../shared/reference/data/crt_parallel.csv")
-        .unwrap();
-    let mut m = Model::new("qpr ~ arm + baseline + site + (1|team)", &data, true).unwrap();
-    let th = m.theta0();
-    let t = Instant::now();
-    for _ in 0..1000 {
-        m.pls.objective(&th, true);
-    }
-    let per = t.elapsed() / 1000;
-    let fit = m.fit();
-    println!("refocus: per eval {:?}, {} evals", per, fit.optimizer.evals);
 }

@@ -106,10 +106,22 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
 /// Brent's minimiser on [a, b] with a known interior point (x, fx).
 fn brent<F: FnMut(&[f64]) -> f64>(
     c: &mut Counter<F>,
+    a: f64,
+    b: f64,
+    x0: f64,
+    f0: f64,
+) -> (f64, f64) {
+    brent_tol(c, a, b, x0, f0, 1e-9)
+}
+
+/// Brent's minimiser with relative tolerance `rtol`.
+fn brent_tol<F: FnMut(&[f64]) -> f64>(
+    c: &mut Counter<F>,
     mut a: f64,
     mut b: f64,
     x0: f64,
     f0: f64,
+    rtol: f64,
 ) -> (f64, f64) {
     const CG: f64 = 0.381_966_011_250_105;
     let (mut x, mut w, mut v) = (x0, x0, x0);
@@ -117,7 +129,7 @@ fn brent<F: FnMut(&[f64]) -> f64>(
     let (mut d, mut e) = (0.0f64, 0.0f64);
     for _ in 0..200 {
         let m = 0.5 * (a + b);
-        let tol = 1e-9 * x.abs() + 1e-12;
+        let tol = rtol * x.abs() + 1e-12;
         let t2 = 2.0 * tol;
         if (x - m).abs() <= t2 - 0.5 * (b - a) {
             break;
@@ -202,7 +214,10 @@ fn derivatives<F: FnMut(&[f64]) -> f64>(
     fx: f64,
 ) -> (Vec<f64>, Vec<f64>) {
     let d = x.len();
-    let h: Vec<f64> = x.iter().map(|v| 1e-4 * v.abs().max(0.05)).collect();
+    // Step balancing truncation (∝ h²) against the objective's rounding noise
+    // (∝ |f|·1e-12 / h): grows as |f|^(1/3) for large deviances.
+    let hc = 1e-4 * (fx.abs() / 1e4).cbrt().max(1.0);
+    let h: Vec<f64> = x.iter().map(|v| hc * v.abs().max(0.05)).collect();
     let mut g = vec![0.0; d];
     let mut hess = vec![0.0; d * d];
     let mut xp = x.to_vec();
@@ -234,12 +249,13 @@ fn derivatives<F: FnMut(&[f64]) -> f64>(
     (g, hess)
 }
 
-/// Solve (H + μI) d = −g on the free set; increases μ until positive definite.
-fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> Vec<f64> {
+/// Solve (H + μI) d = −g on the free set; increases μ until positive
+/// definite. Returns the step and whether H itself was positive definite.
+fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> (Vec<f64>, bool) {
     let k = free.len();
     let mut step = vec![0.0; d];
     if k == 0 {
-        return step;
+        return (step, true);
     }
     let scale = free
         .iter()
@@ -272,14 +288,14 @@ fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> Vec<f64> {
             for (r, &i) in free.iter().enumerate() {
                 step[i] = z[r];
             }
-            return step;
+            return (step, mu == 0.0);
         }
         mu = if mu == 0.0 { 1e-6 * scale } else { mu * 10.0 };
     }
     for &i in free {
         step[i] = -g[i] / scale;
     }
-    step
+    (step, false)
 }
 
 fn newton_run<F: FnMut(&[f64]) -> f64>(
@@ -300,8 +316,11 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
         // gradient vanishes there: only the curvature tells whether the bound
         // is a minimum (H_ii ≥ 0) or a false one to leave (H_ii < 0).
         let gtol = 1e-8 * (1.0 + fx.abs());
+        // Near the bound (θ_i < 1e-3 on a diagonal) a negative curvature means
+        // the bound is a maximum along i: leave it.
+        let near = |i: usize| lower[i] == 0.0 && x[i] < 1e-3;
         let leave: Vec<bool> = (0..d)
-            .map(|i| at_bound(i) && g[i].abs() <= gtol && h[i * d + i] < 0.0)
+            .map(|i| (at_bound(i) || near(i)) && g[i] <= gtol && h[i * d + i] < 0.0)
             .collect();
         let free: Vec<usize> = (0..d)
             .filter(|&i| !(at_bound(i) && g[i] >= 0.0) || leave[i])
@@ -311,7 +330,7 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
             .filter(|&&i| !leave[i])
             .map(|&i| g[i].abs())
             .fold(0.0, f64::max);
-        let mut step = newton_step(&h, &g, &free, d);
+        let (mut step, pd) = newton_step(&h, &g, &free, d);
         // Cap the step: far from the optimum the quadratic model is poor.
         let cap = 0.5 * (1.0 + x.iter().map(|v| v.abs()).fold(0.0, f64::max));
         let norm = step.iter().map(|v| v.abs()).fold(0.0, f64::max);
@@ -324,7 +343,11 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
         let small_step = free
             .iter()
             .all(|&i| step[i].abs() <= 1e-7 * (x[i].abs() + 1e-2));
-        if !leave.iter().any(|&l| l) && predicted.abs() < 1e-9 + 1e-14 * fx.abs() && small_step {
+        if pd
+            && !leave.iter().any(|&l| l)
+            && predicted.abs() < 1e-9 + 1e-14 * fx.abs()
+            && small_step
+        {
             if std::env::var_os("CRTSIM_TRACE_OPT").is_some() {
                 eprintln!("newton: converged, predicted {predicted:e} g {g:?} h {h:?} x {x:?}");
             }
@@ -366,7 +389,10 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
                 x = xn;
                 fx = fnew;
                 improved = true;
-                if change < 1e-11 * (1.0 + fx.abs()) && dx < 1e-8 {
+                // A decrease at the level of the objective's rounding noise
+                // (~1e-12 relative) from a small step: nothing left to gain.
+                let scale = 1.0 + x.iter().map(|v| v.abs()).fold(0.0, f64::max);
+                if pd && change < 1e-11 * (1.0 + fx.abs()) && dx < 1e-5 * scale {
                     converged = true;
                 }
                 break;
@@ -383,22 +409,35 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
 
 fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f64]) -> OptResult {
     let d = x0.len();
-    // Pick the best of a few scalings of the start.
-    let mut best_start = x0.to_vec();
-    let mut best_f = f64::INFINITY;
-    for s in [0.1, 0.3, 1.0, 3.0] {
-        let xs: Vec<f64> = x0.iter().map(|v| v * s).collect();
-        let f = c.call(&xs);
-        if f < best_f {
-            best_f = f;
-            best_start = xs;
-        }
-    }
+    // Start from the best point on the ray s·x0 (a coarse bracketed search):
+    // with many rows the deviance is sharply curved and Newton's region of
+    // fast convergence is narrow.
+    let scales = [0.03, 0.1, 0.3, 1.0, 3.0];
+    let fs: Vec<f64> = scales
+        .iter()
+        .map(|s| c.call(&x0.iter().map(|v| v * s).collect::<Vec<_>>()))
+        .collect();
+    let ib = (0..scales.len())
+        .min_by(|&a, &b| fs[a].total_cmp(&fs[b]))
+        .unwrap_or(3);
+    let lo_s = if ib == 0 { 0.01 } else { scales[ib - 1] };
+    let hi_s = scales[(ib + 1).min(scales.len() - 1)];
+    let x0v = x0.to_vec();
+    let (s_best, _) = {
+        let mut ray = Counter {
+            f: |s: &[f64]| c.call(&x0v.iter().map(|v| v * s[0]).collect::<Vec<_>>()),
+            evals: 0,
+        };
+        brent_tol(&mut ray, lo_s, hi_s, scales[ib], fs[ib], 1e-2)
+    };
+    let best_start: Vec<f64> = x0.iter().map(|v| v * s_best).collect();
     let (mut x, mut f, mut conv, mut pg) = newton_run(c, &best_start, lower);
     // Restarts: move coordinates stuck at their bound into the interior.
     let mut restarts = 0;
     for _ in 0..3 {
-        let stuck: Vec<usize> = (0..d).filter(|&i| x[i] <= lower[i]).collect();
+        let stuck: Vec<usize> = (0..d)
+            .filter(|&i| x[i] <= lower[i] || (lower[i] == 0.0 && x[i] < 1e-3))
+            .collect();
         if stuck.is_empty() {
             break;
         }
