@@ -171,6 +171,33 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
     let mut d2 = Vec::with_capacity(comps.len());
     for (c, cols) in comps.iter().enumerate() {
         let n_c = cols.len();
+        if n_c == 1 {
+            // Scalar component (e.g. one level of a random intercept): all
+            // the block algebra is arithmetic on numbers.
+            let r = cols[0];
+            let (k, l) = (kc[c][(0, 0)], lc[c][(0, 0)]);
+            let sc = l * l / (l * l * k + 1.0);
+            let mc = 1.0 - k * sc;
+            let row = &pls.ztxy[r * m..(r + 1) * m];
+            for j in 0..m {
+                u_w[(r, j)] = mc * row[j] / s2;
+                u_ww[(r, j)] = mc * mc * row[j] / (s2 * s2);
+            }
+            let (a1, a2, a3) = (sc, sc * sc * k, sc * sc * sc * k * k);
+            for a in 0..m {
+                for b in 0..m {
+                    let rr = row[a] * row[b];
+                    rsr[(a, b)] += a1 * rr;
+                    rsksr[(a, b)] += a2 * rr;
+                    rsksksr[(a, b)] += a3 * rr;
+                }
+            }
+            tr_sk += sc * k;
+            tr_sksk += (sc * k) * (sc * k);
+            d1.push(DMatrix::from_element(1, 1, mc * k / s2));
+            d2.push(DMatrix::from_element(1, 1, mc * mc * k / (s2 * s2)));
+            continue;
+        }
         let k = &kc[c];
         let l = &lc[c];
         let mut rc = DMatrix::<f64>::zeros(n_c, m);

@@ -81,9 +81,9 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
     } else {
         grid[ib]
     };
-    let (xb, fb) = brent(c, a, b, grid[ib], fv[ib]);
-    // Compare with the boundary.
-    let f_lo = c.call(&[grid[0]]);
+    let (xb, fb) = brent_tol(c, a, b, grid[ib], fv[ib], 1e-7);
+    // Compare with the boundary (evaluated on the grid).
+    let f_lo = fv[0];
     let (x, f) = if f_lo <= fb {
         (grid[0], f_lo)
     } else {
@@ -101,17 +101,6 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
         grad,
         message: "bracketing grid + Brent".into(),
     }
-}
-
-/// Brent's minimiser on [a, b] with a known interior point (x, fx).
-fn brent<F: FnMut(&[f64]) -> f64>(
-    c: &mut Counter<F>,
-    a: f64,
-    b: f64,
-    x0: f64,
-    f0: f64,
-) -> (f64, f64) {
-    brent_tol(c, a, b, x0, f0, 1e-9)
 }
 
 /// Brent's minimiser with relative tolerance `rtol`.

@@ -63,6 +63,9 @@ pub struct Pls {
     pub ztxy: Vec<f64>,
     /// [X y]'[X y]: (p+1) × (p+1), row-major.
     pub xyxy: Vec<f64>,
+    /// When L is diagonal (scalar terms whose columns never meet, e.g. one
+    /// random intercept): per column, Z'Z's diagonal and its θ index.
+    diag: Option<Vec<(f64, u32)>>,
     // Workspaces.
     work: Vec<f64>,
     /// L⁻¹Λ'Z'[X y] after the last evaluation (q × (p+1), row-major).
@@ -234,6 +237,13 @@ impl Pls {
         }
         let nnz_l = l_rowind.len();
         let nc = c_rowind.len();
+        let diag_only = nnz_l == q
+            && nc == q
+            && (0..nc).all(|e| {
+                rec_ptr[e + 1] - rec_ptr[e] == 1 && rec[rec_ptr[e]].1 == rec[rec_ptr[e]].2
+            })
+            && (0..q).all(|r| lam_ptr[r + 1] - lam_ptr[r] == 1 && lam[lam_ptr[r]].0 as usize == r);
+        let diag = diag_only.then(|| (0..q).map(|e| (ztz[e], rec[rec_ptr[e]].1)).collect());
         let mut pls = Pls {
             n,
             p,
@@ -254,6 +264,7 @@ impl Pls {
             l_val: vec![0.0; nnz_l],
             row_ptr,
             row_ent,
+            diag,
             ztxy: vec![0.0; q * (p + 1)],
             xyxy: vec![0.0; (p + 1) * (p + 1)],
             work: vec![0.0; q],
@@ -343,6 +354,9 @@ impl Pls {
     /// Factor the system at θ. Returns false if it is not positive definite.
     pub fn factor(&mut self, theta: &[f64]) -> bool {
         assert_eq!(theta.len(), self.ntheta, "theta has the wrong length");
+        if self.diag.is_some() {
+            return self.factor_diagonal(theta);
+        }
         let q = self.q;
         // SAFETY (all `get_unchecked` below): every index comes from the
         // symbolic analysis in `Pls::new` (recipes, patterns, row lists),
@@ -423,19 +437,19 @@ impl Pls {
             // [R_ZX c_u] = L⁻¹ Λ' Z'[X y].
             let m = self.p + 1;
             for r in 0..q {
-                let dst = r * m;
-                let row = self.rzx.get_unchecked_mut(dst..dst + m);
-                row.iter_mut().for_each(|v| *v = 0.0);
+                let dst = self.rzx.as_mut_ptr().add(r * m);
+                for c in 0..m {
+                    *dst.add(c) = 0.0;
+                }
                 let (l0, l1) = (
                     *self.lam_ptr.get_unchecked(r),
                     *self.lam_ptr.get_unchecked(r + 1),
                 );
                 for &(src, ti) in self.lam.get_unchecked(l0..l1) {
                     let t = *theta.get_unchecked(ti as usize);
-                    let s0 = src as usize * m;
-                    let srow = self.ztxy.get_unchecked(s0..s0 + m);
-                    for (d, &v) in row.iter_mut().zip(srow) {
-                        *d += t * v;
+                    let srow = self.ztxy.as_ptr().add(src as usize * m);
+                    for c in 0..m {
+                        *dst.add(c) += t * *srow.add(c);
                     }
                 }
             }
@@ -444,15 +458,19 @@ impl Pls {
         // M = [X y]'[X y] − rzx' rzx, then dense Cholesky.
         let m = self.p + 1;
         self.lm.copy_from_slice(&self.xyxy);
-        for row in self.rzx.chunks_exact(m) {
-            for a in 0..m {
-                let ra = row[a];
-                if ra == 0.0 {
-                    continue;
-                }
-                let lrow = &mut self.lm[a * m..a * m + a + 1];
-                for (l, &rb) in lrow.iter_mut().zip(&row[..=a]) {
-                    *l -= ra * rb;
+        // SAFETY: rzx has q·m entries and lm m·m; a, b < m.
+        unsafe {
+            let lm = self.lm.as_mut_ptr();
+            for r in 0..q {
+                let row = self.rzx.as_ptr().add(r * m);
+                for a in 0..m {
+                    let ra = *row.add(a);
+                    if ra == 0.0 {
+                        continue;
+                    }
+                    for b in 0..=a {
+                        *lm.add(a * m + b) -= ra * *row.add(b);
+                    }
                 }
             }
         }
@@ -469,22 +487,67 @@ impl Pls {
         true
     }
 
+    /// `factor` when L is diagonal: L_jj² = θ² (Z'Z)_jj + 1 and
+    /// rzx_j = θ (Z'[X y])_j / L_jj, with no sparse machinery.
+    fn factor_diagonal(&mut self, theta: &[f64]) -> bool {
+        let m = self.p + 1;
+        let diag = self.diag.as_ref().expect("diagonal structure");
+        self.lm.copy_from_slice(&self.xyxy);
+        let mut prod = 1.0f64;
+        let mut ldl2 = 0.0;
+        for (j, &(ztz, ti)) in diag.iter().enumerate() {
+            let t = theta[ti as usize];
+            let c = t * t * ztz + 1.0;
+            prod *= c;
+            if !(1e-200..=1e200).contains(&prod) {
+                ldl2 += prod.ln();
+                prod = 1.0;
+            }
+            let ljj = c.sqrt();
+            self.l_val[j] = ljj;
+            let f = t / ljj;
+            let row = &mut self.rzx[j * m..(j + 1) * m];
+            for (r, &z) in row.iter_mut().zip(&self.ztxy[j * m..(j + 1) * m]) {
+                *r = f * z;
+            }
+            for a in 0..m {
+                let ra = row[a];
+                if ra == 0.0 {
+                    continue;
+                }
+                for b in 0..=a {
+                    self.lm[a * m + b] -= ra * row[b];
+                }
+            }
+        }
+        self.ldl2 = ldl2 + prod.ln();
+        if !dense_cholesky_lower(&mut self.lm, m) {
+            return false;
+        }
+        self.ldrx2 = (0..self.p).map(|a| 2.0 * self.lm[a * m + a].ln()).sum();
+        let lyy = self.lm[self.p * m + self.p];
+        self.pwrss = lyy * lyy;
+        true
+    }
+
     fn forward_solve_rzx(&mut self) {
         let m = self.p + 1;
-        let mut xj = vec![0.0; m];
-        for j in 0..self.q {
-            let start = self.l_colptr[j];
-            let inv = 1.0 / self.l_val[start];
-            let row = &mut self.rzx[j * m..(j + 1) * m];
-            for (v, x) in row.iter_mut().zip(xj.iter_mut()) {
-                *v *= inv;
-                *x = *v;
-            }
-            for pp in start + 1..self.l_colptr[j + 1] {
-                let i = self.l_rowind[pp];
-                let lij = self.l_val[pp];
-                for (v, &x) in self.rzx[i * m..(i + 1) * m].iter_mut().zip(&xj) {
-                    *v -= lij * x;
+        // SAFETY: row indices come from L's pattern (< q); rzx has q·m entries.
+        unsafe {
+            let x = self.rzx.as_mut_ptr();
+            for j in 0..self.q {
+                let start = *self.l_colptr.get_unchecked(j);
+                let inv = 1.0 / *self.l_val.get_unchecked(start);
+                let xj = x.add(j * m);
+                for c in 0..m {
+                    *xj.add(c) *= inv;
+                }
+                for pp in start + 1..*self.l_colptr.get_unchecked(j + 1) {
+                    let xi = x.add(*self.l_rowind.get_unchecked(pp) * m);
+                    let lij = *self.l_val.get_unchecked(pp);
+                    for c in 0..m {
+                        *xi.add(c) -= lij * *xj.add(c);
+                    }
                 }
             }
         }

@@ -1,0 +1,101 @@
+//! Library API properties of the LMM engine.
+
+use crtsim::lmm::data::DataFrame;
+use crtsim::lmm::Model;
+
+fn crt() -> Option<DataFrame> {
+    DataFrame::read_csv(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/reference/data/crt_parallel.csv"
+    ))
+    .ok()
+}
+
+#[test]
+fn model_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+    assert_send_sync::<crtsim::lmm::Fit>();
+}
+
+#[test]
+fn refit_with_new_response_equals_fresh_fit() {
+    let Some(data) = crt() else { return };
+    let f = "qpr ~ arm + baseline + site + (1|team)";
+    let mut model = Model::new(f, &data, true).unwrap();
+    let first = model.fit();
+    // A new response: the fitted model's response shifted by team-level noise.
+    let y2: Vec<f64> = model
+        .frame
+        .y
+        .iter()
+        .enumerate()
+        .map(|(i, y)| y + ((i * 7919) % 13) as f64 * 0.3)
+        .collect();
+    model.set_response(&y2).unwrap();
+    let refit = model.fit();
+    // Build the same data from scratch with the new response.
+    let mut raw: Vec<(String, Vec<Option<String>>)> = data
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.raw.clone()))
+        .collect();
+    let rows = model.frame.rows.clone();
+    let qpr = raw.iter_mut().find(|c| c.0 == "qpr").unwrap();
+    for (k, &i) in rows.iter().enumerate() {
+        qpr.1[i] = Some(format!("{:.17e}", y2[k]));
+    }
+    let fresh_data = DataFrame::from_raw(raw).unwrap();
+    let fresh = Model::new(f, &fresh_data, true).unwrap().fit();
+    assert!((refit.objective - fresh.objective).abs() < 1e-9);
+    for j in 0..refit.beta.len() {
+        assert!((refit.beta[j] - fresh.beta[j]).abs() < 1e-7 * (1.0 + fresh.beta[j].abs()));
+    }
+    assert!(
+        (refit.objective - first.objective).abs() > 1e-3,
+        "the response did change"
+    );
+}
+
+#[test]
+fn aliased_columns_are_dropped_and_named() {
+    let Some(data) = crt() else { return };
+    // `arm:site` plus `arm` and `site` is fine; adding a column equal to
+    // another is aliased. Build one: dup = baseline.
+    let mut raw: Vec<(String, Vec<Option<String>>)> = data
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.raw.clone()))
+        .collect();
+    let base = raw.iter().find(|c| c.0 == "baseline").unwrap().1.clone();
+    raw.push(("baseline2".into(), base));
+    let d = DataFrame::from_raw(raw).unwrap();
+    let mut m = Model::new("qpr ~ arm + baseline + baseline2 + (1|team)", &d, true).unwrap();
+    assert_eq!(m.frame.dropped, vec!["baseline2".to_string()]);
+    assert_eq!(m.frame.x_names, vec!["(Intercept)", "arm", "baseline"]);
+    let fit = m.fit();
+    let tests = crtsim::lmm::inference::coef_tests(&m, &fit);
+    let text = crtsim::lmm::report::summary(
+        &m,
+        &fit,
+        &tests,
+        crtsim::lmm::inference::DfMethod::Satterthwaite,
+        None,
+    );
+    assert!(
+        text.contains("rank deficient so dropping 1 column(s): baseline2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn interactions_and_no_intercept_follow_r_coding() {
+    let Some(data) = crt() else { return };
+    let m = Model::new("qpr ~ arm * site + (1|team)", &data, true).unwrap();
+    assert_eq!(
+        m.frame.x_names,
+        vec!["(Intercept)", "arm", "siteS2", "arm:siteS2"]
+    );
+    let m = Model::new("qpr ~ 0 + site + arm + (1|team)", &data, true).unwrap();
+    assert_eq!(m.frame.x_names, vec!["siteS1", "siteS2", "arm"]);
+}
