@@ -60,43 +60,36 @@ impl Dataset {
     }
 
     /// The trial as a data frame for model fitting, with the columns of the
-    /// CSV writer (ids as text, as in the CSV; `NaN` as missing).
+    /// CSV writer: `site`, `team` (T1..), `staff` (S1..) as categorical;
+    /// `user`, `arm`, `adherence`, `baseline`, `qpr` numeric (`NaN` missing).
+    /// No text is formatted or parsed per row.
     pub fn to_data_frame(&self, design: &Design) -> crate::lmm::data::DataFrame {
-        let n = self.len();
-        let text = |f: &dyn Fn(usize) -> String| -> Vec<Option<String>> {
-            (0..n).map(|i| Some(f(i))).collect()
-        };
-        let num = |v: &[f64]| -> Vec<Option<String>> {
-            v.iter()
-                .map(|x| {
-                    if x.is_nan() {
-                        None
-                    } else {
-                        Some(x.to_string())
-                    }
-                })
-                .collect()
-        };
+        use crate::lmm::data::{Column, DataFrame};
+        let nteams = self.team_size.len();
+        let nstaff: usize = self.team_staff.iter().map(|&s| s as usize).sum();
         let cols = vec![
-            (
-                "site".to_string(),
-                text(&|i| design.site_names[self.site[i] as usize].clone()),
+            Column::categorical(
+                "site",
+                self.site.iter().map(|&s| s as u32).collect(),
+                design.site_names.clone(),
             ),
-            (
-                "team".to_string(),
-                text(&|i| format!("T{}", self.team[i] + 1)),
+            Column::categorical(
+                "team",
+                self.team.clone(),
+                (1..=nteams).map(|j| format!("T{j}")).collect(),
             ),
-            (
-                "staff".to_string(),
-                text(&|i| format!("S{}", self.staff[i] + 1)),
+            Column::categorical(
+                "staff",
+                self.staff.clone(),
+                (1..=nstaff).map(|k| format!("S{k}")).collect(),
             ),
-            ("user".to_string(), text(&|i| (i + 1).to_string())),
-            ("arm".to_string(), text(&|i| self.arm[i].to_string())),
-            ("adherence".to_string(), num(&self.adherence)),
-            ("baseline".to_string(), num(&self.baseline)),
-            ("qpr".to_string(), num(&self.qpr)),
+            Column::numeric("user", (1..=self.len()).map(|i| i as f64).collect()),
+            Column::numeric("arm", self.arm.iter().map(|&a| a as f64).collect()),
+            Column::numeric("adherence", self.adherence.clone()),
+            Column::numeric("baseline", self.baseline.clone()),
+            Column::numeric("qpr", self.qpr.clone()),
         ];
-        crate::lmm::data::DataFrame::from_raw(cols).expect("columns have equal length")
+        DataFrame::from_columns(cols).expect("columns have equal length")
     }
 
     fn clear(&mut self) {

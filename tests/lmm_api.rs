@@ -40,17 +40,13 @@ fn refit_with_new_response_equals_fresh_fit() {
     model.set_response(&y2).unwrap();
     let refit = model.fit();
     // Build the same data from scratch with the new response.
-    let mut raw: Vec<(String, Vec<Option<String>>)> = data
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), c.raw.clone()))
-        .collect();
     let rows = model.frame.rows.clone();
-    let qpr = raw.iter_mut().find(|c| c.0 == "qpr").unwrap();
+    let mut qpr = vec![f64::NAN; data.nrows()];
     for (k, &i) in rows.iter().enumerate() {
-        qpr.1[i] = Some(format!("{:.17e}", y2[k]));
+        qpr[i] = y2[k];
     }
-    let fresh_data = DataFrame::from_raw(raw).unwrap();
+    let mut fresh_data = data.clone();
+    fresh_data.set_numeric("qpr", qpr).unwrap();
     let fresh = Model::new(f, &fresh_data, true).unwrap().fit();
     assert!((refit.objective - fresh.objective).abs() < 1e-9);
     for j in 0..refit.beta.len() {
@@ -67,14 +63,11 @@ fn aliased_columns_are_dropped_and_named() {
     let Some(data) = crt() else { return };
     // `arm:site` plus `arm` and `site` is fine; adding a column equal to
     // another is aliased. Build one: dup = baseline.
-    let mut raw: Vec<(String, Vec<Option<String>>)> = data
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), c.raw.clone()))
-        .collect();
-    let base = raw.iter().find(|c| c.0 == "baseline").unwrap().1.clone();
-    raw.push(("baseline2".into(), base));
-    let d = DataFrame::from_raw(raw).unwrap();
+    let mut cols = data.columns.clone();
+    let mut dup = data.column("baseline").unwrap().clone();
+    dup.name = "baseline2".into();
+    cols.push(dup);
+    let d = DataFrame::from_columns(cols).unwrap();
     let mut m = Model::new("qpr ~ arm + baseline + baseline2 + (1|team)", &d, true).unwrap();
     assert_eq!(m.frame.dropped, vec!["baseline2".to_string()]);
     assert_eq!(m.frame.x_names, vec!["(Intercept)", "arm", "baseline"]);

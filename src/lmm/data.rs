@@ -1,33 +1,105 @@
-//! Tabular data for model fitting: a CSV read into typed columns.
+//! Tabular data for model fitting: typed columns.
 //!
-//! A column is numeric when every non-missing value parses as a number;
-//! otherwise it is categorical (as R's `read.csv` does). `NA` or an empty
-//! field is missing.
+//! A column read from CSV is numeric when every non-missing value parses as
+//! a number; otherwise it is categorical (as R's `read.csv` does). `NA` or an
+//! empty field is missing. Simulated trials build columns directly (no text),
+//! so the power loop never formats or parses numbers.
 
 use crate::error::{Error, Result};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
+
+/// Missing code in a categorical column.
+pub const NA_CODE: u32 = u32::MAX;
+
+/// Values of a column.
+#[derive(Debug, Clone)]
+pub enum ColumnData {
+    /// Numbers; `NaN` is missing.
+    Numeric(Vec<f64>),
+    /// Level codes (`NA_CODE` is missing) into `levels`.
+    Categorical {
+        codes: Vec<u32>,
+        levels: Vec<String>,
+    },
+}
 
 /// One column of a data frame.
 #[derive(Debug, Clone)]
 pub struct Column {
     /// Column name from the header.
     pub name: String,
-    /// Raw text of each value (`None` = missing).
-    pub raw: Vec<Option<String>>,
-    /// Numeric values when the column is numeric (`NaN` = missing).
-    pub numeric: Option<Vec<f64>>,
+    /// The values.
+    pub data: ColumnData,
+    /// For a CSV column that is numeric except for a few values: the first
+    /// offending (data row, text), almost certainly a typo.
+    pub suspect: Option<(usize, String)>,
 }
 
 impl Column {
-    /// True when every non-missing value is a number.
+    /// A numeric column (`NaN` = missing).
+    pub fn numeric(name: &str, values: Vec<f64>) -> Column {
+        Column {
+            name: name.to_string(),
+            data: ColumnData::Numeric(values),
+            suspect: None,
+        }
+    }
+
+    /// A categorical column from codes and level names.
+    pub fn categorical(name: &str, codes: Vec<u32>, levels: Vec<String>) -> Column {
+        Column {
+            name: name.to_string(),
+            data: ColumnData::Categorical { codes, levels },
+            suspect: None,
+        }
+    }
+
+    /// True when the column holds numbers.
     pub fn is_numeric(&self) -> bool {
-        self.numeric.is_some()
+        matches!(self.data, ColumnData::Numeric(_))
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ColumnData::Numeric(v) => v.len(),
+            ColumnData::Categorical { codes, .. } => codes.len(),
+        }
+    }
+
+    /// True when the column has no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether row `i` is missing.
+    #[inline]
     pub fn is_missing(&self, i: usize) -> bool {
-        self.raw[i].is_none()
+        match &self.data {
+            ColumnData::Numeric(v) => v[i].is_nan(),
+            ColumnData::Categorical { codes, .. } => codes[i] == NA_CODE,
+        }
+    }
+
+    /// The value of row `i` as text (for level names and messages).
+    pub fn text(&self, i: usize) -> String {
+        match &self.data {
+            ColumnData::Numeric(v) => format_number(v[i]),
+            ColumnData::Categorical { codes, levels } => levels
+                .get(codes[i] as usize)
+                .cloned()
+                .unwrap_or_else(|| "NA".into()),
+        }
+    }
+}
+
+/// A number as R prints a factor level made from it (`308`, `1.5`).
+pub fn format_number(x: f64) -> String {
+    if x.is_nan() {
+        "NA".into()
+    } else {
+        format!("{x}")
     }
 }
 
@@ -40,45 +112,36 @@ pub struct DataFrame {
 }
 
 impl DataFrame {
-    /// Build from (name, raw values) pairs; decides numeric versus categorical.
-    pub fn from_raw(cols: Vec<(String, Vec<Option<String>>)>) -> Result<DataFrame> {
-        let nrows = cols.first().map(|c| c.1.len()).unwrap_or(0);
-        let mut df = DataFrame {
-            nrows,
-            ..Default::default()
-        };
-        for (name, raw) in cols {
-            if raw.len() != nrows {
+    /// Build from typed columns of equal length.
+    pub fn from_columns(columns: Vec<Column>) -> Result<DataFrame> {
+        let nrows = columns.first().map(Column::len).unwrap_or(0);
+        let mut index = HashMap::default();
+        for (k, c) in columns.iter().enumerate() {
+            if c.len() != nrows {
                 return Err(Error::Usage(format!(
-                    "column `{name}` has {} values, expected {nrows}",
-                    raw.len()
+                    "column `{}` has {} values, expected {nrows}",
+                    c.name,
+                    c.len()
                 )));
             }
-            let mut numeric = Vec::with_capacity(nrows);
-            let mut ok = true;
-            for v in &raw {
-                match v {
-                    None => numeric.push(f64::NAN),
-                    Some(s) => match s.parse::<f64>() {
-                        Ok(x) if x.is_finite() => numeric.push(x),
-                        _ => {
-                            ok = false;
-                            break;
-                        }
-                    },
-                }
+            if index.insert(c.name.clone(), k).is_some() {
+                return Err(Error::Usage(format!("duplicate column name `{}`", c.name)));
             }
-            if df.index.contains_key(&name) {
-                return Err(Error::Usage(format!("duplicate column name `{name}`")));
-            }
-            df.index.insert(name.clone(), df.columns.len());
-            df.columns.push(Column {
-                name,
-                raw,
-                numeric: if ok { Some(numeric) } else { None },
-            });
         }
-        Ok(df)
+        Ok(DataFrame {
+            columns,
+            index,
+            nrows,
+        })
+    }
+
+    /// Build from (name, text values) pairs; decides numeric versus categorical.
+    pub fn from_raw(cols: Vec<(String, Vec<Option<String>>)>) -> Result<DataFrame> {
+        let columns = cols
+            .into_iter()
+            .map(|(name, raw)| column_from_text(name, raw))
+            .collect();
+        Self::from_columns(columns)
     }
 
     /// Read a CSV file with a header row.
@@ -148,5 +211,65 @@ impl DataFrame {
                         .join(", ")
                 ))
             })
+    }
+
+    /// Replace a column's values (same name and length), e.g. a new outcome.
+    pub fn set_numeric(&mut self, name: &str, values: Vec<f64>) -> Result<()> {
+        let k = *self
+            .index
+            .get(name)
+            .ok_or_else(|| Error::Usage(format!("column `{name}` is not in the data")))?;
+        if values.len() != self.nrows {
+            return Err(Error::Usage(format!(
+                "column `{name}`: {} values for {} rows",
+                values.len(),
+                self.nrows
+            )));
+        }
+        self.columns[k].data = ColumnData::Numeric(values);
+        Ok(())
+    }
+}
+
+fn column_from_text(name: String, raw: Vec<Option<String>>) -> Column {
+    let parsed: Vec<Option<f64>> = raw
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .map(|s| s.parse::<f64>().ok().filter(|x| x.is_finite()))
+                .unwrap_or(Some(f64::NAN))
+        })
+        .collect();
+    let bad: Vec<usize> = parsed
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    if bad.is_empty() {
+        return Column::numeric(
+            &name,
+            parsed.into_iter().map(|p| p.unwrap_or(f64::NAN)).collect(),
+        );
+    }
+    let present = raw.iter().filter(|v| v.is_some()).count();
+    let suspect =
+        (bad.len() * 10 < present).then(|| (bad[0], raw[bad[0]].clone().unwrap_or_default()));
+    let mut map: HashMap<&str, u32> = HashMap::default();
+    let mut levels: Vec<String> = Vec::new();
+    let codes = raw
+        .iter()
+        .map(|v| match v {
+            None => NA_CODE,
+            Some(s) => *map.entry(s.as_str()).or_insert_with(|| {
+                levels.push(s.clone());
+                (levels.len() - 1) as u32
+            }),
+        })
+        .collect();
+    Column {
+        name,
+        data: ColumnData::Categorical { codes, levels },
+        suspect,
     }
 }

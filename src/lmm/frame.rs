@@ -1,7 +1,7 @@
 //! The model frame: rows with complete data, the fixed-effects matrix X (R's
 //! treatment contrasts), the response y, and the random-effects terms.
 
-use super::data::{Column, DataFrame};
+use super::data::{format_number, Column, ColumnData, DataFrame};
 use super::formula::{Formula, RandomTerm};
 use crate::error::{Error, Result};
 use rustc_hash::FxHashMap as HashMap;
@@ -59,20 +59,13 @@ pub struct ModelFrame {
 }
 
 fn numeric_column<'a>(col: &'a Column, role: &str) -> Result<&'a [f64]> {
-    match &col.numeric {
-        Some(v) => Ok(v),
-        None => {
-            let (i, v) = col
-                .raw
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| match v {
-                    Some(s) if s.parse::<f64>().map(|x| !x.is_finite()).unwrap_or(true) => {
-                        Some((i, s.clone()))
-                    }
-                    _ => None,
-                })
-                .unwrap_or((0, String::new()));
+    match &col.data {
+        ColumnData::Numeric(v) => Ok(v),
+        ColumnData::Categorical { .. } => {
+            let (i, v) = col.suspect.clone().unwrap_or_else(|| {
+                let i = (0..col.len()).find(|&i| !col.is_missing(i)).unwrap_or(0);
+                (i, col.text(i))
+            });
             Err(Error::Usage(format!(
                 "column `{}` ({role}) must be numeric, but data row {} (CSV line {}) has `{v}`",
                 col.name,
@@ -86,21 +79,7 @@ fn numeric_column<'a>(col: &'a Column, role: &str) -> Result<&'a [f64]> {
 /// A column that is mostly numbers but has a few non-numbers is almost
 /// certainly a typo, not a categorical variable: say so.
 fn check_mostly_numeric(col: &Column) -> Result<()> {
-    if col.numeric.is_some() {
-        return Ok(());
-    }
-    let present: Vec<(usize, &String)> = col
-        .raw
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.as_ref().map(|s| (i, s)))
-        .collect();
-    let bad: Vec<&(usize, &String)> = present
-        .iter()
-        .filter(|(_, s)| s.parse::<f64>().map(|x| !x.is_finite()).unwrap_or(true))
-        .collect();
-    if !present.is_empty() && bad.len() * 10 < present.len() {
-        let (i, s) = bad[0];
+    if let Some((i, s)) = &col.suspect {
         return Err(Error::Usage(format!(
             "column `{}` is numeric except for data row {} (CSV line {}), which has `{s}`: fix the value or mark it NA",
             col.name,
@@ -111,25 +90,39 @@ fn check_mostly_numeric(col: &Column) -> Result<()> {
     Ok(())
 }
 
-/// Sorted levels of a column over `rows`, and each row's level index.
+/// Levels of a column over `rows` (sorted: by name for text, by value for
+/// numbers, as R's factor()), and each row's level index.
 fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Vec<String>) {
-    let mut first: HashMap<&str, u32> = HashMap::default();
-    let mut raw_codes = Vec::with_capacity(rows.len());
-    for &i in rows {
-        let v = col.raw[i].as_deref().unwrap_or("");
-        let next = first.len() as u32;
-        raw_codes.push(*first.entry(v).or_insert(next));
+    match &col.data {
+        ColumnData::Categorical { codes, levels } => {
+            let mut present = vec![false; levels.len()];
+            for &i in rows {
+                present[codes[i] as usize] = true;
+            }
+            let mut order: Vec<u32> = (0..levels.len() as u32)
+                .filter(|&c| present[c as usize])
+                .collect();
+            order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+            let mut remap = vec![u32::MAX; levels.len()];
+            for (k, &c) in order.iter().enumerate() {
+                remap[c as usize] = k as u32;
+            }
+            (
+                rows.iter().map(|&i| remap[codes[i] as usize]).collect(),
+                order.iter().map(|&c| levels[c as usize].clone()).collect(),
+            )
+        }
+        ColumnData::Numeric(v) => {
+            let mut vals: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
+            vals.sort_unstable_by(|a, b| a.total_cmp(b));
+            vals.dedup();
+            let codes = rows
+                .iter()
+                .map(|&i| vals.partition_point(|&x| x.total_cmp(&v[i]).is_lt()) as u32)
+                .collect();
+            (codes, vals.iter().map(|&x| format_number(x)).collect())
+        }
     }
-    let mut order: Vec<(&str, u32)> = first.into_iter().collect();
-    order.sort_unstable();
-    let mut remap = vec![0u32; order.len()];
-    for (k, &(_, c)) in order.iter().enumerate() {
-        remap[c as usize] = k as u32;
-    }
-    (
-        raw_codes.into_iter().map(|c| remap[c as usize]).collect(),
-        order.into_iter().map(|(s, _)| s.to_string()).collect(),
-    )
 }
 
 /// Levels of the interaction of one or more columns (named `a:b` by value).
@@ -231,7 +224,7 @@ impl ModelFrame {
             for v in term {
                 let col = cols[v];
                 check_mostly_numeric(col)?;
-                if let Some(num) = &col.numeric {
+                if let ColumnData::Numeric(num) = &col.data {
                     parts.push((
                         v.clone(),
                         VarCols::Numeric(rows.iter().map(|&i| num[i]).collect()),
