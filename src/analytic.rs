@@ -93,3 +93,33 @@ pub fn expected_arms(cfg: &Config, design: &Design) -> (f64, f64) {
     };
     (t, n - t)
 }
+
+/// Analytic power of the two-sided test of the treatment effect at `alpha`.
+/// The SE is the baseline-adjusted one when the formula adjusts for
+/// `baseline`, else the unadjusted one. `normal` uses the Wald z; otherwise a
+/// t with (clusters − 2) df (the small-sample version), via the shifted
+/// central t: P(|T + λ| > t_crit), λ = δ/SE.
+pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &str) -> f64 {
+    let s = parallel_summary(cfg, design);
+    let adjusted = cfg.outcome.baseline && formula.contains("baseline");
+    let se = if adjusted {
+        s.se_ancova
+    } else {
+        s.se_unadjusted
+    };
+    let lambda = cfg.effect.difference.abs() / se;
+    if normal {
+        let z = crate::power::normal_quantile(1.0 - alpha / 2.0);
+        crate::measure::norm_cdf(lambda - z) + crate::measure::norm_cdf(-lambda - z)
+    } else {
+        use statrs::distribution::{ContinuousCDF, StudentsT};
+        let df = (s.k_treated + s.k_control - 2.0).max(1.0);
+        match StudentsT::new(0.0, 1.0, df) {
+            Ok(t) => {
+                let crit = t.inverse_cdf(1.0 - alpha / 2.0);
+                t.sf(crit - lambda) + t.cdf(-crit - lambda)
+            }
+            Err(_) => f64::NAN,
+        }
+    }
+}

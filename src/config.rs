@@ -6,11 +6,11 @@
 //! `outcome.icc = 1.2: must be in [0, 1)`.
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// A whole trial configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub trial: TrialSection,
@@ -20,10 +20,12 @@ pub struct Config {
     pub effect: Effect,
     #[serde(default)]
     pub attrition: Attrition,
+    #[serde(default)]
+    pub analysis: Analysis,
 }
 
 /// `[trial]`: name and design family.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrialSection {
     /// A label carried into outputs.
@@ -42,7 +44,7 @@ fn default_name() -> String {
 }
 
 /// Design family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DesignKind {
     /// Parallel cluster-randomised trial with baseline and follow-up.
@@ -51,7 +53,7 @@ pub enum DesignKind {
 }
 
 /// `[clusters]`: sites, teams, allocation, team sizes, staff.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Clusters {
     /// Site (stratum) names. Default: one site called `site1`.
@@ -85,7 +87,7 @@ fn default_staff() -> StaffSpec {
 }
 
 /// Allocation scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Allocation {
     /// Ignore sites: exactly `treated` teams drawn at random from all teams,
@@ -99,7 +101,7 @@ pub enum Allocation {
 }
 
 /// Team-size distribution `{ dist, mean, cv, min }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SizeDist {
     pub dist: SizeKind,
@@ -118,7 +120,7 @@ fn one() -> u32 {
 }
 
 /// Team-size distribution family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SizeKind {
     Fixed,
@@ -127,7 +129,8 @@ pub enum SizeKind {
 }
 
 /// Staff per team.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum StaffSpec {
     Fixed(u32),
     Range { min: u32, max: u32 },
@@ -152,7 +155,7 @@ impl<'de> Deserialize<'de> for StaffSpec {
 }
 
 /// `[outcome]`: QPR measurement and variance structure.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     /// `qpr15`, `qpr15_items` or `continuous`.
@@ -193,7 +196,7 @@ fn default_item_noise() -> f64 {
 }
 
 /// Measurement model of the outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Measure {
     /// Latent total rounded to an integer and clipped to 0–60.
@@ -206,7 +209,7 @@ pub enum Measure {
 }
 
 /// `[effect]`: the intervention effect.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Effect {
     /// δ, the effect in points at full adherence.
@@ -215,7 +218,7 @@ pub struct Effect {
 }
 
 /// `[attrition]`: loss of the follow-up outcome.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attrition {
     /// Expected proportion p of service users without a follow-up score.
@@ -229,8 +232,72 @@ pub struct Attrition {
     pub slope: f64,
 }
 
+/// `[analysis]`: how each simulated trial is analysed in a power run.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// LMM formula (lme4 syntax). Default: `qpr ~ arm + baseline + site +
+    /// (1|team)`, leaving out `baseline` without one and `site` with one site.
+    #[serde(default)]
+    pub formula: Option<String>,
+    /// The coefficient tested (the treatment). Default `arm`.
+    #[serde(default)]
+    pub term: Option<String>,
+    /// Analyses run on every dataset; default all of [`ANALYSES`].
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Significance level. Default 0.05.
+    #[serde(default)]
+    pub alpha: Option<f64>,
+}
+
+/// The analyses a power run can apply to each dataset.
+pub const ANALYSES: [&str; 5] = [
+    "lmm_z",
+    "lmm_satterthwaite",
+    "lmm_kenward_roger",
+    "lmm_between_within",
+    "cluster_t",
+];
+
+impl Config {
+    /// The analysis formula (configured or the design's default).
+    pub fn analysis_formula(&self) -> String {
+        if let Some(f) = &self.analysis.formula {
+            return f.clone();
+        }
+        let mut f = "qpr ~ arm".to_string();
+        if self.outcome.baseline {
+            f.push_str(" + baseline");
+        }
+        if self.clusters.sites.len() > 1 {
+            f.push_str(" + site");
+        }
+        f.push_str(" + (1|team)");
+        f
+    }
+
+    /// The tested coefficient's name.
+    pub fn analysis_term(&self) -> String {
+        self.analysis.term.clone().unwrap_or_else(|| "arm".into())
+    }
+
+    /// The analyses to run, in [`ANALYSES`] order of the config.
+    pub fn analysis_methods(&self) -> Vec<String> {
+        match &self.analysis.methods {
+            Some(m) => m.clone(),
+            None => ANALYSES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The significance level.
+    pub fn alpha(&self) -> f64 {
+        self.analysis.alpha.unwrap_or(0.05)
+    }
+}
+
 /// Missingness mechanism.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mechanism {
     #[default]
@@ -521,6 +588,38 @@ impl Config {
                 a.slope,
                 "must be in [-20, 20]",
             ));
+        }
+        if let Some(m) = &self.analysis.methods {
+            if m.is_empty() {
+                return Err(Error::invalid(
+                    "analysis.methods",
+                    "[]",
+                    "must name at least one analysis",
+                ));
+            }
+            for name in m {
+                if !ANALYSES.contains(&name.as_str()) {
+                    return Err(Error::invalid(
+                        "analysis.methods",
+                        format!("{name:?}"),
+                        &format!("is not an analysis; choose from {}", ANALYSES.join(", ")),
+                    ));
+                }
+            }
+        }
+        if let Some(alpha) = self.analysis.alpha {
+            if !(alpha > 0.0 && alpha < 0.5) {
+                return Err(Error::invalid(
+                    "analysis.alpha",
+                    alpha,
+                    "must be in (0, 0.5)",
+                ));
+            }
+        }
+        if let Some(f) = &self.analysis.formula {
+            crate::lmm::formula::Formula::parse(f).map_err(|e| {
+                Error::invalid("analysis.formula", format!("{f:?}"), &e.to_string())
+            })?;
         }
         if a.mechanism == Mechanism::Mar && !o.baseline && a.rate > 0.0 {
             return Err(Error::invalid(

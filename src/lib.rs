@@ -13,7 +13,9 @@
 //! | [`measure`] | how latent scores become reported QPR scores |
 //! | [`rng`] | per-replicate random streams derived from (seed, replicate) |
 //! | [`output`] | CSV writer for simulated trials |
-//! | [`analytic`] | closed-form design effects and standard errors |
+//! | [`analytic`] | closed-form design effects, standard errors and power |
+//! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
+//! | [`lmm`] | linear mixed models: formula, frame, PLS, optimiser, inference |
 //! | [`report`] | human-readable summaries |
 //!
 //! ```
@@ -48,6 +50,7 @@ pub mod error;
 pub mod lmm;
 pub mod measure;
 pub mod output;
+pub mod power;
 pub mod report;
 pub mod rng;
 pub mod simulate;

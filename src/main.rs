@@ -5,7 +5,7 @@ use crtsim::config::Config;
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::inference::DfMethod;
 use crtsim::simulate::Simulator;
-use crtsim::{lmm, output, report, Error};
+use crtsim::{lmm, output, power, report, Error};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,54 @@ enum Command {
         /// Override a config key, e.g. --set clusters.teams=40 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+    },
+    /// Monte Carlo power, bias, coverage and type-I error of the configured analyses.
+    Power {
+        /// The trial config (TOML).
+        config: PathBuf,
+        /// Replicates (default 1000).
+        #[arg(long, default_value_t = 1000)]
+        reps: u64,
+        /// Random seed (default: trial.seed in the config, else 1).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Only the null: simulate with effect 0 and report the type-I error.
+        #[arg(long, conflicts_with = "no_null")]
+        null: bool,
+        /// Do not run the null scenario alongside.
+        #[arg(long)]
+        no_null: bool,
+        /// Directory for the streamed per-replicate results (replicates.csv),
+        /// the run manifest and the summary.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue (or extend, with a larger --reps) the run in --out.
+        #[arg(long, requires = "out")]
+        resume: bool,
+        /// Run only shard i of n (replicates r with r mod n = i - 1).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Merge the shard directories of one power run and print its summary.
+    Merge {
+        /// Run directories written by `power --shard i/n --out DIR`.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Write the merged run (as a single run would have) to this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Fit a linear mixed model (lme4 formula syntax) to a CSV file.
     Fit {
@@ -114,6 +162,81 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }
             }
         }
+        Command::Power {
+            config,
+            reps,
+            seed,
+            threads,
+            null,
+            no_null,
+            out,
+            resume,
+            shard,
+            json,
+            mut set,
+        } => {
+            if null {
+                set.push("effect.difference=0.0".into());
+            }
+            let cfg = Config::load(&config, &set)?;
+            let seed = seed.or(cfg.trial.seed).unwrap_or(1);
+            let study = power::PowerStudy::new(cfg, !(no_null || null))?;
+            let opts = power::RunOptions {
+                reps,
+                seed,
+                threads: threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
+                shard: match &shard {
+                    Some(s) => power::parse_shard(s)?,
+                    None => (1, 1),
+                },
+                out: out.clone(),
+                resume,
+            };
+            let bar = progress_bar();
+            let records = power::execute(&study, &opts, |done, total| {
+                if let Some(b) = &bar {
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+            })?;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let summary = power::summarise(&study, seed, &records);
+            let json_v = power::summary_json(&study, &summary);
+            if let Some(dir) = &out {
+                let p = dir.join("summary.json");
+                std::fs::write(
+                    &p,
+                    serde_json::to_string_pretty(&json_v).unwrap_or_default() + "\n",
+                )
+                .map_err(|e| Error::io(&p, e))?;
+            }
+            print_summary(&study, &summary, &json_v, json)?;
+        }
+        Command::Merge { dirs, out, json } => {
+            let (manifest, cfg_text, records) = power::merge(&dirs)?;
+            let cfg = Config::from_toml_str(&cfg_text, &[])?;
+            let study = power::PowerStudy::new(cfg, manifest.null)?;
+            if let Some(dir) = &out {
+                power::write_run(&study, dir, manifest.seed, &records)?;
+            }
+            let summary = power::summarise(&study, manifest.seed, &records);
+            let json_v = power::summary_json(&study, &summary);
+            if let Some(dir) = &out {
+                let p = dir.join("summary.json");
+                std::fs::write(
+                    &p,
+                    serde_json::to_string_pretty(&json_v).unwrap_or_default() + "\n",
+                )
+                .map_err(|e| Error::io(&p, e))?;
+            }
+            print_summary(&study, &summary, &json_v, json)?;
+        }
         Command::Fit {
             data,
             formula,
@@ -152,4 +275,35 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} replicates, ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn print_summary(
+    study: &power::PowerStudy,
+    summary: &power::Summary,
+    json_v: &serde_json::Value,
+    json: bool,
+) -> Result<(), Error> {
+    let text = if json {
+        serde_json::to_string_pretty(json_v).unwrap_or_default() + "\n"
+    } else {
+        power::summary_table(study, summary)
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("<stdout>", e))
 }

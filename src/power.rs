@@ -1,0 +1,1054 @@
+//! Monte Carlo power, bias, coverage and type-I error (ADEMP: Morris, White &
+//! Crowther 2019).
+//!
+//! * **Aims**: how often each analysis detects the configured effect (power),
+//!   and how often it rejects when there is none (type-I error).
+//! * **Data-generating mechanism**: the config's trial (see [`crate::simulate`]);
+//!   replicate r uses the random stream (seed, r). The null scenario uses the
+//!   same stream with δ = 0 (common random numbers).
+//! * **Estimand**: the ITT difference in follow-up QPR, δ·E[g(a)] (= δ while
+//!   adherence is not modelled).
+//! * **Methods**: the LMM in `[analysis] formula` with Wald z, Satterthwaite,
+//!   Kenward–Roger and between-within df, and a two-stage cluster-level t-test.
+//! * **Performance measures**: power / type-I error, mean estimate and bias,
+//!   empirical and mean model SE, CI coverage, with Monte Carlo SEs; counts of
+//!   singular, non-converged and failed fits.
+//!
+//! Replicates run in batches of [`BATCH`] in parallel (rayon); each batch's
+//! records are appended to `replicates.csv` in replicate order, so the file
+//! and every summary are byte-identical whatever the thread count, and an
+//! interrupted run keeps every finished batch.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lmm::inference::{coef_tests_with, p_t, TestOptions};
+use crate::lmm::Model;
+use crate::rng::replicate_rng;
+use crate::simulate::{Dataset, Simulator};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Replicates per batch (the unit of streaming and of resumption).
+pub const BATCH: u64 = 256;
+
+/// One analysis of one dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    pub estimate: f64,
+    pub se: f64,
+    pub df: f64,
+    pub p: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub singular: bool,
+    pub converged: bool,
+    pub failed: bool,
+}
+
+impl Outcome {
+    fn failed() -> Outcome {
+        Outcome {
+            estimate: f64::NAN,
+            se: f64::NAN,
+            df: f64::NAN,
+            p: f64::NAN,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            singular: false,
+            converged: false,
+            failed: true,
+        }
+    }
+}
+
+/// A replicate's outcome for one scenario and analysis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Record {
+    pub rep: u64,
+    /// 0 = the configured effect, 1 = the null (δ = 0).
+    pub scenario: u8,
+    pub analysis: usize,
+    pub outcome: Outcome,
+}
+
+/// A configured power study.
+pub struct PowerStudy {
+    pub config: Config,
+    sim: Simulator,
+    sim_null: Option<Simulator>,
+    pub formula: String,
+    pub term: String,
+    pub methods: Vec<String>,
+    pub alpha: f64,
+    /// The estimand: ITT effect in points.
+    pub true_effect: f64,
+}
+
+fn quantile_t(df: f64, p: f64) -> f64 {
+    if df.is_infinite() {
+        return normal_quantile(p);
+    }
+    StudentsT::new(0.0, 1.0, df)
+        .map(|d| d.inverse_cdf(p))
+        .unwrap_or(f64::NAN)
+}
+
+/// Standard normal quantile (Acklam's rational approximation refined by one
+/// Newton step; |error| < 1e-12).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let q = if p < 0.02425 {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p > 1.0 - 0.02425 {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    };
+    // One Newton step on Φ(x) = p.
+    let e = crate::measure::norm_cdf(q) - p;
+    let dens = (-0.5 * q * q).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    q - e / dens
+}
+
+impl PowerStudy {
+    /// Build the study from a validated config.
+    pub fn new(config: Config, with_null: bool) -> Result<PowerStudy> {
+        let sim = Simulator::new(config.clone())?;
+        let sim_null = if with_null {
+            let mut c0 = config.clone();
+            c0.effect.difference = 0.0;
+            Some(Simulator::new(c0)?)
+        } else {
+            None
+        };
+        // Check the formula against a simulated trial now: a bad formula is a
+        // config error, not a thousand failed fits.
+        let formula = config.analysis_formula();
+        let term = config.analysis_term();
+        let probe = sim.simulate(0, 0).to_data_frame(sim.design());
+        let model = Model::new(&formula, &probe, true).map_err(|e| {
+            Error::invalid("analysis.formula", format!("{formula:?}"), &e.to_string())
+        })?;
+        if !model.frame.x_names.contains(&term) {
+            return Err(Error::invalid(
+                "analysis.term",
+                format!("{term:?}"),
+                &format!(
+                    "is not a coefficient of the formula; coefficients: {}",
+                    model.frame.x_names.join(", ")
+                ),
+            ));
+        }
+        Ok(PowerStudy {
+            methods: config.analysis_methods(),
+            alpha: config.alpha(),
+            true_effect: config.effect.difference,
+            formula,
+            term,
+            sim,
+            sim_null,
+            config,
+        })
+    }
+
+    /// Scenarios run: 1 (effect) or 2 (effect and null).
+    pub fn scenarios(&self) -> u8 {
+        if self.sim_null.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Simulate and analyse replicate `rep` of `scenario`.
+    pub fn replicate(&self, seed: u64, rep: u64, scenario: u8, buf: &mut Dataset) -> Vec<Outcome> {
+        let sim = if scenario == 0 {
+            &self.sim
+        } else {
+            self.sim_null.as_ref().expect("null scenario configured")
+        };
+        let mut rng = replicate_rng(seed, rep);
+        sim.simulate_into(&mut rng, buf);
+        self.analyse(buf, sim)
+    }
+
+    fn analyse(&self, d: &Dataset, sim: &Simulator) -> Vec<Outcome> {
+        let data = d.to_data_frame(sim.design());
+        let mut out = vec![Outcome::failed(); self.methods.len()];
+        let needs_lmm = self.methods.iter().any(|m| m.starts_with("lmm_"));
+        let Ok(mut model) = Model::new(&self.formula, &data, true) else {
+            return out;
+        };
+        let Some(j) = model.frame.x_names.iter().position(|n| n == &self.term) else {
+            return out;
+        };
+        if needs_lmm {
+            let fit = model.fit();
+            let opts = TestOptions {
+                satterthwaite: self.methods.iter().any(|m| m == "lmm_satterthwaite"),
+                kenward_roger: self.methods.iter().any(|m| m == "lmm_kenward_roger"),
+                between_within: self.methods.iter().any(|m| m == "lmm_between_within"),
+            };
+            let tests = coef_tests_with(&model, &fit, opts);
+            let est = fit.beta[j];
+            let se = fit.se(j);
+            for (k, m) in self.methods.iter().enumerate() {
+                let (se_k, df) = match m.as_str() {
+                    "lmm_z" => (se, f64::INFINITY),
+                    "lmm_satterthwaite" => (se, tests.df_satterthwaite[j]),
+                    "lmm_kenward_roger" => (tests.se_kenward_roger[j], tests.df_kenward_roger[j]),
+                    "lmm_between_within" => (se, tests.df_between_within[j]),
+                    _ => continue,
+                };
+                out[k] = self.outcome(est, se_k, df, fit.singular, fit.optimizer.converged);
+            }
+        }
+        if let Some(k) = self.methods.iter().position(|m| m == "cluster_t") {
+            out[k] = self.cluster_t(&model, j);
+        }
+        let _ = &mut model;
+        out
+    }
+
+    fn outcome(&self, est: f64, se: f64, df: f64, singular: bool, converged: bool) -> Outcome {
+        if !(se.is_finite() && se > 0.0 && df > 0.0) {
+            let mut o = Outcome::failed();
+            o.estimate = est;
+            o.singular = singular;
+            return o;
+        }
+        let t = est / se;
+        let crit = quantile_t(df, 1.0 - self.alpha / 2.0);
+        Outcome {
+            estimate: est,
+            se,
+            df,
+            p: p_t(t, df),
+            lo: est - crit * se,
+            hi: est + crit * se,
+            singular,
+            converged,
+            failed: false,
+        }
+    }
+
+    /// Two-stage cluster-level analysis (Hayes & Moulton): stage 1, an OLS of
+    /// the outcome on the individual-level covariates (fixed-effect columns
+    /// that vary within clusters; cluster = the grouping factor with fewest
+    /// levels); stage 2, an OLS of the clusters' mean residuals on the
+    /// treatment and the cluster-level covariates, whose t-test has
+    /// k − 2 − (cluster-level covariates) df.
+    fn cluster_t(&self, model: &Model, j: usize) -> Outcome {
+        let fr = &model.frame;
+        let (n, p) = (fr.n, fr.p);
+        let Some(term) = fr.terms.iter().min_by_key(|t| t.nlevels()) else {
+            return Outcome::failed();
+        };
+        let g = term.nlevels();
+        let col = |c: usize| &fr.x[c * n..(c + 1) * n];
+        let constant_within = |c: usize| {
+            let mut first = vec![f64::NAN; g];
+            (0..n).all(|i| {
+                let l = term.refs[i] as usize;
+                if first[l].is_nan() {
+                    first[l] = col(c)[i];
+                    true
+                } else {
+                    first[l] == col(c)[i]
+                }
+            })
+        };
+        if !constant_within(j) {
+            return Outcome::failed(); // the treatment varies within clusters
+        }
+        let intercept: Vec<usize> = (0..p).filter(|&c| fr.x_names[c] == "(Intercept)").collect();
+        let individual: Vec<usize> = (0..p)
+            .filter(|&c| c != j && fr.x_names[c] != "(Intercept)" && !constant_within(c))
+            .collect();
+        let cluster_cov: Vec<usize> = (0..p)
+            .filter(|&c| c != j && fr.x_names[c] != "(Intercept)" && constant_within(c))
+            .collect();
+        // Stage 1.
+        let s1: Vec<usize> = intercept.iter().chain(&individual).copied().collect();
+        let xs1: Vec<&[f64]> = s1.iter().map(|&c| col(c)).collect();
+        let Some(b1) = ols(&xs1, &fr.y) else {
+            return Outcome::failed();
+        };
+        let (mut sum, mut cnt) = (vec![0.0; g], vec![0.0; g]);
+        let mut cl_x: Vec<Vec<f64>> = vec![vec![0.0; g]; 1 + cluster_cov.len()];
+        for i in 0..n {
+            let fitted: f64 = xs1.iter().zip(&b1).map(|(x, b)| x[i] * b).sum();
+            let l = term.refs[i] as usize;
+            sum[l] += fr.y[i] - fitted;
+            cnt[l] += 1.0;
+            cl_x[0][l] = col(j)[i];
+            for (k, &c) in cluster_cov.iter().enumerate() {
+                cl_x[k + 1][l] = col(c)[i];
+            }
+        }
+        let means: Vec<f64> = (0..g).map(|l| sum[l] / cnt[l]).collect();
+        // Stage 2: means ~ 1 + treatment + cluster-level covariates.
+        let ones = vec![1.0; g];
+        let mut xs2: Vec<&[f64]> = vec![&ones];
+        xs2.extend(cl_x.iter().map(|v| v.as_slice()));
+        let k2 = xs2.len();
+        let df = g as f64 - k2 as f64;
+        if df < 1.0 {
+            return Outcome::failed();
+        }
+        let Some((b2, cov)) = ols_with_cov(&xs2, &means) else {
+            return Outcome::failed();
+        };
+        self.outcome(b2[1], cov[(1, 1)].sqrt(), df, false, true)
+    }
+
+    /// Run replicates `reps` (in order), in parallel batches, handing each
+    /// finished batch's records (sorted) to `sink`.
+    pub fn run<F: FnMut(&[Record]) -> Result<()>>(
+        &self,
+        seed: u64,
+        reps: &[u64],
+        threads: usize,
+        mut sink: F,
+    ) -> Result<()> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
+        let scen = self.scenarios();
+        for chunk in reps.chunks(BATCH as usize) {
+            let mut recs: Vec<Record> = pool.install(|| {
+                chunk
+                    .par_iter()
+                    .map_init(Dataset::default, |buf, &rep| {
+                        let mut v = Vec::new();
+                        for s in 0..scen {
+                            for (a, o) in self.replicate(seed, rep, s, buf).into_iter().enumerate()
+                            {
+                                v.push(Record {
+                                    rep,
+                                    scenario: s,
+                                    analysis: a,
+                                    outcome: o,
+                                });
+                            }
+                        }
+                        v
+                    })
+                    .flatten()
+                    .collect()
+            });
+            recs.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
+            sink(&recs)?;
+        }
+        Ok(())
+    }
+}
+
+/// Performance of one analysis in one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Performance {
+    pub n: usize,
+    pub reject: f64,
+    pub reject_mc_se: f64,
+    pub mean_estimate: f64,
+    pub bias: f64,
+    pub bias_mc_se: f64,
+    pub empirical_se: f64,
+    pub empirical_se_mc_se: f64,
+    pub mean_model_se: f64,
+    pub mean_model_se_mc_se: f64,
+    pub coverage: f64,
+    pub coverage_mc_se: f64,
+    pub n_singular: usize,
+    pub n_nonconverged: usize,
+    pub n_failed: usize,
+}
+
+/// Summarise the records of one (scenario, analysis) against the true value.
+pub fn performance(records: &[&Outcome], truth: f64, alpha: f64) -> Performance {
+    let ok: Vec<&&Outcome> = records.iter().filter(|o| !o.failed).collect();
+    let n = ok.len();
+    let nf = n as f64;
+    let mean = |f: &dyn Fn(&Outcome) -> f64| ok.iter().map(|o| f(o)).sum::<f64>() / nf;
+    let reject = mean(&|o| f64::from(u8::from(o.p < alpha)));
+    let est = mean(&|o| o.estimate);
+    let var_est = ok.iter().map(|o| (o.estimate - est).powi(2)).sum::<f64>() / (nf - 1.0);
+    let emp_se = var_est.sqrt();
+    let mse = mean(&|o| o.se);
+    let var_se = ok.iter().map(|o| (o.se - mse).powi(2)).sum::<f64>() / (nf - 1.0);
+    let cover = mean(&|o| f64::from(u8::from(o.lo <= truth && truth <= o.hi)));
+    Performance {
+        n,
+        reject,
+        reject_mc_se: (reject * (1.0 - reject) / nf).sqrt(),
+        mean_estimate: est,
+        bias: est - truth,
+        bias_mc_se: (var_est / nf).sqrt(),
+        empirical_se: emp_se,
+        empirical_se_mc_se: emp_se / (2.0 * (nf - 1.0)).sqrt(),
+        mean_model_se: mse,
+        mean_model_se_mc_se: (var_se / nf).sqrt(),
+        coverage: cover,
+        coverage_mc_se: (cover * (1.0 - cover) / nf).sqrt(),
+        n_singular: records.iter().filter(|o| o.singular).count(),
+        n_nonconverged: records.iter().filter(|o| !o.failed && !o.converged).count(),
+        n_failed: records.len() - n,
+    }
+}
+
+/// The summary of a power run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub reps: u64,
+    pub seed: u64,
+    pub alpha: f64,
+    pub true_effect: f64,
+    pub methods: Vec<String>,
+    /// Per analysis: (effect scenario, null scenario if run).
+    pub perf: Vec<(Performance, Option<Performance>)>,
+    /// Per analysis: analytic power.
+    pub analytic: Vec<f64>,
+}
+
+/// Summarise sorted records.
+pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
+    let reps = records
+        .iter()
+        .map(|r| r.rep)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
+    let mut perf = Vec::new();
+    for a in 0..study.methods.len() {
+        let pick = |s: u8| -> Vec<&Outcome> {
+            records
+                .iter()
+                .filter(|r| r.analysis == a && r.scenario == s)
+                .map(|r| &r.outcome)
+                .collect()
+        };
+        let eff = performance(&pick(0), study.true_effect, study.alpha);
+        let null = (study.scenarios() == 2).then(|| performance(&pick(1), 0.0, study.alpha));
+        perf.push((eff, null));
+    }
+    let analytic = study
+        .methods
+        .iter()
+        .map(|m| {
+            crate::analytic::power(
+                &study.config,
+                study.sim.design(),
+                study.alpha,
+                m == "lmm_z",
+                &study.formula,
+            )
+        })
+        .collect();
+    Summary {
+        reps,
+        seed,
+        alpha: study.alpha,
+        true_effect: study.true_effect,
+        methods: study.methods.clone(),
+        perf,
+        analytic,
+    }
+}
+
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
+
+/// The summary as JSON (the schema plus MC SEs for every measure).
+pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
+    let analyses: Vec<Value> = s
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(a, name)| {
+            let (e, nl) = &s.perf[a];
+            json!({
+                "name": name,
+                "power": num(e.reject), "power_mc_se": num(e.reject_mc_se),
+                "type1": nl.as_ref().map(|p| num(p.reject)).unwrap_or(Value::Null),
+                "type1_mc_se": nl.as_ref().map(|p| num(p.reject_mc_se)).unwrap_or(Value::Null),
+                "mean_estimate": num(e.mean_estimate),
+                "bias": num(e.bias), "bias_mc_se": num(e.bias_mc_se),
+                "empirical_se": num(e.empirical_se), "empirical_se_mc_se": num(e.empirical_se_mc_se),
+                "mean_model_se": num(e.mean_model_se), "mean_model_se_mc_se": num(e.mean_model_se_mc_se),
+                "coverage": num(e.coverage), "coverage_mc_se": num(e.coverage_mc_se),
+                "n_singular": e.n_singular, "n_nonconverged": e.n_nonconverged, "n_failed": e.n_failed,
+                "null_n_singular": nl.as_ref().map(|p| json!(p.n_singular)).unwrap_or(Value::Null),
+                "null_n_failed": nl.as_ref().map(|p| json!(p.n_failed)).unwrap_or(Value::Null),
+                "analytic_power": num(s.analytic[a]),
+            })
+        })
+        .collect();
+    json!({
+        "crtsim_version": env!("CARGO_PKG_VERSION"),
+        "trial": study.config.trial.name,
+        "reps": s.reps,
+        "seed": s.seed,
+        "alpha": s.alpha,
+        "estimand": {"name": "ITT difference in follow-up QPR", "true_value": s.true_effect},
+        "formula": study.formula,
+        "term": study.term,
+        "config": config_toml(&study.config),
+        "analyses": analyses,
+    })
+}
+
+/// The resolved config as TOML text (recorded with every output).
+pub fn config_toml(cfg: &Config) -> String {
+    toml::to_string(cfg).unwrap_or_default()
+}
+
+/// A readable ADEMP report.
+pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let c = &study.config;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "crtsim {} power study: {} (seed {}, {} replicates{})",
+        env!("CARGO_PKG_VERSION"),
+        c.trial.name,
+        s.seed,
+        s.reps,
+        if study.scenarios() == 2 {
+            ", each also under the null"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        t,
+        "Aims: power and type-I error of the test of `{}` at alpha = {}",
+        study.term, s.alpha
+    );
+    let _ = writeln!(
+        t,
+        "Data-generating mechanism: {} teams ({} treated), sizes {:?} mean {} (min {}), icc {}, icc_staff {}, cac {:?}, iac {:?}, sd {}, attrition {} ({:?}); replicate r uses stream (seed, r)",
+        c.clusters.teams,
+        c.clusters.treated.map(|v| v.to_string()).unwrap_or_else(|| "random".into()),
+        c.clusters.size.dist,
+        c.clusters.size.mean,
+        c.clusters.size.min,
+        c.outcome.icc,
+        c.outcome.icc_staff,
+        c.outcome.cac,
+        c.outcome.iac,
+        c.outcome.sd,
+        c.attrition.rate,
+        c.attrition.mechanism
+    );
+    let _ = writeln!(
+        t,
+        "Estimand: ITT difference in follow-up QPR, true value {} (0 under the null)",
+        s.true_effect
+    );
+    let _ = writeln!(
+        t,
+        "Methods: {} with {}",
+        study.formula,
+        s.methods.join(", ")
+    );
+    let _ = writeln!(t, "Performance (Monte Carlo SE in brackets):");
+    let _ = writeln!(
+        t,
+        "  {:<20} {:>15} {:>15} {:>8} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
+        "analysis",
+        "power",
+        "type-I error",
+        "analytic",
+        "bias",
+        "empirical SE",
+        "model SE",
+        "coverage",
+        "singular",
+        "failed"
+    );
+    for (a, name) in s.methods.iter().enumerate() {
+        let (e, nl) = &s.perf[a];
+        let f = |v: f64, se: f64| format!("{v:.3} ({se:.3})");
+        let _ = writeln!(
+            t,
+            "  {:<20} {:>15} {:>15} {:>8.3} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
+            name,
+            f(e.reject, e.reject_mc_se),
+            nl.as_ref()
+                .map(|p| f(p.reject, p.reject_mc_se))
+                .unwrap_or_else(|| "-".into()),
+            s.analytic[a],
+            format!("{:+.3} ({:.3})", e.bias, e.bias_mc_se),
+            f(e.empirical_se, e.empirical_se_mc_se),
+            f(e.mean_model_se, e.mean_model_se_mc_se),
+            f(e.coverage, e.coverage_mc_se),
+            e.n_singular,
+            e.n_failed
+        );
+    }
+    // Where Monte Carlo and analytic power disagree, say why.
+    for (a, name) in s.methods.iter().enumerate() {
+        let (e, nl) = &s.perf[a];
+        if (e.reject - s.analytic[a]).abs() > 2.5 * e.reject_mc_se.max(1e-9) {
+            let _ = writeln!(
+                t,
+                "note: {name}: Monte Carlo power differs from analytic by more than 2.5 MC SE; the closed form assumes many clusters, known variance components and constant cluster sizes (singular fits: {})",
+                e.n_singular
+            );
+        }
+        if let Some(p) = nl {
+            if (p.reject - s.alpha).abs() > 2.0 * p.reject_mc_se.max(1e-9) {
+                let _ = writeln!(
+                    t,
+                    "note: {name}: type-I error {:.3} differs from alpha {} by more than 2 MC SE",
+                    p.reject, s.alpha
+                );
+            }
+        }
+    }
+    t
+}
+
+// ------------------------------------------------------------------ storage
+
+const HEADER: &str = "rep,scenario,analysis,estimate,se,df,p,ci_lo,ci_hi,singular,converged,failed";
+
+fn fmt_f(x: f64) -> String {
+    if x.is_nan() {
+        "NA".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// One CSV line per record.
+pub fn record_line(r: &Record, methods: &[String]) -> String {
+    let o = &r.outcome;
+    format!(
+        "{},{},{},{},{},{},{},{},{},{},{},{}",
+        r.rep,
+        if r.scenario == 0 { "effect" } else { "null" },
+        methods[r.analysis],
+        fmt_f(o.estimate),
+        fmt_f(o.se),
+        fmt_f(o.df),
+        fmt_f(o.p),
+        fmt_f(o.lo),
+        fmt_f(o.hi),
+        u8::from(o.singular),
+        u8::from(o.converged),
+        u8::from(o.failed)
+    )
+}
+
+fn parse_line(line: &str, methods: &[String]) -> Option<Record> {
+    let f: Vec<&str> = line.split(',').collect();
+    if f.len() != 12 {
+        return None;
+    }
+    let num = |s: &str| -> Option<f64> {
+        if s == "NA" {
+            Some(f64::NAN)
+        } else if s == "inf" {
+            Some(f64::INFINITY)
+        } else {
+            s.parse().ok()
+        }
+    };
+    let flag = |s: &str| -> Option<bool> {
+        match s {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        }
+    };
+    Some(Record {
+        rep: f[0].parse().ok()?,
+        scenario: match f[1] {
+            "effect" => 0,
+            "null" => 1,
+            _ => return None,
+        },
+        analysis: methods.iter().position(|m| m == f[2])?,
+        outcome: Outcome {
+            estimate: num(f[3])?,
+            se: num(f[4])?,
+            df: num(f[5])?,
+            p: num(f[6])?,
+            lo: num(f[7])?,
+            hi: num(f[8])?,
+            singular: flag(f[9])?,
+            converged: flag(f[10])?,
+            failed: flag(f[11])?,
+        },
+    })
+}
+
+/// FNV-1a hash of the resolved config (identifies a run across shards).
+pub fn config_hash(cfg: &Config) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in config_toml(cfg).bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The manifest of a run directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub seed: u64,
+    pub config_hash: String,
+    pub null: bool,
+    pub shard: (u64, u64),
+    pub methods: Vec<String>,
+}
+
+fn manifest_json(study: &PowerStudy, m: &Manifest) -> Value {
+    json!({
+        "crtsim_version": env!("CARGO_PKG_VERSION"),
+        "seed": m.seed,
+        "config_hash": m.config_hash,
+        "null": m.null,
+        "shard": format!("{}/{}", m.shard.0, m.shard.1),
+        "methods": m.methods,
+        "config": config_toml(&study.config),
+    })
+}
+
+/// Read a run directory's manifest.
+pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not a crtsim run manifest: {e}",
+            path.display()
+        ))
+    })?;
+    let bad = || Error::Usage(format!("{}: incomplete run manifest", path.display()));
+    let shard = v["shard"].as_str().ok_or_else(bad)?;
+    let (i, n) = parse_shard(shard)?;
+    Ok((
+        Manifest {
+            seed: v["seed"].as_u64().ok_or_else(bad)?,
+            config_hash: v["config_hash"].as_str().ok_or_else(bad)?.to_string(),
+            null: v["null"].as_bool().ok_or_else(bad)?,
+            shard: (i, n),
+            methods: v["methods"]
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect(),
+        },
+        v["config"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// Parse `i/n` (1 ≤ i ≤ n).
+pub fn parse_shard(s: &str) -> Result<(u64, u64)> {
+    let err = || {
+        Error::Usage(format!(
+            "--shard {s}: expected i/n with 1 <= i <= n, e.g. 2/8"
+        ))
+    };
+    let (a, b) = s.split_once('/').ok_or_else(err)?;
+    let (i, n): (u64, u64) = (
+        a.trim().parse().map_err(|_| err())?,
+        b.trim().parse().map_err(|_| err())?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(err());
+    }
+    Ok((i, n))
+}
+
+/// Read the complete replicates of a run directory (a replicate counts when
+/// all its records are present; a torn last line is ignored).
+pub fn read_records(dir: &Path, methods: &[String], scenarios: u8) -> Result<Vec<Record>> {
+    let path = dir.join("replicates.csv");
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let mut recs = Vec::new();
+    for (k, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(&path, e))?;
+        if k == 0 {
+            if line != HEADER {
+                return Err(Error::Usage(format!(
+                    "{}: not a crtsim replicates file",
+                    path.display()
+                )));
+            }
+            continue;
+        }
+        if let Some(r) = parse_line(&line, methods) {
+            recs.push(r);
+        }
+    }
+    let per_rep = methods.len() * scenarios as usize;
+    let mut count: std::collections::BTreeMap<u64, usize> = Default::default();
+    for r in &recs {
+        *count.entry(r.rep).or_default() += 1;
+    }
+    recs.retain(|r| count[&r.rep] == per_rep);
+    recs.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
+    recs.dedup_by_key(|r| (r.rep, r.scenario, r.analysis));
+    Ok(recs)
+}
+
+/// Options of a power run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub reps: u64,
+    pub seed: u64,
+    pub threads: usize,
+    pub shard: (u64, u64),
+    pub out: Option<PathBuf>,
+    pub resume: bool,
+}
+
+/// Run (or resume) a study; records stream to `out/replicates.csv` batch by
+/// batch. Returns all records of this run (shard), sorted.
+pub fn execute(
+    study: &PowerStudy,
+    opts: &RunOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Vec<Record>> {
+    let (si, sn) = opts.shard;
+    let mine: Vec<u64> = (0..opts.reps).filter(|r| r % sn == si - 1).collect();
+    let manifest = Manifest {
+        seed: opts.seed,
+        config_hash: config_hash(&study.config),
+        null: study.scenarios() == 2,
+        shard: opts.shard,
+        methods: study.methods.clone(),
+    };
+    let mut done: Vec<Record> = Vec::new();
+    let mut writer: Option<std::io::BufWriter<std::fs::File>> = None;
+    if let Some(dir) = &opts.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mpath = dir.join("run.json");
+        if mpath.exists() {
+            let (old, _) = read_manifest(dir)?;
+            if old != manifest {
+                return Err(Error::Usage(format!(
+                    "{} holds a different run (seed, config, null scenario, shard or analyses differ); use another --out",
+                    dir.display()
+                )));
+            }
+            done = read_records(dir, &study.methods, study.scenarios())?;
+            if !done.is_empty() && !opts.resume {
+                return Err(Error::Usage(format!(
+                    "{} already holds {} finished replicates; pass --resume to continue (or raise --reps to extend), or choose another --out",
+                    dir.display(),
+                    done.len() / (study.methods.len() * study.scenarios() as usize)
+                )));
+            }
+        } else {
+            let text =
+                serde_json::to_string_pretty(&manifest_json(study, &manifest)).unwrap_or_default();
+            std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))?;
+        }
+        // Rewrite the finished replicates (dropping a torn line), then append.
+        let rpath = dir.join("replicates.csv");
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&rpath).map_err(|e| Error::io(&rpath, e))?,
+        );
+        writeln!(w, "{HEADER}").map_err(|e| Error::io(&rpath, e))?;
+        for r in &done {
+            writeln!(w, "{}", record_line(r, &study.methods)).map_err(|e| Error::io(&rpath, e))?;
+        }
+        w.flush().map_err(|e| Error::io(&rpath, e))?;
+        writer = Some(w);
+    }
+    let have: std::collections::BTreeSet<u64> = done.iter().map(|r| r.rep).collect();
+    let todo: Vec<u64> = mine.iter().copied().filter(|r| !have.contains(r)).collect();
+    let total = mine.len() as u64;
+    let mut finished = have.len() as u64;
+    progress(finished, total);
+    let out_dir = opts.out.clone();
+    study.run(opts.seed, &todo, opts.threads, |batch| {
+        if let (Some(w), Some(dir)) = (writer.as_mut(), out_dir.as_ref()) {
+            let path = dir.join("replicates.csv");
+            for r in batch {
+                writeln!(w, "{}", record_line(r, &study.methods))
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+            w.flush().map_err(|e| Error::io(&path, e))?;
+        }
+        done.extend_from_slice(batch);
+        finished +=
+            batch.len() as u64 / (study.methods.len() as u64 * u64::from(study.scenarios()));
+        progress(finished, total);
+        Ok(())
+    })?;
+    done.retain(|r| r.rep < opts.reps && r.rep % sn == si - 1);
+    done.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
+    Ok(done)
+}
+
+/// Merge shard directories of one run; checks they belong together.
+pub fn merge(dirs: &[PathBuf]) -> Result<(Manifest, String, Vec<Record>)> {
+    if dirs.is_empty() {
+        return Err(Error::Usage(
+            "merge needs at least one run directory".into(),
+        ));
+    }
+    let mut first: Option<(Manifest, String)> = None;
+    let mut shards = std::collections::BTreeSet::new();
+    let mut all = Vec::new();
+    for d in dirs {
+        let (m, cfg) = read_manifest(d)?;
+        if let Some((f, _)) = &first {
+            if f.seed != m.seed
+                || f.config_hash != m.config_hash
+                || f.null != m.null
+                || f.methods != m.methods
+            {
+                return Err(Error::Usage(format!(
+                    "{} is not a shard of the same run as {}: seed, config or analyses differ (seed {} vs {}, config {} vs {})",
+                    d.display(),
+                    dirs[0].display(),
+                    m.seed,
+                    f.seed,
+                    m.config_hash,
+                    f.config_hash
+                )));
+            }
+            if f.shard.1 != m.shard.1 {
+                return Err(Error::Usage(format!(
+                    "{} was split into {} shards, {} into {}",
+                    d.display(),
+                    m.shard.1,
+                    dirs[0].display(),
+                    f.shard.1
+                )));
+            }
+        }
+        if !shards.insert(m.shard.0) {
+            return Err(Error::Usage(format!(
+                "shard {}/{} is given twice",
+                m.shard.0, m.shard.1
+            )));
+        }
+        all.extend(read_records(d, &m.methods, if m.null { 2 } else { 1 })?);
+        if first.is_none() {
+            first = Some((m, cfg));
+        }
+    }
+    let (m, cfg) = first.expect("at least one directory");
+    if shards.len() as u64 != m.shard.1 {
+        let missing: Vec<String> = (1..=m.shard.1)
+            .filter(|i| !shards.contains(i))
+            .map(|i| format!("{i}/{}", m.shard.1))
+            .collect();
+        return Err(Error::Usage(format!(
+            "shards missing: {}",
+            missing.join(", ")
+        )));
+    }
+    all.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
+    Ok((m, cfg, all))
+}
+
+/// Write records as a single (unsharded) run directory would hold them.
+pub fn write_run(study: &PowerStudy, dir: &Path, seed: u64, records: &[Record]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let manifest = Manifest {
+        seed,
+        config_hash: config_hash(&study.config),
+        null: study.scenarios() == 2,
+        shard: (1, 1),
+        methods: study.methods.clone(),
+    };
+    let mpath = dir.join("run.json");
+    let text = serde_json::to_string_pretty(&manifest_json(study, &manifest)).unwrap_or_default();
+    std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))?;
+    let rpath = dir.join("replicates.csv");
+    let mut w =
+        std::io::BufWriter::new(std::fs::File::create(&rpath).map_err(|e| Error::io(&rpath, e))?);
+    writeln!(w, "{HEADER}").map_err(|e| Error::io(&rpath, e))?;
+    for r in records {
+        writeln!(w, "{}", record_line(r, &study.methods)).map_err(|e| Error::io(&rpath, e))?;
+    }
+    w.flush().map_err(|e| Error::io(&rpath, e))
+}
+
+/// OLS coefficients of y on the columns `xs` (None if singular).
+fn ols(xs: &[&[f64]], y: &[f64]) -> Option<Vec<f64>> {
+    ols_with_cov(xs, y).map(|(b, _)| b)
+}
+
+/// OLS coefficients and their covariance (σ̂² (X'X)⁻¹).
+fn ols_with_cov(xs: &[&[f64]], y: &[f64]) -> Option<(Vec<f64>, nalgebra::DMatrix<f64>)> {
+    let k = xs.len();
+    let n = y.len();
+    let mut xtx = nalgebra::DMatrix::<f64>::zeros(k, k);
+    let mut xty = nalgebra::DVector::<f64>::zeros(k);
+    for a in 0..k {
+        xty[a] = xs[a].iter().zip(y).map(|(u, v)| u * v).sum();
+        for b in 0..=a {
+            let v: f64 = xs[a].iter().zip(xs[b]).map(|(u, v)| u * v).sum();
+            xtx[(a, b)] = v;
+            xtx[(b, a)] = v;
+        }
+    }
+    let ch = xtx.cholesky()?;
+    let b = ch.solve(&xty);
+    let rss: f64 = (0..n)
+        .map(|i| {
+            let f: f64 = (0..k).map(|a| xs[a][i] * b[a]).sum();
+            (y[i] - f).powi(2)
+        })
+        .sum();
+    let s2 = rss / (n as f64 - k as f64).max(1.0);
+    Some((b.iter().copied().collect(), ch.inverse() * s2))
+}
