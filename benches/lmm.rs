@@ -37,7 +37,7 @@ fn refocus_reference() -> DataFrame {
         )
         .unwrap();
         let sim = Simulator::new(cfg).unwrap();
-        sim.simulate(1, 0).to_data_frame(sim.design())
+        sim.data_frame(&sim.simulate(1, 0))
     })
 }
 
@@ -73,7 +73,7 @@ fn nested(teams: u32) -> DataFrame {
     )
     .unwrap();
     let sim = Simulator::new(cfg).unwrap();
-    sim.simulate(3, 0).to_data_frame(sim.design())
+    sim.data_frame(&sim.simulate(3, 0))
 }
 
 fn bench(c: &mut Criterion) {

@@ -22,7 +22,7 @@ fn main() {
     )
     .unwrap();
     let sim = Simulator::new(cfg).unwrap();
-    let d = sim.simulate(3, 0).to_data_frame(sim.design());
+    let d = sim.data_frame(&sim.simulate(3, 0));
     let t = Instant::now();
     let mut m = Model::new("qpr ~ arm + baseline + (1|team) + (1|staff)", &d, true).unwrap();
     let t1 = t.elapsed();

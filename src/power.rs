@@ -80,6 +80,9 @@ pub struct PowerStudy {
     sim: Simulator,
     sim_null: Option<Simulator>,
     pub formula: String,
+    parsed: crate::lmm::formula::Formula,
+    /// Columns the formula uses.
+    vars: Vec<String>,
     pub term: String,
     pub methods: Vec<String>,
     pub alpha: f64,
@@ -163,7 +166,7 @@ impl PowerStudy {
         // config error, not a thousand failed fits.
         let formula = config.analysis_formula();
         let term = config.analysis_term();
-        let probe = sim.simulate(0, 0).to_data_frame(sim.design());
+        let probe = sim.data_frame(&sim.simulate(0, 0));
         let model = Model::new(&formula, &probe, true).map_err(|e| {
             Error::invalid("analysis.formula", format!("{formula:?}"), &e.to_string())
         })?;
@@ -177,7 +180,10 @@ impl PowerStudy {
                 ),
             ));
         }
+        let parsed = crate::lmm::formula::Formula::parse(&formula)?;
         Ok(PowerStudy {
+            vars: parsed.variables(),
+            parsed,
             methods: config.analysis_methods(),
             alpha: config.alpha(),
             true_effect: config.effect.difference,
@@ -211,10 +217,10 @@ impl PowerStudy {
     }
 
     fn analyse(&self, d: &Dataset, sim: &Simulator) -> Vec<Outcome> {
-        let data = d.to_data_frame(sim.design());
+        let data = sim.data_frame_with(d, Some(&self.vars));
         let mut out = vec![Outcome::failed(); self.methods.len()];
         let needs_lmm = self.methods.iter().any(|m| m.starts_with("lmm_"));
-        let Ok(mut model) = Model::new(&self.formula, &data, true) else {
+        let Ok(mut model) = Model::from_formula(&self.parsed, &data, true) else {
             return out;
         };
         let Some(j) = model.frame.x_names.iter().position(|n| n == &self.term) else {

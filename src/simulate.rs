@@ -59,39 +59,6 @@ impl Dataset {
         self.qpr.iter().filter(|y| !y.is_nan()).count()
     }
 
-    /// The trial as a data frame for model fitting, with the columns of the
-    /// CSV writer: `site`, `team` (T1..), `staff` (S1..) as categorical;
-    /// `user`, `arm`, `adherence`, `baseline`, `qpr` numeric (`NaN` missing).
-    /// No text is formatted or parsed per row.
-    pub fn to_data_frame(&self, design: &Design) -> crate::lmm::data::DataFrame {
-        use crate::lmm::data::{Column, DataFrame};
-        let nteams = self.team_size.len();
-        let nstaff: usize = self.team_staff.iter().map(|&s| s as usize).sum();
-        let cols = vec![
-            Column::categorical(
-                "site",
-                self.site.iter().map(|&s| s as u32).collect(),
-                design.site_names.clone(),
-            ),
-            Column::categorical(
-                "team",
-                self.team.clone(),
-                (1..=nteams).map(|j| format!("T{j}")).collect(),
-            ),
-            Column::categorical(
-                "staff",
-                self.staff.clone(),
-                (1..=nstaff).map(|k| format!("S{k}")).collect(),
-            ),
-            Column::numeric("user", (1..=self.len()).map(|i| i as f64).collect()),
-            Column::numeric("arm", self.arm.iter().map(|&a| a as f64).collect()),
-            Column::numeric("adherence", self.adherence.clone()),
-            Column::numeric("baseline", self.baseline.clone()),
-            Column::numeric("qpr", self.qpr.clone()),
-        ];
-        DataFrame::from_columns(cols).expect("columns have equal length")
-    }
-
     fn clear(&mut self) {
         self.site.clear();
         self.team.clear();
@@ -135,6 +102,8 @@ pub struct Simulator {
     measure: Measure,
     item_noise: f64,
     attrition: AttritionModel,
+    /// Level names for data frames: sites, teams (T1..), staff (S1..).
+    levels: [std::sync::Arc<Vec<String>>; 3],
 }
 
 impl Simulator {
@@ -186,6 +155,18 @@ impl Simulator {
                 alpha,
                 beta,
             },
+            levels: {
+                let teams = design.teams();
+                let max_staff = match design.staff {
+                    crate::config::StaffSpec::Fixed(n) => n,
+                    crate::config::StaffSpec::Range { max, .. } => max,
+                } as usize;
+                [
+                    std::sync::Arc::new(design.site_names.clone()),
+                    std::sync::Arc::new((1..=teams).map(|j| format!("T{j}")).collect()),
+                    std::sync::Arc::new((1..=teams * max_staff).map(|k| format!("S{k}")).collect()),
+                ]
+            },
             design,
             config,
         })
@@ -199,6 +180,69 @@ impl Simulator {
     /// The resolved design.
     pub fn design(&self) -> &Design {
         &self.design
+    }
+
+    /// This simulator's trial `d` as a data frame for model fitting, with the
+    /// columns of the CSV writer: `site`, `team` (T1..), `staff` (S1..) as
+    /// categorical; `user`, `arm`, `adherence`, `baseline`, `qpr` numeric
+    /// (`NaN` missing). No text is formatted or parsed per row or replicate.
+    pub fn data_frame(&self, d: &Dataset) -> crate::lmm::data::DataFrame {
+        self.data_frame_with(d, None)
+    }
+
+    /// As [`Simulator::data_frame`], keeping only the named columns (a power
+    /// loop builds just what its formula uses).
+    pub fn data_frame_with(
+        &self,
+        d: &Dataset,
+        keep: Option<&[String]>,
+    ) -> crate::lmm::data::DataFrame {
+        use crate::lmm::data::{Column, DataFrame};
+        let want = |name: &str| keep.is_none_or(|k| k.iter().any(|s| s == name));
+        let mut cols = Vec::with_capacity(8);
+        if want("site") {
+            cols.push(Column::categorical(
+                "site",
+                d.site.iter().map(|&s| s as u32).collect(),
+                self.levels[0].clone(),
+            ));
+        }
+        if want("team") {
+            cols.push(Column::categorical(
+                "team",
+                d.team.clone(),
+                self.levels[1].clone(),
+            ));
+        }
+        if want("staff") {
+            cols.push(Column::categorical(
+                "staff",
+                d.staff.clone(),
+                self.levels[2].clone(),
+            ));
+        }
+        if want("user") {
+            cols.push(Column::numeric(
+                "user",
+                (1..=d.len()).map(|i| i as f64).collect(),
+            ));
+        }
+        if want("arm") {
+            cols.push(Column::numeric(
+                "arm",
+                d.arm.iter().map(|&a| a as f64).collect(),
+            ));
+        }
+        if want("adherence") {
+            cols.push(Column::numeric("adherence", d.adherence.clone()));
+        }
+        if want("baseline") {
+            cols.push(Column::numeric("baseline", d.baseline.clone()));
+        }
+        if want("qpr") {
+            cols.push(Column::numeric("qpr", d.qpr.clone()));
+        }
+        DataFrame::from_columns(cols).expect("columns have equal length")
     }
 
     /// Intercept α of the attrition model (calibrated so E[P(missing)] = rate).

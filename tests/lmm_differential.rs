@@ -69,7 +69,7 @@ fn refocus_data(seed: u64, icc: f64, icc_staff: f64) -> DataFrame {
         &format!("outcome.icc_staff={icc_staff}"),
     ]))
     .unwrap();
-    sim.simulate(seed, 0).to_data_frame(sim.design())
+    sim.data_frame(&sim.simulate(seed, 0))
 }
 
 /// A cross-sectional stepped-wedge-like dataset: 12 clusters, 5 periods.

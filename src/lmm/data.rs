@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Missing code in a categorical column.
 pub const NA_CODE: u32 = u32::MAX;
@@ -20,7 +21,7 @@ pub enum ColumnData {
     /// Level codes (`NA_CODE` is missing) into `levels`.
     Categorical {
         codes: Vec<u32>,
-        levels: Vec<String>,
+        levels: Arc<Vec<String>>,
     },
 }
 
@@ -47,10 +48,13 @@ impl Column {
     }
 
     /// A categorical column from codes and level names.
-    pub fn categorical(name: &str, codes: Vec<u32>, levels: Vec<String>) -> Column {
+    pub fn categorical(name: &str, codes: Vec<u32>, levels: impl Into<Arc<Vec<String>>>) -> Column {
         Column {
             name: name.to_string(),
-            data: ColumnData::Categorical { codes, levels },
+            data: ColumnData::Categorical {
+                codes,
+                levels: levels.into(),
+            },
             suspect: None,
         }
     }
@@ -269,7 +273,10 @@ fn column_from_text(name: String, raw: Vec<Option<String>>) -> Column {
         .collect();
     Column {
         name,
-        data: ColumnData::Categorical { codes, levels },
+        data: ColumnData::Categorical {
+            codes,
+            levels: Arc::new(levels),
+        },
         suspect,
     }
 }

@@ -90,6 +90,21 @@ fn check_mostly_numeric(col: &Column) -> Result<()> {
     Ok(())
 }
 
+/// Dot product with four independent accumulators (no long add chains).
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let (mut s0, mut s1, mut s2, mut s3) = (0.0, 0.0, 0.0, 0.0);
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        s0 += x[0] * y[0];
+        s1 += x[1] * y[1];
+        s2 += x[2] * y[2];
+        s3 += x[3] * y[3];
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (s0 + s1) + (s2 + s3) + tail
+}
+
 /// Levels of a column over `rows` (sorted: by name for text, by value for
 /// numbers, as R's factor()), and each row's level index.
 fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Vec<String>) {
@@ -273,17 +288,18 @@ impl ModelFrame {
         let mut basis: Vec<Vec<f64>> = Vec::new();
         let mut dropped = Vec::new();
         for (j, c) in xcols.iter().enumerate() {
-            let norm0 = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let norm0 = dot(c, c).sqrt();
             let mut r = c.clone();
             for q in &basis {
-                let d: f64 = r.iter().zip(q).map(|(a, b)| a * b).sum();
+                let d = dot(&r, q);
                 r.iter_mut().zip(q).for_each(|(a, b)| *a -= d * b);
             }
-            let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let norm = dot(&r, &r).sqrt();
             if norm0 == 0.0 || norm <= 1e-7 * norm0 {
                 dropped.push(names[j].clone());
             } else {
-                r.iter_mut().for_each(|v| *v /= norm);
+                let inv = 1.0 / norm;
+                r.iter_mut().for_each(|v| *v *= inv);
                 basis.push(r);
                 kept.push(j);
             }

@@ -102,7 +102,12 @@ pub struct VarComp {
 impl Model {
     /// Build a model from a formula and data.
     pub fn new(formula: &str, data: &DataFrame, reml: bool) -> Result<Model> {
-        let formula = Formula::parse(formula)?;
+        Self::from_formula(&Formula::parse(formula)?, data, reml)
+    }
+
+    /// Build a model from an already parsed formula (a power loop parses once).
+    pub fn from_formula(formula: &Formula, data: &DataFrame, reml: bool) -> Result<Model> {
+        let formula = formula.clone();
         let frame = ModelFrame::new(&formula, data)?;
         let pls = Pls::new(&frame);
         Ok(Model {

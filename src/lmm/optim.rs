@@ -59,7 +59,7 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
     let lo = if lo.is_finite() { lo } else { -1e6 };
     let s = x0.abs().max(1.0);
     let mut grid: Vec<f64> = vec![lo.max(0.0)];
-    for e in [-2.0, -1.3, -0.7, -0.3, 0.0, 0.5, 1.0] {
+    for e in [-1.7, -1.0, -0.4, 0.2, 0.8] {
         grid.push(s * 10f64.powf(e));
     }
     grid.retain(|&v| v >= lo);
@@ -91,7 +91,7 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
     };
     // Projected derivative for diagnostics.
     let h = 1e-6 * x.abs().max(1e-3);
-    let g = (c.call(&[x + h]) - c.call(&[(x - h).max(lo)])) / (x + h - (x - h).max(lo));
+    let g = (c.call(&[x + h]) - f) / h;
     let grad = if x <= lo && g > 0.0 { 0.0 } else { g.abs() };
     OptResult {
         x: vec![x],

@@ -83,6 +83,9 @@ pub struct Pls {
 impl Pls {
     /// Analyse the structure of a model frame (once per design).
     pub fn new(mf: &ModelFrame) -> Pls {
+        if mf.terms.len() == 1 && mf.terms[0].k == 1 {
+            return Self::single_scalar(mf);
+        }
         let n = mf.n;
         let p = mf.p;
         let mut term_layout = Vec::new();
@@ -279,27 +282,66 @@ impl Pls {
         pls
     }
 
+    /// One scalar random term (e.g. `(1|team)`): everything is diagonal, so
+    /// the structure is written down directly, without the general analysis.
+    fn single_scalar(mf: &ModelFrame) -> Pls {
+        let (n, p) = (mf.n, mf.p);
+        let t = &mf.terms[0];
+        let q = t.nlevels();
+        let mut ztz = vec![0.0; q];
+        for i in 0..n {
+            ztz[t.refs[i] as usize] += t.z[i] * t.z[i];
+        }
+        let iota: Vec<usize> = (0..=q).collect();
+        let mut pls = Pls {
+            n,
+            p,
+            q,
+            term_layout: vec![(0, 0, 1, q)],
+            ntheta: 1,
+            lower: vec![0.0],
+            c_colptr: iota.clone(),
+            c_rowind: (0..q).collect(),
+            c_val: vec![0.0; q],
+            rec_ptr: iota.clone(),
+            rec: (0..q as u32).map(|g| (g, 0, 0)).collect(),
+            lam_ptr: iota.clone(),
+            lam: (0..q as u32).map(|g| (g, 0)).collect(),
+            l_colptr: iota,
+            l_rowind: (0..q).collect(),
+            l_val: vec![0.0; q],
+            row_ptr: vec![0; q + 1],
+            row_ent: Vec::new(),
+            diag: Some(ztz.iter().map(|&v| (v, 0u32)).collect()),
+            ztz,
+            ztxy: vec![0.0; q * (p + 1)],
+            xyxy: vec![0.0; (p + 1) * (p + 1)],
+            work: vec![0.0; q],
+            rzx: vec![0.0; q * (p + 1)],
+            lm: vec![0.0; (p + 1) * (p + 1)],
+            ldl2: 0.0,
+            ldrx2: 0.0,
+            pwrss: 0.0,
+        };
+        pls.set_x_products(mf);
+        pls.set_response(mf, &mf.y);
+        pls
+    }
+
     fn set_x_products(&mut self, mf: &ModelFrame) {
         let (n, p, m) = (self.n, self.p, self.p + 1);
         self.ztxy.iter_mut().for_each(|v| *v = 0.0);
-        for i in 0..n {
+        // Column-outer loops: X is stored column by column.
+        for j in 0..p {
+            let xj = &mf.x[j * n..(j + 1) * n];
             for (t, term) in mf.terms.iter().enumerate() {
                 let (qo, _, k, _) = self.term_layout[t];
-                let base = qo + term.refs[i] as usize * k;
-                for a in 0..k {
-                    let z = term.z[i * k + a];
-                    let row = &mut self.ztxy[(base + a) * m..(base + a) * m + p];
-                    for (j, r) in row.iter_mut().enumerate() {
-                        *r += z * mf.x[j * n + i];
-                    }
-                }
+                accumulate(&mut self.ztxy, m, j, qo, k, &term.refs, &term.z, xj);
             }
         }
         for a in 0..p {
             for b in 0..=a {
-                let xa = &mf.x[a * n..(a + 1) * n];
-                let xb = &mf.x[b * n..(b + 1) * n];
-                let v: f64 = xa.iter().zip(xb).map(|(u, w)| u * w).sum();
+                let v = super::frame::dot(&mf.x[a * n..(a + 1) * n], &mf.x[b * n..(b + 1) * n]);
                 self.xyxy[a * m + b] = v;
                 self.xyxy[b * m + a] = v;
             }
@@ -312,22 +354,16 @@ impl Pls {
         for r in 0..self.q {
             self.ztxy[r * m + p] = 0.0;
         }
-        for (i, &yi) in y.iter().enumerate().take(n) {
-            for (t, term) in mf.terms.iter().enumerate() {
-                let (qo, _, k, _) = self.term_layout[t];
-                let base = qo + term.refs[i] as usize * k;
-                for a in 0..k {
-                    self.ztxy[(base + a) * m + p] += term.z[i * k + a] * yi;
-                }
-            }
+        for (t, term) in mf.terms.iter().enumerate() {
+            let (qo, _, k, _) = self.term_layout[t];
+            accumulate(&mut self.ztxy, m, p, qo, k, &term.refs, &term.z, &y[..n]);
         }
         for a in 0..p {
-            let xa = &mf.x[a * n..(a + 1) * n];
-            let v: f64 = xa.iter().zip(y).map(|(u, w)| u * w).sum();
+            let v = super::frame::dot(&mf.x[a * n..(a + 1) * n], y);
             self.xyxy[a * m + p] = v;
             self.xyxy[p * m + a] = v;
         }
-        self.xyxy[p * m + p] = y.iter().map(|v| v * v).sum();
+        self.xyxy[p * m + p] = super::frame::dot(y, y);
     }
 
     /// Evaluate the profiled deviance (ML) or REML criterion at θ, leaving
@@ -670,6 +706,42 @@ impl Pls {
     /// Number of non-zeros in L (for diagnostics).
     pub fn nnz_l(&self) -> usize {
         self.l_rowind.len()
+    }
+}
+
+/// Add Z'v into column `col` of the q × m row-major `dst`, for one term
+/// (q offset `qo`, k columns). Runs of rows in the same level (the usual,
+/// sorted layout) accumulate in registers.
+#[allow(clippy::too_many_arguments)]
+fn accumulate(
+    dst: &mut [f64],
+    m: usize,
+    col: usize,
+    qo: usize,
+    k: usize,
+    refs: &[u32],
+    z: &[f64],
+    v: &[f64],
+) {
+    if k == 1 {
+        let mut i = 0;
+        let n = v.len();
+        while i < n {
+            let g = refs[i];
+            let mut acc = 0.0;
+            while i < n && refs[i] == g {
+                acc += z[i] * v[i];
+                i += 1;
+            }
+            dst[(qo + g as usize) * m + col] += acc;
+        }
+        return;
+    }
+    for (i, &x) in v.iter().enumerate() {
+        let base = qo + refs[i] as usize * k;
+        for a in 0..k {
+            dst[(base + a) * m + col] += z[i * k + a] * x;
+        }
     }
 }
 

@@ -1,0 +1,43 @@
+//! Power-engine timings: one REFOCUS replicate (simulate + REML + Satterthwaite),
+//! and the same with every analysis.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use crtsim::config::Config;
+use crtsim::power::PowerStudy;
+use crtsim::simulate::Dataset;
+use std::hint::black_box;
+
+fn refocus(sets: &[&str]) -> Config {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Config::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/configs/refocus.toml"),
+        &sets,
+    )
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let study = PowerStudy::new(
+        refocus(&["analysis.methods=[\"lmm_satterthwaite\"]"]),
+        false,
+    )
+    .unwrap();
+    let mut buf = Dataset::default();
+    let mut rep = 0;
+    c.bench_function("replicate_refocus_simulate_reml_satterthwaite", |b| {
+        b.iter(|| {
+            rep += 1;
+            black_box(study.replicate(2011, rep, 0, &mut buf)[0].p)
+        })
+    });
+    let all = PowerStudy::new(refocus(&[]), false).unwrap();
+    c.bench_function("replicate_refocus_all_five_analyses", |b| {
+        b.iter(|| {
+            rep += 1;
+            black_box(all.replicate(2011, rep, 0, &mut buf)[0].p)
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
