@@ -208,6 +208,17 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
+/// `x.round().clamp(0, hi)` without a libm call: below −½ the result is 0
+/// whatever the rounding, and for x ≥ −½, truncating x + ½ rounds half up,
+/// as `round` does for non-negative values.
+#[inline]
+fn round_clamp(x: f64, hi: f64) -> f64 {
+    if !(x >= -0.5) {
+        return 0.0; // also NaN
+    }
+    (((x + 0.5) as i64) as f64).min(hi)
+}
+
 /// Turn a latent score into a reported score.
 #[inline]
 pub fn observe<R: Rng + ?Sized>(
@@ -218,13 +229,13 @@ pub fn observe<R: Rng + ?Sized>(
 ) -> f64 {
     match measure {
         Measure::Continuous => latent,
-        Measure::Qpr15 => latent.round().clamp(0.0, TOTAL_MAX),
+        Measure::Qpr15 => round_clamp(latent, TOTAL_MAX),
         Measure::Qpr15Items => {
             let theta = latent / ITEMS as f64;
             let mut total = 0.0;
             for _ in 0..ITEMS {
                 let e: f64 = rng.sample(StandardNormal);
-                total += (theta + item_noise * e).round().clamp(0.0, ITEM_MAX);
+                total += round_clamp(theta + item_noise * e, ITEM_MAX);
             }
             total
         }
@@ -255,6 +266,23 @@ mod tests {
         let c = calibrate(Measure::Qpr15Items, 30.0, 12.0, 0.3).unwrap();
         assert!(c.slope > 0.9 && c.noise_var > 0.0);
         assert!(calibrate(Measure::Qpr15, 58.0, 20.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn round_clamp_matches_round() {
+        for k in -2000..8000 {
+            let x = k as f64 * 0.0137 - 3.0;
+            assert_eq!(round_clamp(x, 60.0), x.round().clamp(0.0, 60.0), "{x}");
+            assert_eq!(
+                round_clamp(x / 15.0, 4.0),
+                (x / 15.0).round().clamp(0.0, 4.0),
+                "{x}"
+            );
+        }
+        assert_eq!(round_clamp(2.5, 60.0), 3.0);
+        assert_eq!(round_clamp(-0.5, 60.0), 0.0);
+        assert_eq!(round_clamp(f64::NAN, 60.0), 0.0);
+        assert_eq!(round_clamp(1e300, 60.0), 60.0);
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
     } else {
         grid[ib]
     };
-    let (xb, fb) = brent_tol(c, a, b, grid[ib], fv[ib], 1e-7);
+    let (xb, fb) = brent_tol(c, a, b, grid[ib], fv[ib], 1e-6, 1e-7);
     // Compare with the boundary (evaluated on the grid).
     let f_lo = fv[0];
     let (x, f) = if f_lo <= fb {
@@ -103,7 +103,7 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
     }
 }
 
-/// Brent's minimiser with relative tolerance `rtol`.
+/// Brent's minimiser with tolerance `rtol·|x| + atol`.
 fn brent_tol<F: FnMut(&[f64]) -> f64>(
     c: &mut Counter<F>,
     mut a: f64,
@@ -111,6 +111,7 @@ fn brent_tol<F: FnMut(&[f64]) -> f64>(
     x0: f64,
     f0: f64,
     rtol: f64,
+    atol: f64,
 ) -> (f64, f64) {
     const CG: f64 = 0.381_966_011_250_105;
     let (mut x, mut w, mut v) = (x0, x0, x0);
@@ -118,7 +119,7 @@ fn brent_tol<F: FnMut(&[f64]) -> f64>(
     let (mut d, mut e) = (0.0f64, 0.0f64);
     for _ in 0..200 {
         let m = 0.5 * (a + b);
-        let tol = rtol * x.abs() + 1e-12;
+        let tol = rtol * x.abs() + atol;
         let t2 = 2.0 * tol;
         if (x - m).abs() <= t2 - 0.5 * (b - a) {
             break;
@@ -417,7 +418,7 @@ fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f
             f: |s: &[f64]| c.call(&x0v.iter().map(|v| v * s[0]).collect::<Vec<_>>()),
             evals: 0,
         };
-        brent_tol(&mut ray, lo_s, hi_s, scales[ib], fs[ib], 1e-2)
+        brent_tol(&mut ray, lo_s, hi_s, scales[ib], fs[ib], 1e-2, 1e-3)
     };
     let best_start: Vec<f64> = x0.iter().map(|v| v * s_best).collect();
     let (mut x, mut f, mut conv, mut pg) = newton_run(c, &best_start, lower);

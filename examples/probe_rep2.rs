@@ -1,0 +1,21 @@
+//! Developer probe: profile whole REFOCUS replicates (simulate + REML + Satterthwaite).
+use crtsim::config::Config;
+use crtsim::power::PowerStudy;
+use crtsim::simulate::Dataset;
+fn main() {
+    let cfg = Config::load(
+        "configs/refocus.toml",
+        &["analysis.methods=[\"lmm_satterthwaite\"]".to_string()],
+    )
+    .unwrap();
+    let study = PowerStudy::new(cfg, false).unwrap();
+    let mut buf = Dataset::default();
+    let t = std::time::Instant::now();
+    for r in 0..20000 {
+        std::hint::black_box(study.replicate(1, r, 0, &mut buf));
+    }
+    println!(
+        "{:.1} µs per replicate",
+        t.elapsed().as_secs_f64() / 20000.0 * 1e6
+    );
+}

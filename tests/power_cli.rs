@@ -1,0 +1,154 @@
+//! `crtsim power` and `crtsim merge` through the binary.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crtsim");
+const REFOCUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/refocus.toml");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> String {
+    let d = std::env::temp_dir().join(format!("crtsim-pcli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d.to_string_lossy().into_owned()
+}
+
+#[test]
+fn json_schema_and_thread_independence() {
+    let (c1, j1, e1) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "300",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let (c2, j2, e2) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "300",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert_eq!((c1, c2), (0, 0), "{e1}{e2}");
+    assert_eq!(j1, j2, "stdout differs between 1 and 2 threads");
+    let v: serde_json::Value = serde_json::from_str(&j1).unwrap();
+    for k in ["reps", "seed", "analyses", "config", "crtsim_version"] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(v["reps"], 300);
+    assert_eq!(v["seed"], 2011);
+    let a = v["analyses"].as_array().unwrap();
+    assert_eq!(a.len(), 5);
+    for x in a {
+        for k in [
+            "name",
+            "power",
+            "power_mc_se",
+            "type1",
+            "type1_mc_se",
+            "mean_estimate",
+            "bias",
+            "empirical_se",
+            "mean_model_se",
+            "coverage",
+            "n_singular",
+            "n_failed",
+            "analytic_power",
+        ] {
+            assert!(x.get(k).is_some(), "analysis lacks {k}");
+        }
+    }
+    // The readable table records version, seed and the ADEMP elements.
+    let (c, t, _) = run(&["power", REFOCUS, "--reps", "50"]);
+    assert_eq!(c, 0);
+    for needle in [
+        "crtsim",
+        "seed 2011",
+        "Aims",
+        "Data-generating mechanism",
+        "Estimand",
+        "Methods",
+        "Performance",
+    ] {
+        assert!(t.contains(needle), "table lacks {needle}:\n{t}");
+    }
+}
+
+#[test]
+fn shards_merge_to_the_single_run() {
+    let single = tmp("single");
+    let (c, js, e) = run(&[
+        "power", REFOCUS, "--reps", "300", "--out", &single, "--json",
+    ]);
+    assert_eq!(c, 0, "{e}");
+    let dirs: Vec<String> = (1..=3).map(|i| tmp(&format!("shard{i}"))).collect();
+    for (i, d) in dirs.iter().enumerate() {
+        let shard = format!("{}/3", i + 1);
+        let (c, _, e) = run(&[
+            "power", REFOCUS, "--reps", "300", "--shard", &shard, "--out", d,
+        ]);
+        assert_eq!(c, 0, "{e}");
+    }
+    let merged = tmp("merged");
+    let mut args = vec!["merge"];
+    args.extend(dirs.iter().map(String::as_str));
+    args.extend(["--out", &merged, "--json"]);
+    let (c, jm, e) = run(&args);
+    assert_eq!(c, 0, "{e}");
+    assert_eq!(js, jm, "merged summary differs from the single run");
+    let a = std::fs::read(format!("{single}/replicates.csv")).unwrap();
+    let b = std::fs::read(format!("{merged}/replicates.csv")).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let d = tmp("bad");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["power", REFOCUS, "--set", "analysis.methods=[\"magic\"]"],
+            "analysis.methods",
+        ),
+        (vec!["power", REFOCUS, "--shard", "4/3"], "1 <= i <= n"),
+        (
+            vec![
+                "power",
+                REFOCUS,
+                "--set",
+                "analysis.formula=qpr ~ arm + (1|tem)",
+            ],
+            "analysis.formula",
+        ),
+        (vec!["merge", "/no/such/run"], "/no/such/run"),
+    ];
+    for (args, needle) in cases {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
+        assert!(!err.contains("panicked"));
+    }
+    // Existing results are never overwritten without --resume.
+    let (c, _, _) = run(&["power", REFOCUS, "--reps", "20", "--out", &d]);
+    assert_eq!(c, 0);
+    let before = std::fs::read(format!("{d}/replicates.csv")).unwrap();
+    let (c, _, err) = run(&["power", REFOCUS, "--reps", "40", "--out", &d]);
+    assert_eq!(c, 2);
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(
+        before,
+        std::fs::read(format!("{d}/replicates.csv")).unwrap()
+    );
+    let (c, _, err) = run(&["power", REFOCUS, "--reps", "40", "--out", &d, "--resume"]);
+    assert_eq!(c, 0, "{err}");
+}
