@@ -574,21 +574,30 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         "Aims: power and type-I error of the test of `{}` at alpha = {}",
         study.term, s.alpha
     );
+    let dist = match c.clusters.size.dist {
+        crate::config::SizeKind::Fixed => "fixed",
+        crate::config::SizeKind::Poisson => "poisson",
+        crate::config::SizeKind::Negbin => "negbin",
+    };
+    let mech = match c.attrition.mechanism {
+        crate::config::Mechanism::Mcar => "mcar",
+        crate::config::Mechanism::Mar => "mar",
+    };
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let _ = writeln!(
         t,
-        "Data-generating mechanism: {} teams ({} treated), sizes {:?} mean {} (min {}), icc {}, icc_staff {}, cac {:?}, iac {:?}, sd {}, attrition {} ({:?}); replicate r uses stream (seed, r)",
+        "Data-generating mechanism: {} teams ({} treated), team size {dist} mean {} (min {}), icc {}, icc_staff {}, cac {}, iac {}, sd {}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
         c.clusters.teams,
         c.clusters.treated.map(|v| v.to_string()).unwrap_or_else(|| "random".into()),
-        c.clusters.size.dist,
         c.clusters.size.mean,
         c.clusters.size.min,
         c.outcome.icc,
         c.outcome.icc_staff,
-        c.outcome.cac,
-        c.outcome.iac,
+        opt(c.outcome.cac),
+        opt(c.outcome.iac),
         c.outcome.sd,
         c.attrition.rate,
-        c.attrition.mechanism
+        config_hash(c)
     );
     let _ = writeln!(
         t,
@@ -640,11 +649,15 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     for (a, name) in s.methods.iter().enumerate() {
         let (e, nl) = &s.perf[a];
         if (e.reject - s.analytic[a]).abs() > 2.5 * e.reject_mc_se.max(1e-9) {
-            let _ = writeln!(
-                t,
-                "note: {name}: Monte Carlo power differs from analytic by more than 2.5 MC SE; the closed form assumes many clusters, known variance components and constant cluster sizes (singular fits: {})",
-                e.n_singular
-            );
+            let why = if name == "cluster_t" {
+                "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
+            } else {
+                format!(
+                    "the closed form assumes many clusters, known variance components and the design effect's approximation of variable sizes ({} of {} fits singular)",
+                    e.n_singular, e.n
+                )
+            };
+            let _ = writeln!(t, "note: {name}: Monte Carlo power differs from analytic by more than 2.5 MC SE: {why}");
         }
         if let Some(p) = nl {
             if (p.reject - s.alpha).abs() > 2.0 * p.reject_mc_se.max(1e-9) {
