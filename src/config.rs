@@ -22,6 +22,10 @@ pub struct Config {
     pub attrition: Attrition,
     #[serde(default)]
     pub analysis: Analysis,
+    /// `[sweep]`: config keys to vary over a grid, e.g.
+    /// `"clusters.teams" = [20, 30, 40]` (quoted dotted keys).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sweep: std::collections::BTreeMap<String, Vec<toml::Value>>,
 }
 
 /// `[trial]`: name and design family.
@@ -315,6 +319,14 @@ impl Config {
 
     /// Parse TOML text, apply overrides, and validate.
     pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Config> {
+        let cfg = Self::parse_unvalidated(text, overrides)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parse TOML text and apply overrides, without range checks (a sweep
+    /// adjusts dependent keys before validating).
+    pub fn parse_unvalidated(text: &str, overrides: &[String]) -> Result<Config> {
         let cfg: Config = if overrides.is_empty() {
             toml::from_str(text).map_err(|e| Error::Parse(describe_toml_error(text, &e, true)))?
         } else {
@@ -329,7 +341,6 @@ impl Config {
             toml::from_str(&amended)
                 .map_err(|e| Error::Parse(describe_toml_error(&amended, &e, false)))?
         };
-        cfg.validate()?;
         Ok(cfg)
     }
 

@@ -290,14 +290,45 @@ pub fn largest_remainder(t: u32, site_teams: &[u32]) -> Vec<u32> {
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.cmp(&b))
     });
-    for &s in order.iter().cycle() {
-        if left == 0 {
+    // Hand out the rest by remainder; a full site is skipped, and a pass in
+    // which no site could take one ends the loop (never reached when
+    // t <= Σ site_teams, which validation ensures).
+    while left > 0 {
+        let mut gave = false;
+        for &s in &order {
+            if left > 0 && out[s] < site_teams[s] {
+                out[s] += 1;
+                left -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
             break;
         }
-        if out[s] < site_teams[s] {
-            out[s] += 1;
-            left -= 1;
-        }
+    }
+    out
+}
+
+/// Split `n` in proportion to `weights` by the largest-remainder rule, with
+/// no cap per part (ties to the earlier part).
+pub fn proportional_split(n: u32, weights: &[u32]) -> Vec<u32> {
+    let total: u32 = weights.iter().sum();
+    if total == 0 || weights.is_empty() {
+        return even_split(n, weights.len().max(1));
+    }
+    let quota: Vec<f64> = weights
+        .iter()
+        .map(|&w| n as f64 * w as f64 / total as f64)
+        .collect();
+    let mut out: Vec<u32> = quota.iter().map(|q| q.floor() as u32).collect();
+    let left = n - out.iter().sum::<u32>();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (quota[a] - quota[a].floor(), quota[b] - quota[b].floor());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    for &i in order.iter().take(left as usize) {
+        out[i] += 1;
     }
     out
 }
@@ -325,6 +356,9 @@ mod tests {
         assert_eq!(largest_remainder(14, &[14, 13]), vec![7, 7]);
         assert_eq!(largest_remainder(5, &[10, 0]), vec![5, 0]);
         assert_eq!(largest_remainder(3, &[2, 2, 2]), vec![1, 1, 1]);
+        assert_eq!(proportional_split(40, &[14, 13]), vec![21, 19]);
+        assert_eq!(proportional_split(60, &[14, 13]), vec![31, 29]);
+        assert_eq!(proportional_split(5, &[1, 1, 1]), vec![2, 2, 1]);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! | [`output`] | CSV writer for simulated trials |
 //! | [`analytic`] | closed-form design effects, standard errors and power |
 //! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
+//! | [`sweep`] | grids over config keys, tidy CSV, sample-size search |
+//! | [`plot`] | power curves (SVG, PNG) |
 //! | [`lmm`] | linear mixed models: formula, frame, PLS, optimiser, inference |
 //! | [`report`] | human-readable summaries |
 //!
@@ -50,9 +52,11 @@ pub mod error;
 pub mod lmm;
 pub mod measure;
 pub mod output;
+pub mod plot;
 pub mod power;
 pub mod report;
 pub mod rng;
 pub mod simulate;
+pub mod sweep;
 
 pub use error::{Error, Result};

@@ -5,7 +5,7 @@ use crtsim::config::Config;
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::inference::DfMethod;
 use crtsim::simulate::Simulator;
-use crtsim::{lmm, output, power, report, Error};
+use crtsim::{lmm, output, plot, power, report, sweep, Error};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +75,34 @@ enum Command {
         /// Override a config key (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Vary a config key over values, e.g. clusters.teams=20,30,40
+        /// (repeatable; the grid is every combination). Prints a tidy CSV.
+        #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
+        sweep: Vec<String>,
+        /// With --solve: the power to reach.
+        #[arg(long, requires = "solve")]
+        target_power: Option<f64>,
+        /// Find the smallest integer value of this key (e.g. clusters.teams)
+        /// reaching --target-power: analytic bracket, Monte Carlo confirmation.
+        #[arg(long, value_name = "KEY", requires = "target_power")]
+        solve: Option<String>,
+        /// With --solve: the analysis whose power counts.
+        #[arg(long, default_value = "lmm_satterthwaite")]
+        solve_analysis: String,
+        /// With --solve: the search range LO:HI.
+        #[arg(long, default_value = "4:400")]
+        solve_range: String,
+    },
+    /// Draw power curves from a sweep's tidy CSV (SVG and PNG).
+    Plot {
+        /// What to plot (only `power` for now).
+        #[arg(value_parser = ["power"])]
+        what: String,
+        /// The tidy CSV written by `crtsim power --sweep ...`.
+        results: PathBuf,
+        /// Output path without extension (writes PREFIX.svg and PREFIX.png).
+        #[arg(long, default_value = "power")]
+        out: PathBuf,
     },
     /// Merge the shard directories of one power run and print its summary.
     Merge {
@@ -174,13 +202,18 @@ fn run(cli: Cli) -> Result<(), Error> {
             shard,
             json,
             mut set,
+            sweep: sweep_args,
+            target_power,
+            solve,
+            solve_analysis,
+            solve_range,
         } => {
             if null {
                 set.push("effect.difference=0.0".into());
             }
             let cfg = Config::load(&config, &set)?;
+            let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
             let seed = seed.or(cfg.trial.seed).unwrap_or(1);
-            let study = power::PowerStudy::new(cfg, !(no_null || null))?;
             let opts = power::RunOptions {
                 reps,
                 seed,
@@ -196,6 +229,83 @@ fn run(cli: Cli) -> Result<(), Error> {
                 out: out.clone(),
                 resume,
             };
+            if let (Some(key), Some(target)) = (&solve, target_power) {
+                let (lo, hi) = solve_range
+                    .split_once(':')
+                    .and_then(|(a, b)| {
+                        Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))
+                    })
+                    .filter(|(a, b)| a <= b)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--solve-range {solve_range}: expected LO:HI, e.g. 4:400"
+                        ))
+                    })?;
+                let sol = sweep::solve(
+                    &text,
+                    &set,
+                    key,
+                    target,
+                    &solve_analysis,
+                    (lo, hi),
+                    &opts,
+                    |v, p| {
+                        eprintln!("  {key} = {v}: Monte Carlo power {p:.3}");
+                    },
+                )?;
+                let txt = sweep::solution_text(&sol, reps);
+                std::io::stdout()
+                    .lock()
+                    .write_all(txt.as_bytes())
+                    .map_err(|e| Error::io("<stdout>", e))?;
+                return Ok(());
+            }
+            let mut axes = sweep::axes_from_config(&cfg)?;
+            for a in &sweep_args {
+                let ax = sweep::parse_axis(a)?;
+                axes.retain(|x| x.key != ax.key);
+                axes.push(ax);
+            }
+            if !axes.is_empty() {
+                let bar = progress_bar();
+                let results =
+                    sweep::run_grid(&text, &set, &axes, !(no_null || null), &opts, |k, n| {
+                        if let Some(b) = &bar {
+                            b.set_length(n as u64);
+                            b.set_position(k as u64);
+                        }
+                    })?;
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                let csv_text = sweep::tidy_csv(&results);
+                if let Some(dir) = &out {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                    let p = dir.join("sweep.csv");
+                    std::fs::write(&p, &csv_text).map_err(|e| Error::io(&p, e))?;
+                }
+                let text_out = if json {
+                    let arr: Vec<serde_json::Value> = results
+                        .iter()
+                        .map(|r| {
+                            let mut v = power::summary_json(&r.study, &r.summary);
+                            let point: std::collections::BTreeMap<String, String> =
+                                r.point.iter().cloned().collect();
+                            v["point"] = serde_json::json!(point);
+                            v
+                        })
+                        .collect();
+                    serde_json::to_string_pretty(&arr).unwrap_or_default() + "\n"
+                } else {
+                    csv_text
+                };
+                std::io::stdout()
+                    .lock()
+                    .write_all(text_out.as_bytes())
+                    .map_err(|e| Error::io("<stdout>", e))?;
+                return Ok(());
+            }
+            let study = power::PowerStudy::new(cfg, !(no_null || null))?;
             let bar = progress_bar();
             let records = power::execute(&study, &opts, |done, total| {
                 if let Some(b) = &bar {
@@ -217,6 +327,15 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .map_err(|e| Error::io(&p, e))?;
             }
             print_summary(&study, &summary, &json_v, json)?;
+        }
+        Command::Plot {
+            what: _,
+            results,
+            out,
+        } => {
+            for w in plot::power_curves(&results, &out)? {
+                eprintln!("wrote {}", w.display());
+            }
         }
         Command::Merge { dirs, out, json } => {
             let (manifest, cfg_text, records) = power::merge(&dirs)?;

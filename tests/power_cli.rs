@@ -152,3 +152,77 @@ fn bad_input_exits_2() {
     let (c, _, err) = run(&["power", REFOCUS, "--reps", "40", "--out", &d, "--resume"]);
     assert_eq!(c, 0, "{err}");
 }
+
+#[test]
+fn sweep_plot_and_solve_from_the_command_line() {
+    let d = tmp("sweepcli");
+    let (c, out, e) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "100",
+        "--no-null",
+        "--sweep",
+        "clusters.teams=20,30",
+        "--out",
+        &d,
+    ]);
+    assert_eq!(c, 0, "{e}");
+    assert_eq!(out.lines().count(), 1 + 2 * 5);
+    assert!(out.starts_with("point,clusters.teams,analysis"));
+    assert!(std::path::Path::new(&format!("{d}/sweep.csv")).exists());
+    assert!(std::path::Path::new(&format!("{d}/point002/replicates.csv")).exists());
+    let (c, _, e) = run(&[
+        "plot",
+        "power",
+        &format!("{d}/sweep.csv"),
+        "--out",
+        &format!("{d}/curve"),
+    ]);
+    assert_eq!(c, 0, "{e}");
+    assert!(e.contains("curve.svg") && e.contains("curve.png"), "{e}");
+    // A [sweep] section in the config.
+    let cfg = format!("{d}/swept.toml");
+    let mut text = std::fs::read_to_string(REFOCUS).unwrap();
+    text.push_str("\n[sweep]\n\"outcome.icc\" = [0.01, 0.1]\n");
+    std::fs::write(&cfg, text).unwrap();
+    let (c, out, e) = run(&["power", &cfg, "--reps", "50", "--no-null"]);
+    assert_eq!(c, 0, "{e}");
+    assert!(out.starts_with("point,outcome.icc,analysis"), "{out}");
+    let (c, out, e) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "200",
+        "--no-null",
+        "--target-power",
+        "0.7",
+        "--solve",
+        "clusters.teams",
+    ]);
+    assert_eq!(c, 0, "{e}");
+    assert!(
+        out.contains("<- answer") && out.contains("analytic answer"),
+        "{out}"
+    );
+    let (c, _, e) = run(&["power", REFOCUS, "--sweep", "clusters.teams="]);
+    assert_eq!(c, 2);
+    assert!(e.contains("no values"), "{e}");
+    let (c, _, e) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "50",
+        "--target-power",
+        "0.99",
+        "--solve",
+        "clusters.teams",
+        "--solve-range",
+        "4:10",
+    ]);
+    assert_eq!(c, 2);
+    assert!(
+        e.contains("cannot be reached") && e.contains("best found"),
+        "{e}"
+    );
+}

@@ -1,0 +1,445 @@
+//! Sweeps over config keys (power curves) and sample-size search.
+//!
+//! A grid is the Cartesian product of the swept keys' values; each grid point
+//! is the base config with `key=value` overrides, run as its own power study
+//! with the same seed (common random numbers across points make curves
+//! smooth). When a point changes `clusters.teams` without also setting
+//! `clusters.treated` / `clusters.site_teams`, those scale with it: treated
+//! keeps its share of teams (rounded, at least one per arm) and the teams are
+//! spread over sites in the base proportions (largest remainder).
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::power::{self, PowerStudy, RunOptions, Summary};
+use std::fmt::Write as _;
+
+/// One swept key and its values (as TOML literals).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// Parse `--sweep key=v1,v2,...` (commas inside [ ] or { } do not split).
+pub fn parse_axis(spec: &str) -> Result<Axis> {
+    let (key, vals) = spec.split_once('=').ok_or_else(|| {
+        Error::Usage(format!(
+            "--sweep {spec}: expected key=v1,v2,..., e.g. clusters.teams=20,30,40"
+        ))
+    })?;
+    let mut values = Vec::new();
+    let (mut depth, mut cur) = (0i32, String::new());
+    for ch in vals.chars() {
+        match ch {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth -= 1,
+            _ => {}
+        }
+        if ch == ',' && depth == 0 {
+            values.push(cur.trim().to_string());
+            cur.clear();
+        } else {
+            cur.push(ch);
+        }
+    }
+    if !cur.trim().is_empty() {
+        values.push(cur.trim().to_string());
+    }
+    values.retain(|v| !v.is_empty());
+    if values.is_empty() {
+        return Err(Error::Usage(format!(
+            "--sweep {spec}: no values to sweep over"
+        )));
+    }
+    Ok(Axis {
+        key: key.trim().to_string(),
+        values,
+    })
+}
+
+/// Axes from a config's `[sweep]` section.
+pub fn axes_from_config(cfg: &Config) -> Result<Vec<Axis>> {
+    cfg.sweep
+        .iter()
+        .map(|(k, vs)| {
+            if vs.is_empty() {
+                return Err(Error::invalid(
+                    &format!("sweep.\"{k}\""),
+                    "[]",
+                    "needs at least one value",
+                ));
+            }
+            Ok(Axis {
+                key: k.clone(),
+                values: vs.iter().map(|v| v.to_string()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The grid: every combination, first axis varying slowest.
+pub fn grid(axes: &[Axis]) -> Vec<Vec<(String, String)>> {
+    let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for a in axes {
+        let mut next = Vec::new();
+        for p in &out {
+            for v in &a.values {
+                let mut q = p.clone();
+                q.push((a.key.clone(), v.clone()));
+                next.push(q);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+/// The config at one grid point: base text + base overrides + the point's
+/// values, with dependent team keys adjusted, then validated.
+pub fn point_config(text: &str, sets: &[String], point: &[(String, String)]) -> Result<Config> {
+    let base = Config::parse_unvalidated(text, sets)?;
+    let mut all: Vec<String> = sets.to_vec();
+    all.extend(point.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut cfg = Config::parse_unvalidated(text, &all)?;
+    cfg.sweep.clear();
+    let sets_key = |k: &str| point.iter().any(|(pk, _)| pk == k);
+    if cfg.clusters.teams != base.clusters.teams {
+        let n = cfg.clusters.teams;
+        if !sets_key("clusters.treated") {
+            if let Some(t0) = base.clusters.treated {
+                let t = (n as f64 * t0 as f64 / base.clusters.teams as f64).round() as u32;
+                cfg.clusters.treated = Some(t.clamp(1, n.saturating_sub(1).max(1)));
+            }
+        }
+        if !sets_key("clusters.site_teams") {
+            if let Some(st) = &base.clusters.site_teams {
+                cfg.clusters.site_teams = Some(crate::design::proportional_split(n, st));
+            }
+        }
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// One grid point's result.
+pub struct PointResult {
+    pub point: Vec<(String, String)>,
+    pub study: PowerStudy,
+    pub summary: Summary,
+}
+
+/// Run every grid point. `out`: a directory per point under it.
+pub fn run_grid(
+    text: &str,
+    sets: &[String],
+    axes: &[Axis],
+    with_null: bool,
+    opts: &RunOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<PointResult>> {
+    if axes.is_empty() {
+        return Err(Error::Usage(
+            "the sweep is empty: give [sweep] keys or --sweep key=v1,v2".into(),
+        ));
+    }
+    let pts = grid(axes);
+    let mut results = Vec::with_capacity(pts.len());
+    for (k, point) in pts.iter().enumerate() {
+        progress(k, pts.len());
+        let cfg = point_config(text, sets, point).map_err(|e| {
+            let at: Vec<String> = point.iter().map(|(a, b)| format!("{a}={b}")).collect();
+            Error::Usage(format!("sweep point {} ({}): {e}", k + 1, at.join(", ")))
+        })?;
+        let study = PowerStudy::new(cfg, with_null)?;
+        let mut o = opts.clone();
+        o.out = opts
+            .out
+            .as_ref()
+            .map(|d| d.join(format!("point{:03}", k + 1)));
+        let recs = power::execute(&study, &o, |_, _| {})?;
+        let summary = power::summarise(&study, opts.seed, &recs);
+        results.push(PointResult {
+            point: point.clone(),
+            study,
+            summary,
+        });
+    }
+    progress(pts.len(), pts.len());
+    Ok(results)
+}
+
+/// The tidy CSV: one row per grid point × analysis.
+pub fn tidy_csv(results: &[PointResult]) -> String {
+    let mut s = String::new();
+    let keys: Vec<String> = results
+        .first()
+        .map(|r| r.point.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "point,{}analysis,reps,seed,power,power_mc_se,type1,type1_mc_se,analytic_power,mean_estimate,bias,bias_mc_se,empirical_se,empirical_se_mc_se,mean_model_se,mean_model_se_mc_se,coverage,coverage_mc_se,n_singular,n_nonconverged,n_failed",
+        keys.iter().map(|k| format!("{k},")).collect::<String>()
+    );
+    let f = |x: f64| {
+        if x.is_finite() {
+            format!("{x}")
+        } else {
+            "NA".into()
+        }
+    };
+    for (k, r) in results.iter().enumerate() {
+        let vals: String = r
+            .point
+            .iter()
+            .map(|(_, v)| format!("{},", csv_field(v)))
+            .collect();
+        for (a, name) in r.summary.methods.iter().enumerate() {
+            let (e, nl) = &r.summary.perf[a];
+            let (t1, t1se) = nl
+                .as_ref()
+                .map(|p| (p.reject, p.reject_mc_se))
+                .unwrap_or((f64::NAN, f64::NAN));
+            let _ = writeln!(
+                s,
+                "{},{vals}{name},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                k + 1,
+                r.summary.reps,
+                r.summary.seed,
+                f(e.reject),
+                f(e.reject_mc_se),
+                f(t1),
+                f(t1se),
+                f(r.summary.analytic[a]),
+                f(e.mean_estimate),
+                f(e.bias),
+                f(e.bias_mc_se),
+                f(e.empirical_se),
+                f(e.empirical_se_mc_se),
+                f(e.mean_model_se),
+                f(e.mean_model_se_mc_se),
+                f(e.coverage),
+                f(e.coverage_mc_se),
+                e.n_singular,
+                e.n_nonconverged,
+                e.n_failed
+            );
+        }
+    }
+    s
+}
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+/// Outcome of a sample-size search.
+#[derive(Debug, Clone)]
+pub struct Solution {
+    pub key: String,
+    pub analysis: String,
+    pub target: f64,
+    /// Smallest value whose analytic power reaches the target.
+    pub analytic_value: i64,
+    /// Smallest value whose Monte Carlo power reached the target.
+    pub value: i64,
+    /// (value, MC power, MC SE) for every value simulated, ascending.
+    pub evaluated: Vec<(i64, f64, f64)>,
+}
+
+/// Smallest integer value of `key` in [lo, hi] reaching `target` power for
+/// `analysis`: analytic power brackets it, Monte Carlo confirms it (integer
+/// bisection on MC power).
+#[allow(clippy::too_many_arguments)]
+pub fn solve(
+    text: &str,
+    sets: &[String],
+    key: &str,
+    target: f64,
+    analysis: &str,
+    (lo, hi): (i64, i64),
+    opts: &RunOptions,
+    mut progress: impl FnMut(i64, f64),
+) -> Result<Solution> {
+    if !(0.0 < target && target < 1.0) {
+        return Err(Error::Usage(format!(
+            "--target-power {target}: must be in (0, 1)"
+        )));
+    }
+    let cfg_at = |v: i64| point_config(text, sets, &[(key.to_string(), v.to_string())]);
+    let base = cfg_at(lo.max(1))
+        .or_else(|_| cfg_at(hi))
+        .map_err(|e| Error::Usage(format!("--solve {key}: {e}")))?;
+    let methods = base.analysis_methods();
+    let a_idx = methods.iter().position(|m| m == analysis).ok_or_else(|| {
+        Error::Usage(format!(
+            "--solve-analysis {analysis}: not among the configured analyses ({})",
+            methods.join(", ")
+        ))
+    })?;
+    let analytic = |v: i64| -> Option<f64> {
+        let c = cfg_at(v).ok()?;
+        let d = crate::design::Design::from_config(&c).ok()?;
+        Some(crate::analytic::power(
+            &c,
+            &d,
+            c.alpha(),
+            analysis == "lmm_z",
+            &c.analysis_formula(),
+        ))
+    };
+    // Analytic bracket: smallest valid value with analytic power ≥ target.
+    let mut analytic_value = None;
+    for v in lo..=hi {
+        if let Some(p) = analytic(v) {
+            if p >= target {
+                analytic_value = Some(v);
+                break;
+            }
+        }
+    }
+    let mut evaluated: Vec<(i64, f64, f64)> = Vec::new();
+    let mut mc = |v: i64| -> Result<(f64, f64)> {
+        if let Some(e) = evaluated.iter().find(|e| e.0 == v) {
+            return Ok((e.1, e.2));
+        }
+        let c = cfg_at(v)?;
+        let study = PowerStudy::new(c, false)?;
+        let mut o = opts.clone();
+        o.out = opts
+            .out
+            .as_ref()
+            .map(|d| d.join(format!("{}={v}", key.replace('/', "_"))));
+        let recs = power::execute(&study, &o, |_, _| {})?;
+        let s = power::summarise(&study, opts.seed, &recs);
+        let (p, se) = (s.perf[a_idx].0.reject, s.perf[a_idx].0.reject_mc_se);
+        evaluated.push((v, p, se));
+        progress(v, p);
+        Ok((p, se))
+    };
+    let start = analytic_value.unwrap_or(hi);
+    // Bracket with Monte Carlo: a failing value below and a passing one above.
+    let (mut fail, mut pass): (Option<i64>, Option<i64>) = (None, None);
+    let (p0, _) = mc(start)?;
+    if p0 >= target {
+        pass = Some(start);
+        let mut v = start;
+        while v > lo {
+            let step = ((v - lo) as f64 * 0.2).ceil().max(1.0) as i64;
+            v = (v - step).max(lo);
+            if cfg_at(v).is_err() {
+                break;
+            }
+            if mc(v)?.0 >= target {
+                pass = Some(v);
+            } else {
+                fail = Some(v);
+                break;
+            }
+        }
+    } else {
+        fail = Some(start);
+        let mut v = start;
+        while v < hi {
+            let step = ((v as f64) * 0.25).ceil().max(1.0) as i64;
+            v = (v + step).min(hi);
+            if mc(v)?.0 >= target {
+                pass = Some(v);
+                break;
+            }
+            fail = Some(v);
+        }
+    }
+    let Some(mut pass_v) = pass else {
+        let best = evaluated
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|e| {
+                format!(
+                    "best found: power {:.3} (MC SE {:.3}) at {key} = {}",
+                    e.1, e.2, e.0
+                )
+            })
+            .unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "target power {target} cannot be reached with {key} in [{lo}, {hi}] for {analysis}; {best}"
+        )));
+    };
+    if let Some(mut fail_v) = fail {
+        while pass_v - fail_v > 1 {
+            let mid = fail_v + (pass_v - fail_v) / 2;
+            if cfg_at(mid).is_err() {
+                break;
+            }
+            if mc(mid)?.0 >= target {
+                pass_v = mid;
+            } else {
+                fail_v = mid;
+            }
+        }
+    }
+    evaluated.sort_by_key(|e| e.0);
+    Ok(Solution {
+        key: key.to_string(),
+        analysis: analysis.to_string(),
+        target,
+        analytic_value: analytic_value.unwrap_or(-1),
+        value: pass_v,
+        evaluated,
+    })
+}
+
+/// A readable account of a solution, with its Monte Carlo uncertainty.
+pub fn solution_text(s: &Solution, reps: u64) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Smallest {} reaching power {} for {} ({} replicates per value):",
+        s.key, s.target, s.analysis, reps
+    );
+    if s.analytic_value >= 0 {
+        let _ = writeln!(t, "  analytic answer: {} = {}", s.key, s.analytic_value);
+    } else {
+        let _ = writeln!(
+            t,
+            "  analytic power does not reach the target in the search range"
+        );
+    }
+    for &(v, p, se) in &s.evaluated {
+        let mark = if v == s.value { "  <- answer" } else { "" };
+        let _ = writeln!(
+            t,
+            "  {} = {v}: Monte Carlo power {p:.3} (MC SE {se:.3}){mark}",
+            s.key
+        );
+    }
+    let at = s.evaluated.iter().find(|e| e.0 == s.value);
+    let below = s
+        .evaluated
+        .iter()
+        .filter(|e| e.0 < s.value)
+        .max_by_key(|e| e.0);
+    if let Some(&(_, p, se)) = at {
+        let z = (p - s.target) / se.max(1e-12);
+        let _ = write!(
+            t,
+            "  Monte Carlo answer: {} = {} (power exceeds the target by {z:.1} MC SE",
+            s.key, s.value
+        );
+        if let Some(&(vb, pb, seb)) = below {
+            let zb = (s.target - pb) / seb.max(1e-12);
+            let _ = write!(t, "; at {vb} it falls short by {zb:.1} MC SE");
+            if z < 2.0 || zb < 2.0 {
+                let _ = write!(
+                    t,
+                    "; within 2 MC SE of the target, so raise --reps for a sharper answer"
+                );
+            }
+        }
+        let _ = writeln!(t, ")");
+    }
+    t
+}
