@@ -111,7 +111,6 @@ pub fn format_number(x: f64) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct DataFrame {
     pub columns: Vec<Column>,
-    index: HashMap<String, usize>,
     nrows: usize,
 }
 
@@ -119,7 +118,6 @@ impl DataFrame {
     /// Build from typed columns of equal length.
     pub fn from_columns(columns: Vec<Column>) -> Result<DataFrame> {
         let nrows = columns.first().map(Column::len).unwrap_or(0);
-        let mut index = HashMap::default();
         for (k, c) in columns.iter().enumerate() {
             if c.len() != nrows {
                 return Err(Error::Usage(format!(
@@ -128,15 +126,11 @@ impl DataFrame {
                     c.len()
                 )));
             }
-            if index.insert(c.name.clone(), k).is_some() {
+            if columns[..k].iter().any(|d| d.name == c.name) {
                 return Err(Error::Usage(format!("duplicate column name `{}`", c.name)));
             }
         }
-        Ok(DataFrame {
-            columns,
-            index,
-            nrows,
-        })
+        Ok(DataFrame { columns, nrows })
     }
 
     /// Build from (name, text values) pairs; decides numeric versus categorical.
@@ -202,26 +196,25 @@ impl DataFrame {
 
     /// Look up a column by name; the error lists the available columns.
     pub fn column(&self, name: &str) -> Result<&Column> {
-        self.index
-            .get(name)
-            .map(|&i| &self.columns[i])
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "column `{name}` is not in the data; available columns: {}",
-                    self.columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
+        // A linear scan: data frames have a handful of columns.
+        self.columns.iter().find(|c| c.name == name).ok_or_else(|| {
+            Error::Usage(format!(
+                "column `{name}` is not in the data; available columns: {}",
+                self.columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
     }
 
     /// Replace a column's values (same name and length), e.g. a new outcome.
     pub fn set_numeric(&mut self, name: &str, values: Vec<f64>) -> Result<()> {
-        let k = *self
-            .index
-            .get(name)
+        let k = self
+            .columns
+            .iter()
+            .position(|c| c.name == name)
             .ok_or_else(|| Error::Usage(format!("column `{name}` is not in the data")))?;
         if values.len() != self.nrows {
             return Err(Error::Usage(format!(

@@ -6,6 +6,36 @@ use super::formula::{Formula, RandomTerm};
 use crate::error::{Error, Result};
 use rustc_hash::FxHashMap as HashMap;
 
+/// Level names in sorted order, sharing the column's name list (no copies
+/// per model: a power loop builds a model per replicate).
+#[derive(Debug, Clone)]
+pub struct Levels {
+    names: std::sync::Arc<Vec<String>>,
+    order: Vec<u32>,
+}
+
+impl Levels {
+    /// Number of levels.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+    /// True when there are no levels.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+    /// Name of level `k` (in sorted order).
+    pub fn name(&self, k: usize) -> &str {
+        &self.names[self.order[k] as usize]
+    }
+    fn owned(names: Vec<String>) -> Levels {
+        let order = (0..names.len() as u32).collect();
+        Levels {
+            names: std::sync::Arc::new(names),
+            order,
+        }
+    }
+}
+
 /// One random-effects term: a grouping factor and the k columns whose
 /// coefficients vary by its levels.
 #[derive(Debug, Clone)]
@@ -13,7 +43,7 @@ pub struct ReTerm {
     /// The grouping factor's name as lme4 prints it (`team`, `cask:batch`).
     pub group: String,
     /// Level names, in the order used internally (sorted).
-    pub levels: Vec<String>,
+    pub levels: Levels,
     /// Level index of each row.
     pub refs: Vec<u32>,
     /// Number of random-effect columns (1 for an intercept, 2 for `(x|g)`...).
@@ -107,7 +137,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Levels of a column over `rows` (sorted: by name for text, by value for
 /// numbers, as R's factor()), and each row's level index.
-fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Vec<String>) {
+fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Levels) {
     match &col.data {
         ColumnData::Categorical { codes, levels } => {
             let mut present = vec![false; levels.len()];
@@ -124,7 +154,10 @@ fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Vec<String>) {
             }
             (
                 rows.iter().map(|&i| remap[codes[i] as usize]).collect(),
-                order.iter().map(|&c| levels[c as usize].clone()).collect(),
+                Levels {
+                    names: levels.clone(),
+                    order,
+                },
             )
         }
         ColumnData::Numeric(v) => {
@@ -135,17 +168,20 @@ fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Vec<String>) {
                 .iter()
                 .map(|&i| vals.partition_point(|&x| x.total_cmp(&v[i]).is_lt()) as u32)
                 .collect();
-            (codes, vals.iter().map(|&x| format_number(x)).collect())
+            (
+                codes,
+                Levels::owned(vals.iter().map(|&x| format_number(x)).collect()),
+            )
         }
     }
 }
 
 /// Levels of the interaction of one or more columns (named `a:b` by value).
-fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Vec<String>) {
+fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Levels) {
     if cols.len() == 1 {
         return factor_codes(cols[0], rows);
     }
-    let parts: Vec<(Vec<u32>, Vec<String>)> = cols.iter().map(|c| factor_codes(c, rows)).collect();
+    let parts: Vec<(Vec<u32>, Levels)> = cols.iter().map(|c| factor_codes(c, rows)).collect();
     let mut first: HashMap<Vec<u32>, u32> = HashMap::default();
     let mut raw_codes = Vec::with_capacity(rows.len());
     for r in 0..rows.len() {
@@ -159,7 +195,7 @@ fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Vec<String>) {
             let name = k
                 .iter()
                 .zip(&parts)
-                .map(|(&l, p)| p.1[l as usize].as_str())
+                .map(|(&l, p)| p.1.name(l as usize))
                 .collect::<Vec<_>>()
                 .join(":");
             (name, c)
@@ -172,7 +208,7 @@ fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Vec<String>) {
     }
     (
         raw_codes.into_iter().map(|c| remap[c as usize]).collect(),
-        order.into_iter().map(|(s, _)| s).collect(),
+        Levels::owned(order.into_iter().map(|(s, _)| s).collect()),
     )
 }
 
@@ -180,20 +216,25 @@ fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Vec<String>) {
 enum VarCols {
     Numeric(Vec<f64>),
     /// Category codes per row, level names, and the first level kept (0 = dummy, 1 = contrasts).
-    Factor(Vec<u32>, Vec<String>, usize),
+    Factor(Vec<u32>, Levels, usize),
 }
 
 impl ModelFrame {
     /// Build the model frame for a formula on a data frame.
     pub fn new(formula: &Formula, data: &DataFrame) -> Result<ModelFrame> {
         let vars = formula.variables();
-        let mut cols: HashMap<String, &Column> = HashMap::default();
         let mut used: Vec<&Column> = Vec::with_capacity(vars.len());
         for v in &vars {
-            let c = data.column(v)?;
-            cols.insert(v.clone(), c);
-            used.push(c);
+            used.push(data.column(v)?);
         }
+        // Column by name among the formula's variables (all present).
+        let col = |name: &str| -> &Column {
+            let k = vars
+                .iter()
+                .position(|v| v == name)
+                .expect("a formula variable");
+            used[k]
+        };
         // Complete cases.
         let rows: Vec<usize> = (0..data.nrows())
             .filter(|&i| used.iter().all(|c| !c.is_missing(i)))
@@ -209,7 +250,7 @@ impl ModelFrame {
         let n = rows.len();
 
         // Response.
-        let ycol = numeric_column(cols[&formula.response], "the response")?;
+        let ycol = numeric_column(col(&formula.response), "the response")?;
         let y: Vec<f64> = rows.iter().map(|&i| ycol[i]).collect();
         if y.iter().all(|&v| v == y[0]) {
             return Err(Error::Usage(format!(
@@ -237,7 +278,7 @@ impl ModelFrame {
         for term in &formula.fixed {
             let mut parts: Vec<(String, VarCols)> = Vec::new();
             for v in term {
-                let col = cols[v];
+                let col = col(v);
                 check_mostly_numeric(col)?;
                 if let ColumnData::Numeric(num) = &col.data {
                     parts.push((
@@ -259,7 +300,7 @@ impl ModelFrame {
                     VarCols::Factor(codes, levels, first) => (*first..levels.len())
                         .map(|l| {
                             (
-                                format!("{name}{}", levels[l]),
+                                format!("{name}{}", levels.name(l)),
                                 codes.iter().map(|&c| f64::from(c as usize == l)).collect(),
                             )
                         })
@@ -316,7 +357,7 @@ impl ModelFrame {
         for spec in &formula.random {
             let gname = spec.group_name();
             let (refs, levels) = group_codes(
-                &spec.group.iter().map(|g| cols[g]).collect::<Vec<_>>(),
+                &spec.group.iter().map(|g| col(g)).collect::<Vec<_>>(),
                 &rows,
             );
             let mut col_names = Vec::new();
@@ -326,7 +367,7 @@ impl ModelFrame {
                 zc.push(vec![1.0; n]);
             }
             for s in &spec.slopes {
-                let v = numeric_column(cols[s], "a random slope")?;
+                let v = numeric_column(col(s), "a random slope")?;
                 col_names.push(s.clone());
                 zc.push(rows.iter().map(|&i| v[i]).collect());
             }
@@ -334,7 +375,7 @@ impl ModelFrame {
             if levels.len() < 2 {
                 return Err(Error::Usage(format!(
                     "grouping factor `{gname}` has only one level ({}) in the rows used: its variance cannot be estimated",
-                    levels.first().map(String::as_str).unwrap_or("")
+                    if levels.is_empty() { "" } else { levels.name(0) }
                 )));
             }
             if levels.len() * k >= n {

@@ -107,11 +107,12 @@ struct Blocks {
     p: usize,
     /// Component and local index of each random-effect column.
     comp_of: Vec<(usize, usize)>,
-    /// Z'V⁻¹Z and Z'V⁻²Z per component.
-    d1: Vec<DMatrix<f64>>,
-    d2: Vec<DMatrix<f64>>,
-    /// Columns of each component.
-    comps: Vec<Vec<usize>>,
+    /// Z'V⁻¹Z and Z'V⁻²Z, block diagonal over components.
+    d1: BlockDiag,
+    d2: BlockDiag,
+    /// Columns of component c: `cols[ptr[c]..ptr[c + 1]]`.
+    ptr: Vec<usize>,
+    cols: Vec<usize>,
     /// U1 = Z'V⁻¹X, U2 = Z'V⁻²X (q × p).
     u1: DMatrix<f64>,
     u2: DMatrix<f64>,
@@ -131,34 +132,76 @@ struct Blocks {
     tr_pp: f64,
 }
 
+/// Square blocks, one per component, stored row-major in one vector.
+struct BlockDiag {
+    off: Vec<usize>,
+    size: Vec<usize>,
+    data: Vec<f64>,
+}
+
+impl BlockDiag {
+    fn zeros(ptr: &[usize]) -> BlockDiag {
+        let size: Vec<usize> = ptr.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut off = Vec::with_capacity(size.len());
+        let mut t = 0;
+        for &n in &size {
+            off.push(t);
+            t += n * n;
+        }
+        BlockDiag {
+            off,
+            size,
+            data: vec![0.0; t],
+        }
+    }
+    #[inline]
+    fn get(&self, c: usize, i: usize, j: usize) -> f64 {
+        self.data[self.off[c] + i * self.size[c] + j]
+    }
+    #[inline]
+    fn set(&mut self, c: usize, i: usize, j: usize, v: f64) {
+        let n = self.size[c];
+        self.data[self.off[c] + i * n + j] = v;
+    }
+    fn block(&self, c: usize) -> DMatrix<f64> {
+        let n = self.size[c];
+        DMatrix::from_row_slice(n, n, &self.data[self.off[c]..self.off[c] + n * n])
+    }
+    fn put(&mut self, c: usize, m: &DMatrix<f64>) {
+        let n = self.size[c];
+        for i in 0..n {
+            for j in 0..n {
+                self.data[self.off[c] + i * n + j] = m[(i, j)];
+            }
+        }
+    }
+}
+
 fn blocks(model: &Model, fit: &Fit) -> Blocks {
     let pls = &model.pls;
     let (q, p) = (pls.q, pls.p);
     let m = p + 1;
-    let comps = pls.components();
+    let (ptr, cols) = pls.components();
+    let ncomp = ptr.len() - 1;
     let mut comp_of = vec![(0usize, 0usize); q];
-    for (c, cols) in comps.iter().enumerate() {
-        for (l, &r) in cols.iter().enumerate() {
+    for c in 0..ncomp {
+        for (l, &r) in cols[ptr[c]..ptr[c + 1]].iter().enumerate() {
             comp_of[r] = (c, l);
         }
     }
-    let mut kc: Vec<DMatrix<f64>> = comps
-        .iter()
-        .map(|c| DMatrix::zeros(c.len(), c.len()))
-        .collect();
+    let mut kc = BlockDiag::zeros(&ptr);
     for (r, s, v) in pls.ztz_entries() {
         let (c, lr) = comp_of[r];
         let ls = comp_of[s].1;
-        kc[c][(lr, ls)] = v;
-        kc[c][(ls, lr)] = v;
+        kc.set(c, lr, ls, v);
+        kc.set(c, ls, lr, v);
     }
-    let mut lc: Vec<DMatrix<f64>> = comps
-        .iter()
-        .map(|c| DMatrix::zeros(c.len(), c.len()))
-        .collect();
+    let mut lc = BlockDiag::zeros(&ptr);
     for (r, col, ti) in pls.lambda_entries() {
         let (c, lr) = comp_of[r];
-        lc[c][(lr, comp_of[col].1)] += fit.theta[ti];
+        let lcol = comp_of[col].1;
+        let v = lc.get(c, lr, lcol) + fit.theta[ti];
+        lc.set(c, lr, lcol, v);
     }
     let s2 = fit.sigma * fit.sigma;
     let mut u_w = DMatrix::<f64>::zeros(q, m);
@@ -167,15 +210,16 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
     let mut rsksr = DMatrix::<f64>::zeros(m, m);
     let mut rsksksr = DMatrix::<f64>::zeros(m, m);
     let (mut tr_sk, mut tr_sksk) = (0.0, 0.0);
-    let mut d1 = Vec::with_capacity(comps.len());
-    let mut d2 = Vec::with_capacity(comps.len());
-    for (c, cols) in comps.iter().enumerate() {
-        let n_c = cols.len();
+    let mut d1 = BlockDiag::zeros(&ptr);
+    let mut d2 = BlockDiag::zeros(&ptr);
+    for c in 0..ncomp {
+        let cc = &cols[ptr[c]..ptr[c + 1]];
+        let n_c = cc.len();
         if n_c == 1 {
             // Scalar component (e.g. one level of a random intercept): all
             // the block algebra is arithmetic on numbers.
-            let r = cols[0];
-            let (k, l) = (kc[c][(0, 0)], lc[c][(0, 0)]);
+            let r = cc[0];
+            let (k, l) = (kc.get(c, 0, 0), lc.get(c, 0, 0));
             let sc = l * l / (l * l * k + 1.0);
             let mc = 1.0 - k * sc;
             let row = &pls.ztxy[r * m..(r + 1) * m];
@@ -194,46 +238,46 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
             }
             tr_sk += sc * k;
             tr_sksk += (sc * k) * (sc * k);
-            d1.push(DMatrix::from_element(1, 1, mc * k / s2));
-            d2.push(DMatrix::from_element(1, 1, mc * mc * k / (s2 * s2)));
+            d1.set(c, 0, 0, mc * k / s2);
+            d2.set(c, 0, 0, mc * mc * k / (s2 * s2));
             continue;
         }
-        let k = &kc[c];
-        let l = &lc[c];
+        let k = kc.block(c);
+        let l = lc.block(c);
         let mut rc = DMatrix::<f64>::zeros(n_c, m);
-        for (i, &r) in cols.iter().enumerate() {
+        for (i, &r) in cc.iter().enumerate() {
             for j in 0..m {
                 rc[(i, j)] = pls.ztxy[r * m + j];
             }
         }
-        let cmat = l.transpose() * k * l + DMatrix::identity(n_c, n_c);
+        let cmat = l.transpose() * &k * &l + DMatrix::identity(n_c, n_c);
         let cinv = cmat
             .cholesky()
             .map(|ch| ch.inverse())
             .unwrap_or_else(|| DMatrix::identity(n_c, n_c));
-        let sc = l * cinv * l.transpose();
-        let ks = k * &sc;
+        let sc = &l * cinv * l.transpose();
+        let ks = &k * &sc;
         let mc = DMatrix::identity(n_c, n_c) - &ks;
-        let mk = &mc * k;
+        let mk = &mc * &k;
         let mmk = &mc * &mk;
         let mr = &mc * &rc;
         let mmr = &mc * &mr;
-        for (i, &r) in cols.iter().enumerate() {
+        for (i, &r) in cc.iter().enumerate() {
             for j in 0..m {
                 u_w[(r, j)] = mr[(i, j)] / s2;
                 u_ww[(r, j)] = mmr[(i, j)] / (s2 * s2);
             }
         }
         let sr = &sc * &rc;
-        let ksr = k * &sr;
+        let ksr = &k * &sr;
         rsr += rc.transpose() * &sr;
         rsksr += sr.transpose() * &ksr;
         rsksksr += ksr.transpose() * (&sc * &ksr);
-        let skm = &sc * k;
+        let skm = &sc * &k;
         tr_sk += skm.trace();
         tr_sksk += (&skm * &skm).trace();
-        d1.push(mk / s2);
-        d2.push(mmk / (s2 * s2));
+        d1.put(c, &(mk / s2));
+        d2.put(c, &(mmk / (s2 * s2)));
     }
     let mut krr = DMatrix::<f64>::zeros(m, m);
     for a in 0..m {
@@ -277,7 +321,8 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
         comp_of,
         d1,
         d2,
-        comps,
+        ptr,
+        cols,
         u1,
         u2,
         phi,
@@ -295,24 +340,25 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
 }
 
 impl Blocks {
-    /// Entry (s, r) of a block-diagonal matrix stored per component.
+    /// Entry (s, r) of a block-diagonal matrix.
     #[inline]
-    fn d(&self, d: &[DMatrix<f64>], s: usize, r: usize) -> f64 {
+    fn d(&self, d: &BlockDiag, s: usize, r: usize) -> f64 {
         let (c, ls) = self.comp_of[s];
         let (c2, lr) = self.comp_of[r];
         if c == c2 {
-            d[c][(ls, lr)]
+            d.get(c, ls, lr)
         } else {
             0.0
         }
     }
     /// D·F for a block-diagonal D and a q × k matrix F.
-    fn d_times(&self, d: &[DMatrix<f64>], f: &DMatrix<f64>) -> DMatrix<f64> {
+    fn d_times(&self, d: &BlockDiag, f: &DMatrix<f64>) -> DMatrix<f64> {
         let mut out = DMatrix::zeros(self.q, f.ncols());
-        for (c, cols) in self.comps.iter().enumerate() {
-            for (i, &r) in cols.iter().enumerate() {
-                for (j, &s) in cols.iter().enumerate() {
-                    let v = d[c][(i, j)];
+        for c in 0..self.ptr.len() - 1 {
+            let cc = &self.cols[self.ptr[c]..self.ptr[c + 1]];
+            for (i, &r) in cc.iter().enumerate() {
+                for (j, &s) in cc.iter().enumerate() {
+                    let v = d.get(c, i, j);
                     if v != 0.0 {
                         for k in 0..f.ncols() {
                             out[(r, k)] += v * f[(s, k)];
@@ -324,15 +370,27 @@ impl Blocks {
         out
     }
     /// tr(E_k D E_l D) for block-diagonal D.
-    fn tr_ede(&self, d: &[DMatrix<f64>], pk: &[(usize, usize)], pl: &[(usize, usize)]) -> f64 {
-        let mut s = 0.0;
-        // Group E_l's pairs by component of their first index.
-        let mut by: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.comps.len()];
-        for &(u, v) in pl {
-            by[self.comp_of[u].0].push((u, v));
+    fn tr_ede(&self, d: &BlockDiag, pk: &[(usize, usize)], pl: &[(usize, usize)]) -> f64 {
+        // Counting-sort E_l's pairs by the component of their first index.
+        let ncomp = self.ptr.len() - 1;
+        let mut start = vec![0usize; ncomp + 1];
+        for &(u, _) in pl {
+            start[self.comp_of[u].0 + 1] += 1;
         }
+        for c in 0..ncomp {
+            start[c + 1] += start[c];
+        }
+        let mut fill = start.clone();
+        let mut by = vec![(0usize, 0usize); pl.len()];
+        for &(u, v) in pl {
+            let c = self.comp_of[u].0;
+            by[fill[c]] = (u, v);
+            fill[c] += 1;
+        }
+        let mut s = 0.0;
         for &(r, ss) in pk {
-            for &(u, v) in &by[self.comp_of[r].0] {
+            let c = self.comp_of[r].0;
+            for &(u, v) in &by[start[c]..start[c + 1]] {
                 s += self.d(d, ss, u) * self.d(d, v, r);
             }
         }

@@ -281,7 +281,7 @@ impl Model {
             let levels: Vec<(String, Vec<f64>)> = (0..nl)
                 .map(|g| {
                     (
-                        term.levels[g].clone(),
+                        term.levels.name(g).to_string(),
                         fit.b[qo + g * k..qo + (g + 1) * k].to_vec(),
                     )
                 })

@@ -652,11 +652,16 @@ impl Pls {
     }
 
     /// Connected components of the random-effect columns (two columns are
-    /// connected when some observation has both). V is block diagonal over
-    /// them: for nested factors a component is one outer cluster with all
-    /// its inner levels; for a single factor, one level.
-    pub fn components(&self) -> Vec<Vec<usize>> {
+    /// connected when some observation has both), as offsets into a list of
+    /// columns (component c is `cols[ptr[c]..ptr[c+1]]`, ascending). V is
+    /// block diagonal over them: for nested factors a component is one outer
+    /// cluster with all its inner levels; for a single factor, one level.
+    pub fn components(&self) -> (Vec<usize>, Vec<usize>) {
         let q = self.q;
+        if self.diag.is_some() {
+            // Diagonal structure: every column is its own component.
+            return ((0..=q).collect(), (0..q).collect());
+        }
         let mut parent: Vec<usize> = (0..q).collect();
         fn find(p: &mut [usize], mut x: usize) -> usize {
             while p[x] != x {
@@ -673,17 +678,32 @@ impl Pls {
                 }
             }
         }
+        // Number the components by first column, then counting-sort columns.
         let mut id = vec![usize::MAX; q];
-        let mut comps: Vec<Vec<usize>> = Vec::new();
+        let mut comp = vec![0usize; q];
+        let mut n = 0;
         for r in 0..q {
             let root = find(&mut parent, r);
             if id[root] == usize::MAX {
-                id[root] = comps.len();
-                comps.push(Vec::new());
+                id[root] = n;
+                n += 1;
             }
-            comps[id[root]].push(r);
+            comp[r] = id[root];
         }
-        comps
+        let mut ptr = vec![0usize; n + 1];
+        for &c in &comp {
+            ptr[c + 1] += 1;
+        }
+        for c in 0..n {
+            ptr[c + 1] += ptr[c];
+        }
+        let mut next = ptr.clone();
+        let mut cols = vec![0usize; q];
+        for (r, &c) in comp.iter().enumerate() {
+            cols[next[c]] = r;
+            next[c] += 1;
+        }
+        (ptr, cols)
     }
 
     /// Entries of Z'Z as (row, column, value), lower triangle.
