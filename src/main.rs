@@ -338,6 +338,17 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Merge { dirs, out, json } => {
+            if !dirs[0].join("run.json").exists() {
+                // A sharded sweep: merge every grid point, print the tidy CSV.
+                let results = sweep::merge_sweep(&dirs, out.as_deref())?;
+                let text = sweep::tidy_csv(&results);
+                std::io::stdout()
+                    .lock()
+                    .write_all(text.as_bytes())
+                    .map_err(|e| Error::io("<stdout>", e))?;
+                let _ = json;
+                return Ok(());
+            }
             let (manifest, cfg_text, records) = power::merge(&dirs)?;
             let cfg = Config::from_toml_str(&cfg_text, &[])?;
             let study = power::PowerStudy::new(cfg, manifest.null)?;

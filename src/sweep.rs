@@ -157,6 +157,15 @@ pub fn run_grid(
             .as_ref()
             .map(|d| d.join(format!("point{:03}", k + 1)));
         let recs = power::execute(&study, &o, |_, _| {})?;
+        if let Some(dir) = &o.out {
+            let path = dir.join("point.json");
+            let kv: Vec<serde_json::Value> = point
+                .iter()
+                .map(|(k, v)| serde_json::json!([k, v]))
+                .collect();
+            std::fs::write(&path, serde_json::to_string(&kv).unwrap_or_default() + "\n")
+                .map_err(|e| Error::io(&path, e))?;
+        }
         let summary = power::summarise(&study, opts.seed, &recs);
         results.push(PointResult {
             point: point.clone(),
@@ -442,4 +451,65 @@ pub fn solution_text(s: &Solution, reps: u64) -> String {
         let _ = writeln!(t, ")");
     }
     t
+}
+
+/// Merge the shard directories of a sweep (each holding `pointNNN/`
+/// subdirectories written by `power --sweep ... --shard i/n --out DIR`):
+/// every point is merged across shards, then summarised. Optionally writes
+/// the merged sweep (as a single run would) under `out`.
+pub fn merge_sweep(
+    dirs: &[std::path::PathBuf],
+    out: Option<&std::path::Path>,
+) -> Result<Vec<PointResult>> {
+    let first = dirs
+        .first()
+        .ok_or_else(|| Error::Usage("merge needs at least one directory".into()))?;
+    let mut points: Vec<String> = std::fs::read_dir(first)
+        .map_err(|e| Error::io(first, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("point"))
+        .collect();
+    points.sort();
+    if points.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: neither a run nor a sweep directory",
+            first.display()
+        )));
+    }
+    let mut results = Vec::new();
+    for name in &points {
+        let shard_dirs: Vec<std::path::PathBuf> = dirs.iter().map(|d| d.join(name)).collect();
+        for d in &shard_dirs {
+            if !d.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{} is missing: the shards hold different sweeps",
+                    d.display()
+                )));
+            }
+        }
+        let (manifest, cfg_text, records) = power::merge(&shard_dirs)?;
+        let cfg = Config::from_toml_str(&cfg_text, &[])?;
+        let study = PowerStudy::new(cfg, manifest.null)?;
+        let pj = shard_dirs[0].join("point.json");
+        let text = std::fs::read_to_string(&pj).map_err(|e| Error::io(&pj, e))?;
+        let kv: Vec<(String, String)> = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: {e}", pj.display())))?;
+        if let Some(o) = out {
+            let dir = o.join(name);
+            power::write_run(&study, &dir, manifest.seed, &records)?;
+            std::fs::copy(&pj, dir.join("point.json")).map_err(|e| Error::io(&pj, e))?;
+        }
+        let summary = power::summarise(&study, manifest.seed, &records);
+        results.push(PointResult {
+            point: kv,
+            study,
+            summary,
+        });
+    }
+    if let Some(o) = out {
+        let p = o.join("sweep.csv");
+        std::fs::write(&p, tidy_csv(&results)).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(results)
 }

@@ -226,3 +226,47 @@ fn sweep_plot_and_solve_from_the_command_line() {
         "{e}"
     );
 }
+
+#[test]
+fn sharded_sweep_merges_to_the_single_sweep() {
+    let single = tmp("sw-single");
+    let (c, s_out, e) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "120",
+        "--sweep",
+        "clusters.teams=20,40",
+        "--out",
+        &single,
+    ]);
+    assert_eq!(c, 0, "{e}");
+    let shards: Vec<String> = (1..=2).map(|i| tmp(&format!("sw-shard{i}"))).collect();
+    for (i, d) in shards.iter().enumerate() {
+        let sh = format!("{}/2", i + 1);
+        let (c, _, e) = run(&[
+            "power",
+            REFOCUS,
+            "--reps",
+            "120",
+            "--sweep",
+            "clusters.teams=20,40",
+            "--shard",
+            &sh,
+            "--out",
+            d,
+        ]);
+        assert_eq!(c, 0, "{e}");
+    }
+    let merged = tmp("sw-merged");
+    let (c, m_out, e) = run(&["merge", &shards[0], &shards[1], "--out", &merged]);
+    assert_eq!(c, 0, "{e}");
+    assert_eq!(s_out, m_out);
+    assert_eq!(
+        std::fs::read(format!("{single}/point002/replicates.csv")).unwrap(),
+        std::fs::read(format!("{merged}/point002/replicates.csv")).unwrap()
+    );
+    let (c, _, e) = run(&["merge", &shards[0]]);
+    assert_eq!(c, 2, "a missing shard is refused");
+    assert!(e.contains("shards missing"), "{e}");
+}
