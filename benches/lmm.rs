@@ -4,6 +4,10 @@
 //! * a 9,000-row nested `(1|team) + (1|staff)` fit (300 teams, 2,400 staff)
 //!   with Satterthwaite, and the same design at 100,000 rows.
 
+// Same allocator as the crtsim binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::inference::{coef_tests_with, TestOptions};

@@ -1,6 +1,10 @@
 //! Power-engine timings: one REFOCUS replicate (simulate + REML + Satterthwaite),
 //! and the same with every analysis.
 
+// Same allocator as the crtsim binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use crtsim::config::Config;
 use crtsim::power::PowerStudy;

@@ -1,5 +1,9 @@
 //! Time to simulate one REFOCUS trial (configs/refocus.toml) into a reused buffer.
 
+// Same allocator as the crtsim binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use crtsim::config::Config;
 use crtsim::rng::replicate_rng;

@@ -1,4 +1,6 @@
 //! Developer probe: profile whole REFOCUS replicates (simulate + REML + Satterthwaite).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crtsim::config::Config;
 use crtsim::power::PowerStudy;
 use crtsim::simulate::Dataset;

@@ -1,6 +1,12 @@
 //! The `crtsim` command line: parse arguments, call the library, print.
 
 use clap::{Parser, Subcommand};
+
+// A model is built per power replicate; mimalloc makes those small
+// allocations ~10% cheaper than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crtsim::config::Config;
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::inference::DfMethod;
