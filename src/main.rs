@@ -322,16 +322,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
-            let summary = power::summarise(&study, seed, &records);
-            let json_v = power::summary_json(&study, &summary);
-            if let Some(dir) = &out {
-                let p = dir.join("summary.json");
-                std::fs::write(
-                    &p,
-                    serde_json::to_string_pretty(&json_v).unwrap_or_default() + "\n",
-                )
-                .map_err(|e| Error::io(&p, e))?;
-            }
+            let (summary, json_v) =
+                power::summarise_and_store(&study, seed, &records, out.as_deref())?;
             print_summary(&study, &summary, &json_v, json)?;
         }
         Command::Plot {
@@ -361,16 +353,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(dir) = &out {
                 power::write_run(&study, dir, manifest.seed, &records)?;
             }
-            let summary = power::summarise(&study, manifest.seed, &records);
-            let json_v = power::summary_json(&study, &summary);
-            if let Some(dir) = &out {
-                let p = dir.join("summary.json");
-                std::fs::write(
-                    &p,
-                    serde_json::to_string_pretty(&json_v).unwrap_or_default() + "\n",
-                )
-                .map_err(|e| Error::io(&p, e))?;
-            }
+            let (summary, json_v) =
+                power::summarise_and_store(&study, manifest.seed, &records, out.as_deref())?;
             print_summary(&study, &summary, &json_v, json)?;
         }
         Command::Fit {

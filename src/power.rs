@@ -1018,6 +1018,26 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(Manifest, String, Vec<Record>)> {
     Ok((m, cfg, all))
 }
 
+/// Summarise sorted records; with `out`, also write `out/summary.json`.
+pub fn summarise_and_store(
+    study: &PowerStudy,
+    seed: u64,
+    records: &[Record],
+    out: Option<&Path>,
+) -> Result<(Summary, Value)> {
+    let summary = summarise(study, seed, records);
+    let json_v = summary_json(study, &summary);
+    if let Some(dir) = out {
+        let p = dir.join("summary.json");
+        std::fs::write(
+            &p,
+            serde_json::to_string_pretty(&json_v).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| Error::io(&p, e))?;
+    }
+    Ok((summary, json_v))
+}
+
 /// Write records as a single (unsharded) run directory would hold them.
 pub fn write_run(study: &PowerStudy, dir: &Path, seed: u64, records: &[Record]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
