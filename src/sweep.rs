@@ -186,7 +186,7 @@ pub fn tidy_csv(results: &[PointResult]) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "point,{}analysis,reps,seed,power,power_mc_se,type1,type1_mc_se,analytic_power,mean_estimate,bias,bias_mc_se,empirical_se,empirical_se_mc_se,mean_model_se,mean_model_se_mc_se,coverage,coverage_mc_se,n_singular,n_nonconverged,n_failed",
+        "point,{}analysis,reps,seed,power,power_mc_se,type1,type1_mc_se,analytic_power,mean_estimate,bias,bias_mc_se,empirical_se,empirical_se_mc_se,mean_model_se,mean_model_se_mc_se,coverage,coverage_mc_se,n_singular,n_nonconverged,n_failed,crtsim_version,config_hash",
         keys.iter().map(|k| format!("{k},")).collect::<String>()
     );
     let f = |x: f64| {
@@ -210,7 +210,7 @@ pub fn tidy_csv(results: &[PointResult]) -> String {
                 .unwrap_or((f64::NAN, f64::NAN));
             let _ = writeln!(
                 s,
-                "{},{vals}{name},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{vals}{name},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 k + 1,
                 r.summary.reps,
                 r.summary.seed,
@@ -230,7 +230,9 @@ pub fn tidy_csv(results: &[PointResult]) -> String {
                 f(e.coverage_mc_se),
                 e.n_singular,
                 e.n_nonconverged,
-                e.n_failed
+                e.n_failed,
+                env!("CARGO_PKG_VERSION"),
+                power::config_hash(&r.study.config)
             );
         }
     }
