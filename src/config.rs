@@ -22,6 +22,10 @@ pub struct Config {
     pub attrition: Attrition,
     #[serde(default)]
     pub analysis: Analysis,
+    /// `[adherence]`: team participation and dose–response (absent: every
+    /// treated team and staff member adheres fully).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adherence: Option<AdherenceConfig>,
     /// `[sweep]`: config keys to vary over a grid, e.g.
     /// `"clusters.teams" = [20, 30, 40]` (quoted dotted keys).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -298,6 +302,70 @@ impl Config {
     pub fn alpha(&self) -> f64 {
         self.analysis.alpha.unwrap_or(0.05)
     }
+}
+
+/// `[adherence]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdherenceConfig {
+    /// Team participation of treated teams.
+    pub team: TeamAdherence,
+    /// Spread of staff adherence around the team's: Beta(a·s, (1 − a)·s).
+    #[serde(default)]
+    pub staff_concentration: Option<f64>,
+    /// Gaussian-copula correlation between participation and the team effect.
+    #[serde(default)]
+    pub confounding: f64,
+    /// Dose–response g: `linear`, `threshold` or `emax`.
+    #[serde(default)]
+    pub dose: DoseKind,
+    /// `threshold`: τ in [0, 1].
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// `emax`: EC50 > 0.
+    #[serde(default)]
+    pub ec50: Option<f64>,
+    /// High/low participation cut (default: median of the treated teams).
+    #[serde(default)]
+    pub cut: Option<f64>,
+}
+
+/// `adherence.team = { dist = ..., ... }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamAdherence {
+    pub dist: TeamAdherenceKind,
+    #[serde(default)]
+    pub mean: Option<f64>,
+    #[serde(default)]
+    pub concentration: Option<f64>,
+    #[serde(default)]
+    pub values: Option<Vec<f64>>,
+    #[serde(default)]
+    pub high: Option<f64>,
+    #[serde(default)]
+    pub low: Option<f64>,
+    #[serde(default)]
+    pub p_high: Option<f64>,
+}
+
+/// Team participation distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamAdherenceKind {
+    Beta,
+    Fixed,
+    Mixture,
+}
+
+/// Dose–response shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoseKind {
+    #[default]
+    Linear,
+    Threshold,
+    Emax,
 }
 
 /// Missingness mechanism.
@@ -600,6 +668,9 @@ impl Config {
                 "must be in [-20, 20]",
             ));
         }
+        if let Some(ad) = &self.adherence {
+            ad.validate(self.clusters.teams)?;
+        }
         if let Some(m) = &self.analysis.methods {
             if m.is_empty() {
                 return Err(Error::invalid(
@@ -639,6 +710,133 @@ impl Config {
                 "needs outcome.baseline = true (missingness depends on the baseline)",
             ));
         }
+        Ok(())
+    }
+}
+
+impl AdherenceConfig {
+    fn validate(&self, teams: u32) -> Result<()> {
+        let t = &self.team;
+        let unit = |key: &str, v: Option<f64>| -> Result<()> {
+            match v {
+                Some(x) if !(0.0..=1.0).contains(&x) => {
+                    Err(Error::invalid(key, x, "must be in [0, 1]"))
+                }
+                _ => Ok(()),
+            }
+        };
+        let need = |key: &str, v: Option<f64>| -> Result<f64> {
+            v.ok_or_else(|| {
+                Error::invalid(key, "(missing)", "is required for this adherence.team.dist")
+            })
+        };
+        match t.dist {
+            TeamAdherenceKind::Beta => {
+                let m = need("adherence.team.mean", t.mean)?;
+                if !(m > 0.0 && m < 1.0) {
+                    return Err(Error::invalid(
+                        "adherence.team.mean",
+                        m,
+                        "must be in (0, 1)",
+                    ));
+                }
+                let c = need("adherence.team.concentration", t.concentration)?;
+                if !(c > 0.0 && c.is_finite()) {
+                    return Err(Error::invalid(
+                        "adherence.team.concentration",
+                        c,
+                        "must be > 0",
+                    ));
+                }
+            }
+            TeamAdherenceKind::Fixed => {
+                let v = t.values.as_ref().ok_or_else(|| {
+                    Error::invalid(
+                        "adherence.team.values",
+                        "(missing)",
+                        "is required for dist = \"fixed\"",
+                    )
+                })?;
+                if v.len() != teams as usize {
+                    return Err(Error::invalid(
+                        "adherence.team.values",
+                        format!("{} values", v.len()),
+                        &format!("must give one participation per team ({teams} teams)"),
+                    ));
+                }
+                if let Some(x) = v.iter().find(|x| !(0.0..=1.0).contains(*x)) {
+                    return Err(Error::invalid(
+                        "adherence.team.values",
+                        x,
+                        "each must be in [0, 1]",
+                    ));
+                }
+            }
+            TeamAdherenceKind::Mixture => {
+                unit(
+                    "adherence.team.high",
+                    Some(need("adherence.team.high", t.high)?),
+                )?;
+                unit(
+                    "adherence.team.low",
+                    Some(need("adherence.team.low", t.low)?),
+                )?;
+                unit(
+                    "adherence.team.p_high",
+                    Some(need("adherence.team.p_high", t.p_high)?),
+                )?;
+            }
+        }
+        if let Some(s) = self.staff_concentration {
+            if !(s > 0.0 && s.is_finite()) {
+                return Err(Error::invalid(
+                    "adherence.staff_concentration",
+                    s,
+                    "must be > 0",
+                ));
+            }
+        }
+        if !(self.confounding > -1.0 && self.confounding < 1.0) {
+            return Err(Error::invalid(
+                "adherence.confounding",
+                self.confounding,
+                "must be in (-1, 1)",
+            ));
+        }
+        if self.confounding != 0.0 && t.dist == TeamAdherenceKind::Fixed {
+            return Err(Error::invalid(
+                "adherence.confounding",
+                self.confounding,
+                "needs a random participation (dist = \"beta\" or \"mixture\"), not fixed values",
+            ));
+        }
+        match self.dose {
+            DoseKind::Threshold => {
+                let tau = self.threshold.ok_or_else(|| {
+                    Error::invalid(
+                        "adherence.threshold",
+                        "(missing)",
+                        "is required for dose = \"threshold\"",
+                    )
+                })?;
+                unit("adherence.threshold", Some(tau))?;
+            }
+            DoseKind::Emax => {
+                let e = self.ec50.ok_or_else(|| {
+                    Error::invalid(
+                        "adherence.ec50",
+                        "(missing)",
+                        "is required for dose = \"emax\"",
+                    )
+                })?;
+                if !(e > 0.0 && e.is_finite()) {
+                    return Err(Error::invalid("adherence.ec50", e, "must be > 0"));
+                }
+            }
+            DoseKind::Linear => {}
+        }
+        unit("adherence.threshold", self.threshold)?;
+        unit("adherence.cut", self.cut)?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! | [`measure`] | how latent scores become reported QPR scores |
 //! | [`rng`] | per-replicate random streams derived from (seed, replicate) |
 //! | [`output`] | CSV writer for simulated trials |
+//! | [`adherence`] | team participation, staff adherence, dose–response and their estimands |
 //! | [`analytic`] | closed-form design effects, standard errors and power |
 //! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
 //! | [`sweep`] | grids over config keys, tidy CSV, sample-size search |
@@ -45,6 +46,7 @@
 // purpose so that NaN fails a positivity check.
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod adherence;
 pub mod analytic;
 pub mod config;
 pub mod design;

@@ -6,7 +6,7 @@ use crate::simulate::Dataset;
 use std::io::{self, Write};
 
 /// Column names of a simulated-trial CSV, in order.
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 9] = [
     "site",
     "team",
     "staff",
@@ -15,10 +15,12 @@ pub const COLUMNS: [&str; 8] = [
     "adherence",
     "baseline",
     "qpr",
+    "team_adherence",
 ];
 
-/// Write one row per service user: site, team, staff, user, arm, adherence,
-/// baseline, qpr.
+/// Write one row per service user: site, team, staff, user, arm, adherence
+/// (of the user's staff member), baseline, qpr, team_adherence (the team's
+/// participation).
 pub fn write_csv<W: Write>(d: &Dataset, design: &Design, mut w: W) -> io::Result<()> {
     writeln!(w, "{}", COLUMNS.join(","))?;
     for i in 0..d.len() {
@@ -36,6 +38,8 @@ pub fn write_csv<W: Write>(d: &Dataset, design: &Design, mut w: W) -> io::Result
         write_num(&mut w, d.baseline[i])?;
         w.write_all(b",")?;
         write_num(&mut w, d.qpr[i])?;
+        w.write_all(b",")?;
+        write_num(&mut w, d.team_adherence[i])?;
         w.write_all(b"\n")?;
     }
     w.flush()

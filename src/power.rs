@@ -186,7 +186,7 @@ impl PowerStudy {
             parsed,
             methods: config.analysis_methods(),
             alpha: config.alpha(),
-            true_effect: config.effect.difference,
+            true_effect: sim.itt_effect(),
             formula,
             term,
             sim,

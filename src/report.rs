@@ -104,9 +104,22 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
     }
     let _ = writeln!(s);
     let d = cfg.effect.difference;
+    let adh = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref());
+    let eg = adh.mean_g(design.teams());
+    if adh.is_active() {
+        let (m, v) = adh.team_moments(design.teams());
+        let _ = writeln!(
+            s,
+            "adherence: team participation mean {m:.3} (sd {:.3}), confounding {}, dose {:?}; E[g(a)] = {eg:.4}",
+            v.sqrt(),
+            adh.confounding,
+            adh.dose()
+        );
+    }
     let _ = writeln!(
         s,
-        "effect: {d} points at full adherence; implied ITT effect {d} (adherence not yet modelled: g = 1)"
+        "effect: {d} points at full adherence; implied ITT effect delta * E[g(a)] = {:.4}",
+        d * eg
     );
     let _ = writeln!(
         s,

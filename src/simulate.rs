@@ -39,8 +39,15 @@ pub struct Dataset {
     pub team_size: Vec<u32>,
     /// Number of staff in each team.
     pub team_staff: Vec<u32>,
+    /// Participation a_j of each team (0 for control teams).
+    pub team_participation: Vec<f64>,
+    /// Follow-up team effect u_j^Y of each team (latent points; diagnostics).
+    pub team_effect: Vec<f64>,
+    /// Participation of each user's team (per user).
+    pub team_adherence: Vec<f64>,
     staff_b: Vec<f64>,
     staff_y: Vec<f64>,
+    staff_adh: Vec<f64>,
 }
 
 impl Dataset {
@@ -69,6 +76,9 @@ impl Dataset {
         self.qpr.clear();
         self.team_size.clear();
         self.team_staff.clear();
+        self.team_participation.clear();
+        self.team_effect.clear();
+        self.team_adherence.clear();
     }
 }
 
@@ -104,6 +114,7 @@ pub struct Simulator {
     attrition: AttritionModel,
     /// Level names for data frames: sites, teams (T1..), staff (S1..).
     levels: [std::sync::Arc<Vec<String>>; 3],
+    adherence: crate::adherence::AdherenceModel,
 }
 
 impl Simulator {
@@ -155,6 +166,7 @@ impl Simulator {
                 alpha,
                 beta,
             },
+            adherence: crate::adherence::AdherenceModel::new(config.adherence.as_ref()),
             levels: {
                 let teams = design.teams();
                 let max_staff = match design.staff {
@@ -236,6 +248,9 @@ impl Simulator {
         if want("adherence") {
             cols.push(Column::numeric("adherence", d.adherence.clone()));
         }
+        if want("team_adherence") {
+            cols.push(Column::numeric("team_adherence", d.team_adherence.clone()));
+        }
         if want("baseline") {
             cols.push(Column::numeric("baseline", d.baseline.clone()));
         }
@@ -243,6 +258,16 @@ impl Simulator {
             cols.push(Column::numeric("qpr", d.qpr.clone()));
         }
         DataFrame::from_columns(cols).expect("columns have equal length")
+    }
+
+    /// The adherence model.
+    pub fn adherence(&self) -> &crate::adherence::AdherenceModel {
+        &self.adherence
+    }
+
+    /// The ITT effect δ·E[g(a)] in points (δ while adherence is not modelled).
+    pub fn itt_effect(&self) -> f64 {
+        self.config.effect.difference * self.adherence.mean_g(self.design.teams())
     }
 
     /// Intercept α of the attrition model (calibrated so E[P(missing)] = rate).
@@ -280,16 +305,35 @@ impl Simulator {
                 d.staff_b.push(wb);
                 d.staff_y.push(wy);
             }
-            let adherence = arm as f64;
-            let shift_y = self.mu
-                + self.site_effects[site as usize]
-                + self.delta * arm as f64 * dose(adherence)
-                + uy;
+            // Adherence: participation of a treated team (copula with its
+            // follow-up effect), then each staff member's around it.
+            let team_adh = if arm == 0 {
+                0.0
+            } else if self.adherence.is_active() {
+                let z_u = (self.sd_team > 0.0).then(|| uy / self.sd_team);
+                self.adherence.team(j, z_u, rng)
+            } else {
+                1.0
+            };
+            d.staff_adh.clear();
+            for _ in 0..s {
+                let a = if arm == 0 {
+                    0.0
+                } else {
+                    self.adherence.staff(team_adh, rng)
+                };
+                d.staff_adh.push(a);
+            }
+            d.team_participation.push(team_adh);
+            d.team_effect.push(uy);
+            let dose = self.adherence.dose();
+            let shift_y = self.mu + self.site_effects[site as usize] + uy;
             let shift_b = self.mu + ub;
             for i in 0..n {
                 let k = (i % s) as usize;
                 let (eb, ey) = self.pair(rng, self.sd_e, self.iac, self.iac_c);
-                let y_latent = shift_y + d.staff_y[k] + ey;
+                let effect = self.delta * arm as f64 * dose.g(d.staff_adh[k]);
+                let y_latent = shift_y + effect + d.staff_y[k] + ey;
                 let y = observe(self.measure, y_latent, self.item_noise, rng);
                 let b = if self.baseline {
                     let b_latent = shift_b + d.staff_b[k] + eb;
@@ -313,7 +357,8 @@ impl Simulator {
                 d.team.push(j as u32);
                 d.staff.push(staff_base + k as u32);
                 d.arm.push(arm);
-                d.adherence.push(adherence);
+                d.adherence.push(d.staff_adh[k]);
+                d.team_adherence.push(team_adh);
             }
             staff_base += s;
         }
@@ -344,12 +389,6 @@ impl Simulator {
         };
         rng.random::<f64>() < p
     }
-}
-
-/// Dose–response g(a). Identity effect (g ≡ 1) until adherence is modelled.
-#[inline]
-fn dose(_adherence: f64) -> f64 {
-    1.0
 }
 
 fn expit(x: f64) -> f64 {

@@ -83,13 +83,13 @@ fn csv_layout() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "site,team,staff,user,arm,adherence,baseline,qpr"
+        "site,team,staff,user,arm,adherence,baseline,qpr,team_adherence"
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert!(rows.len() > 300 && rows.len() < 520, "{}", rows.len());
     let mut na = 0;
     for (i, r) in rows.iter().enumerate() {
-        assert_eq!(r.len(), 8);
+        assert_eq!(r.len(), 9);
         assert!(r[0] == "SLaM" || r[0] == "2gether");
         assert_eq!(r[3].parse::<usize>().unwrap(), i + 1);
         assert!(r[4] == "0" || r[4] == "1");
