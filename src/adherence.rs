@@ -200,6 +200,10 @@ impl AdherenceModel {
 
     /// E[g(a)] over treated teams and their staff: the ITT effect is δ·E[g].
     pub fn mean_g(&self, teams: usize) -> f64 {
+        if self.dose == Dose::Linear {
+            // Staff adherence averages to the team's: E[g] = E[a], exactly.
+            return self.team_moments(teams).0;
+        }
         self.team_support(teams)
             .iter()
             .map(|&(a, w)| w * self.staff_mean_g(a))
@@ -208,6 +212,10 @@ impl AdherenceModel {
 
     /// Mean and variance of team participation (treated teams).
     pub fn team_moments(&self, teams: usize) -> (f64, f64) {
+        if let TeamDist::Beta { a, b } = self.team {
+            let t = a + b;
+            return (a / t, a * b / (t * t * (t + 1.0)));
+        }
         let s = self.team_support(teams);
         let m: f64 = s.iter().map(|&(a, w)| w * a).sum();
         let v: f64 = s.iter().map(|&(a, w)| w * (a - m).powi(2)).sum();

@@ -107,7 +107,9 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
     } else {
         s.se_unadjusted
     };
-    let lambda = cfg.effect.difference.abs() / se;
+    // The ITT effect δ·E[g(a)] (δ while adherence is not modelled).
+    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(design.teams());
+    let lambda = (cfg.effect.difference * eg).abs() / se;
     if normal {
         let z = crate::power::normal_quantile(1.0 - alpha / 2.0);
         crate::measure::norm_cdf(lambda - z) + crate::measure::norm_cdf(-lambda - z)

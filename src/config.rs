@@ -260,12 +260,15 @@ pub struct Analysis {
 }
 
 /// The analyses a power run can apply to each dataset.
-pub const ANALYSES: [&str; 5] = [
+pub const ANALYSES: [&str; 8] = [
     "lmm_z",
     "lmm_satterthwaite",
     "lmm_kenward_roger",
     "lmm_between_within",
     "cluster_t",
+    "adh_high_low",
+    "adh_dose_response",
+    "adh_cace_iv",
 ];
 
 impl Config {
@@ -290,11 +293,16 @@ impl Config {
         self.analysis.term.clone().unwrap_or_else(|| "arm".into())
     }
 
-    /// The analyses to run, in [`ANALYSES`] order of the config.
+    /// The analyses to run: as configured, else the five ITT analyses, plus
+    /// the three adherence analyses when `[adherence]` is present.
     pub fn analysis_methods(&self) -> Vec<String> {
         match &self.analysis.methods {
             Some(m) => m.clone(),
-            None => ANALYSES.iter().map(|s| s.to_string()).collect(),
+            None => ANALYSES
+                .iter()
+                .filter(|a| self.adherence.is_some() || !a.starts_with("adh_"))
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 

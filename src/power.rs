@@ -88,6 +88,13 @@ pub struct PowerStudy {
     pub alpha: f64,
     /// The estimand: ITT effect in points.
     pub true_effect: f64,
+    /// The true value of each analysis' estimand (ITT analyses: δ·E[g];
+    /// high vs low: δ times the causal contrast; dose-response and IV: δ).
+    pub truths: Vec<f64>,
+    /// Formulas with the treatment replaced by high/low participation and by
+    /// team participation (adherence analyses).
+    hl_formula: crate::lmm::formula::Formula,
+    dr_formula: crate::lmm::formula::Formula,
 }
 
 fn quantile_t(df: f64, p: f64) -> f64 {
@@ -181,10 +188,41 @@ impl PowerStudy {
             ));
         }
         let parsed = crate::lmm::formula::Formula::parse(&formula)?;
+        let swap = |name: &str| {
+            let mut f = parsed.clone();
+            for t in f.fixed.iter_mut() {
+                for v in t.iter_mut() {
+                    if *v == term {
+                        *v = name.to_string();
+                    }
+                }
+            }
+            f
+        };
+        let (hl_formula, dr_formula) = (swap("high_participation"), swap("team_adherence"));
+        let methods = config.analysis_methods();
+        let delta = config.effect.difference;
+        let itt = sim.itt_effect();
+        let teams = sim.design().teams();
+        let truths = methods
+            .iter()
+            .map(|m| match m.as_str() {
+                "adh_high_low" => delta * sim.adherence().high_low_contrast(teams),
+                "adh_dose_response" | "adh_cace_iv" => delta,
+                _ => itt,
+            })
+            .collect();
+        let mut vars = parsed.variables();
+        if methods.iter().any(|m| m.starts_with("adh_")) {
+            vars.push("team_adherence".into());
+        }
         Ok(PowerStudy {
-            vars: parsed.variables(),
+            vars,
             parsed,
-            methods: config.analysis_methods(),
+            hl_formula,
+            dr_formula,
+            truths,
+            methods,
             alpha: config.alpha(),
             true_effect: sim.itt_effect(),
             formula,
@@ -251,7 +289,100 @@ impl PowerStudy {
             out[k] = self.cluster_t(&model, j);
         }
         let _ = &mut model;
+        if self.methods.iter().any(|m| m.starts_with("adh_")) {
+            self.adherence_analyses(d, &data, &mut out);
+        }
         out
+    }
+
+    /// The adherence analyses of one dataset.
+    fn adherence_analyses(
+        &self,
+        d: &Dataset,
+        data: &crate::lmm::data::DataFrame,
+        out: &mut [Outcome],
+    ) {
+        let sat = TestOptions {
+            satterthwaite: true,
+            kenward_roger: false,
+            between_within: false,
+        };
+        // Treated teams' participation (team level).
+        let part: Vec<f64> = d
+            .team_arm
+            .iter()
+            .zip(&d.team_participation)
+            .filter(|(a, _)| **a == 1)
+            .map(|(_, p)| *p)
+            .collect();
+        let lmm = |f: &crate::lmm::formula::Formula,
+                   df: &crate::lmm::data::DataFrame,
+                   name: &str|
+         -> Outcome {
+            let Ok(mut m) = Model::from_formula(f, df, true) else {
+                return Outcome::failed();
+            };
+            let Some(j) = m.frame.x_names.iter().position(|n| n == name) else {
+                return Outcome::failed();
+            };
+            let fit = m.fit();
+            let t = coef_tests_with(&m, &fit, sat);
+            self.outcome(
+                fit.beta[j],
+                fit.se(j),
+                t.df_satterthwaite[j],
+                fit.singular,
+                fit.optimizer.converged,
+            )
+        };
+        for (k, m) in self.methods.iter().enumerate() {
+            out[k] = match m.as_str() {
+                "adh_dose_response" => lmm(&self.dr_formula, data, "team_adherence"),
+                "adh_high_low" => {
+                    let cut = self.sim.adherence().cut.unwrap_or_else(|| median(&part));
+                    let high: Vec<f64> = d
+                        .arm
+                        .iter()
+                        .zip(&d.team_adherence)
+                        .map(|(&a, &p)| {
+                            if a == 1 {
+                                f64::from(u8::from(p > cut))
+                            } else {
+                                f64::NAN
+                            }
+                        })
+                        .collect();
+                    let mut cols = data.columns.clone();
+                    cols.push(crate::lmm::data::Column::numeric(
+                        "high_participation",
+                        high,
+                    ));
+                    match crate::lmm::data::DataFrame::from_columns(cols) {
+                        Ok(df) => lmm(&self.hl_formula, &df, "high_participation"),
+                        Err(_) => Outcome::failed(),
+                    }
+                }
+                "adh_cace_iv" => {
+                    // Wald / IV: ITT over the mean participation of treated
+                    // teams (control participation is 0 by design); delta-method SE.
+                    let itt = lmm(&self.parsed, data, &self.term);
+                    let k1 = part.len() as f64;
+                    let abar = part.iter().sum::<f64>() / k1;
+                    if itt.failed || !(abar > 0.0) || k1 < 2.0 {
+                        Outcome::failed()
+                    } else {
+                        let var_a =
+                            part.iter().map(|p| (p - abar).powi(2)).sum::<f64>() / (k1 - 1.0) / k1;
+                        let est = itt.estimate / abar;
+                        let se = (itt.se.powi(2) / abar.powi(2)
+                            + itt.estimate.powi(2) * var_a / abar.powi(4))
+                        .sqrt();
+                        self.outcome(est, se, itt.df, itt.singular, itt.converged)
+                    }
+                }
+                _ => continue,
+            };
+        }
     }
 
     fn outcome(&self, est: f64, se: f64, df: f64, singular: bool, converged: bool) -> Outcome {
@@ -389,6 +520,19 @@ impl PowerStudy {
     }
 }
 
+fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
 /// Performance of one analysis in one scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Performance {
@@ -471,7 +615,7 @@ pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
                 .map(|r| &r.outcome)
                 .collect()
         };
-        let eff = performance(&pick(0), study.true_effect, study.alpha);
+        let eff = performance(&pick(0), study.truths[a], study.alpha);
         let null = (study.scenarios() == 2).then(|| performance(&pick(1), 0.0, study.alpha));
         perf.push((eff, null));
     }
@@ -479,13 +623,17 @@ pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
         .methods
         .iter()
         .map(|m| {
-            crate::analytic::power(
-                &study.config,
-                study.sim.design(),
-                study.alpha,
-                m == "lmm_z",
-                &study.formula,
-            )
+            if m.starts_with("adh_") {
+                f64::NAN // no closed form for the adherence analyses
+            } else {
+                crate::analytic::power(
+                    &study.config,
+                    study.sim.design(),
+                    study.alpha,
+                    m == "lmm_z",
+                    &study.formula,
+                )
+            }
         })
         .collect();
     Summary {
@@ -517,6 +665,7 @@ pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
             let (e, nl) = &s.perf[a];
             json!({
                 "name": name,
+                "true_value": num(study.truths[a]),
                 "power": num(e.reject), "power_mc_se": num(e.reject_mc_se),
                 "type1": nl.as_ref().map(|p| num(p.reject)).unwrap_or(Value::Null),
                 "type1_mc_se": nl.as_ref().map(|p| num(p.reject_mc_se)).unwrap_or(Value::Null),
@@ -630,13 +779,17 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         let f = |v: f64, se: f64| format!("{v:.3} ({se:.3})");
         let _ = writeln!(
             t,
-            "  {:<20} {:>15} {:>15} {:>8.3} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
+            "  {:<20} {:>15} {:>15} {:>8} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
             name,
             f(e.reject, e.reject_mc_se),
             nl.as_ref()
                 .map(|p| f(p.reject, p.reject_mc_se))
                 .unwrap_or_else(|| "-".into()),
-            s.analytic[a],
+            if s.analytic[a].is_finite() {
+                format!("{:.3}", s.analytic[a])
+            } else {
+                "-".to_string()
+            },
             format!("{:+.3} ({:.3})", e.bias, e.bias_mc_se),
             f(e.empirical_se, e.empirical_se_mc_se),
             f(e.mean_model_se, e.mean_model_se_mc_se),
@@ -648,9 +801,13 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     // Where Monte Carlo and analytic power disagree, say why.
     for (a, name) in s.methods.iter().enumerate() {
         let (e, nl) = &s.perf[a];
-        if (e.reject - s.analytic[a]).abs() > 2.5 * e.reject_mc_se.max(1e-9) {
+        if s.analytic[a].is_finite()
+            && (e.reject - s.analytic[a]).abs() > 2.5 * e.reject_mc_se.max(1e-9)
+        {
             let why = if name == "cluster_t" {
                 "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
+            } else if study.sim.adherence().is_active() {
+                "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()
             } else {
                 format!(
                     "the closed form assumes many clusters, known variance components and the design effect's approximation of variable sizes ({} of {} fits singular)",

@@ -1,0 +1,195 @@
+//! Adherence: the participation distribution and copula, and which analyses
+//! survive confounding (Monte Carlo tolerances, Z = 4 unless stated).
+
+mod common;
+use crtsim::power::{self, PowerStudy, RunOptions};
+use crtsim::simulate::Simulator;
+
+const BASE: &str = r#"
+[trial]
+name = "adherence"
+[clusters]
+teams = 100
+treated = 50
+allocation = "simple"
+size = { dist = "fixed", mean = 12 }
+staff_per_team = 3
+[outcome]
+measure = "continuous"
+mean = 40.0
+sd = 10.0
+icc = 0.1
+cac = 0.8
+iac = 0.4
+[effect]
+difference = 4.0
+[adherence]
+team = { dist = "beta", mean = 0.6, concentration = 4.0 }
+staff_concentration = 20.0
+confounding = 0.0
+[analysis]
+methods = ["lmm_satterthwaite", "adh_high_low", "adh_dose_response", "adh_cace_iv"]
+"#;
+
+fn run(sets: &[&str], reps: u64) -> (PowerStudy, power::Summary) {
+    let study = PowerStudy::new(common::cfg(BASE, sets), false).unwrap();
+    let o = RunOptions {
+        reps,
+        seed: 31,
+        threads: 2,
+        shard: (1, 1),
+        out: None,
+        resume: false,
+    };
+    let recs = power::execute(&study, &o, |_, _| {}).unwrap();
+    let s = power::summarise(&study, 31, &recs);
+    (study, s)
+}
+
+fn bias(s: &power::Summary, m: &str) -> (f64, f64) {
+    let a = s.methods.iter().position(|x| x == m).unwrap();
+    (s.perf[a].0.bias, s.perf[a].0.bias_mc_se)
+}
+
+#[test]
+fn iv_is_unbiased_without_confounding() {
+    let (study, s) = run(&[], 300);
+    assert!(
+        (study.truths[0] - 2.4).abs() < 1e-9,
+        "ITT = delta * mean participation"
+    );
+    for m in [
+        "adh_cace_iv",
+        "adh_dose_response",
+        "adh_high_low",
+        "lmm_satterthwaite",
+    ] {
+        let (b, se) = bias(&s, m);
+        eprintln!("confounding 0: {m}: bias {b:+.3} (MC SE {se:.3})");
+        assert!(b.abs() < 4.0 * se, "{m}: bias {b} (MC SE {se})");
+    }
+}
+
+#[test]
+fn confounding_biases_participation_analyses_but_not_iv() {
+    let (_, s) = run(&["adherence.confounding=0.5"], 300);
+    for m in ["adh_high_low", "adh_dose_response"] {
+        let (b, se) = bias(&s, m);
+        eprintln!("confounding 0.5: {m}: bias {b:+.3} (MC SE {se:.3})");
+        // Better teams participate more: both comparisons credit the
+        // intervention with the teams' own advantage (positive bias).
+        assert!(
+            b > 6.0 * se,
+            "{m}: bias {b} (MC SE {se}) should be clearly positive"
+        );
+    }
+    let (b, se) = bias(&s, "adh_cace_iv");
+    eprintln!("confounding 0.5: adh_cace_iv: bias {b:+.3} (MC SE {se:.3})");
+    assert!(b.abs() < 4.0 * se, "IV bias {b} (MC SE {se})");
+    // And the ITT analysis stays unbiased for delta * E[a].
+    let (b, se) = bias(&s, "lmm_satterthwaite");
+    assert!(b.abs() < 4.0 * se, "ITT bias {b} (MC SE {se})");
+}
+
+#[test]
+fn participation_follows_the_configured_beta_and_copula() {
+    let sim = Simulator::new(common::cfg(BASE, &["adherence.confounding=0.6"])).unwrap();
+    let (m, v) = (0.6, 0.6 * 0.4 / 5.0); // Beta(2.4, 1.6): mean 0.6, var m(1-m)/(c+1)
+    let (mut means, mut vars, mut rho_s) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..400 {
+        let d = sim.simulate(9, r);
+        let treated: Vec<usize> = (0..100).filter(|&j| d.team_arm[j] == 1).collect();
+        let a: Vec<f64> = treated.iter().map(|&j| d.team_participation[j]).collect();
+        let u: Vec<f64> = treated.iter().map(|&j| d.team_effect[j]).collect();
+        let k = a.len() as f64;
+        means.push(a.iter().sum::<f64>() / k);
+        vars.push(a.iter().map(|x| (x - m).powi(2)).sum::<f64>() / k);
+        rho_s.push(spearman(&a, &u));
+        assert!(d
+            .team_participation
+            .iter()
+            .all(|&x| (0.0..=1.0).contains(&x)));
+        for j in 0..100 {
+            if d.team_arm[j] == 0 {
+                assert_eq!(d.team_participation[j], 0.0);
+            }
+        }
+    }
+    common::assert_mc("team participation mean", &means, m, 4.0);
+    common::assert_mc("team participation variance", &vars, v, 4.0);
+    // Gaussian copula: Spearman's rho = (6/pi) asin(rho/2). Sample Spearman
+    // with ~50 teams has a small bias (O(1/n)); allow it on top of MC error.
+    let target = 6.0 / std::f64::consts::PI * (0.6f64 / 2.0).asin();
+    let (mean_rho, se) = common::mean_mcse(&rho_s);
+    eprintln!("copula: Spearman {mean_rho:.4} (MC SE {se:.4}) vs {target:.4}");
+    assert!(
+        (mean_rho - target).abs() < 4.0 * se + 0.02,
+        "{mean_rho} vs {target}"
+    );
+}
+
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    for (k, &i) in idx.iter().enumerate() {
+        r[i] = k as f64;
+    }
+    r
+}
+
+fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let m = (n - 1.0) / 2.0;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for i in 0..a.len() {
+        sab += (ra[i] - m) * (rb[i] - m);
+        saa += (ra[i] - m).powi(2);
+        sbb += (rb[i] - m).powi(2);
+    }
+    sab / (saa * sbb).sqrt()
+}
+
+#[test]
+fn bad_adherence_input_names_the_key() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["adherence.team.mean=1.2"],
+            "adherence.team.mean = 1.2: must be in (0, 1)",
+        ),
+        (&["adherence.team.mean=0"], "adherence.team.mean = 0"),
+        (
+            &["adherence.team.concentration=0"],
+            "adherence.team.concentration = 0: must be > 0",
+        ),
+        (
+            &["adherence.confounding=1"],
+            "adherence.confounding = 1: must be in (-1, 1)",
+        ),
+        (
+            &["adherence.confounding=-1.5"],
+            "adherence.confounding = -1.5",
+        ),
+        (
+            &["adherence.dose=threshold", "adherence.threshold=1.5"],
+            "adherence.threshold = 1.5: must be in [0, 1]",
+        ),
+        (&["adherence.dose=threshold"], "adherence.threshold"),
+        (
+            &["adherence.team={ dist = \"fixed\", values = [0.5, 0.6] }"],
+            "one participation per team (100 teams)",
+        ),
+        (
+            &["adherence.dose=emax", "adherence.ec50=0"],
+            "adherence.ec50 = 0",
+        ),
+    ];
+    for (sets, needle) in cases {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let e = crtsim::config::Config::from_toml_str(BASE, &sets)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{sets:?}: `{e}` lacks `{needle}`");
+    }
+}
