@@ -99,12 +99,14 @@ enum Command {
         #[arg(long, default_value = "4:400")]
         solve_range: String,
     },
-    /// Draw power curves from a sweep's tidy CSV (SVG and PNG).
+    /// Draw a plot as SVG and PNG: `power` (power curves from a sweep's tidy
+    /// CSV), `adherence` (team QPR by participation from a trial CSV), or
+    /// `adherence-power` (bias and power of the adherence analyses from a sweep).
     Plot {
-        /// What to plot (only `power` for now).
-        #[arg(value_parser = ["power"])]
+        /// What to plot.
+        #[arg(value_parser = ["power", "adherence", "adherence-power"])]
         what: String,
-        /// The tidy CSV written by `crtsim power --sweep ...`.
+        /// The input CSV.
         results: PathBuf,
         /// Output path without extension (writes PREFIX.svg and PREFIX.png).
         #[arg(long, default_value = "power")]
@@ -326,12 +328,13 @@ fn run(cli: Cli) -> Result<(), Error> {
                 power::summarise_and_store(&study, seed, &records, out.as_deref())?;
             print_summary(&study, &summary, &json_v, json)?;
         }
-        Command::Plot {
-            what: _,
-            results,
-            out,
-        } => {
-            for w in plot::power_curves(&results, &out)? {
+        Command::Plot { what, results, out } => {
+            let written = match what.as_str() {
+                "adherence" => plot::adherence_scatter(&results, &out)?,
+                "adherence-power" => plot::adherence_power(&results, &out)?,
+                _ => plot::power_curves(&results, &out)?,
+            };
+            for w in written {
                 eprintln!("wrote {}", w.display());
             }
         }

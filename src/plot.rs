@@ -192,3 +192,391 @@ fn draw<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// One team's point in the adherence plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamPoint {
+    pub participation: f64,
+    pub mean_qpr: f64,
+    pub n: usize,
+    pub treated: bool,
+}
+
+/// Team means of follow-up QPR against team participation, from a trial CSV
+/// (`crtsim simulate` output or real data with `team`, `arm`, `qpr` and
+/// `team_adherence` columns).
+pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
+    use crate::lmm::data::{ColumnData, DataFrame};
+    let df = DataFrame::read_csv(csv_path)?;
+    let num = |name: &str| -> Result<Vec<f64>> {
+        match &df.column(name)?.data {
+            ColumnData::Numeric(v) => Ok(v.clone()),
+            ColumnData::Categorical { .. } => Err(Error::Usage(format!(
+                "{}: column `{name}` must be numeric",
+                csv_path.display()
+            ))),
+        }
+    };
+    let (arm, qpr, part) = (num("arm")?, num("qpr")?, num("team_adherence")?);
+    let team = df.column("team")?;
+    let mut by: BTreeMap<String, (f64, usize, f64, bool)> = BTreeMap::new();
+    for i in 0..df.nrows() {
+        if qpr[i].is_nan() || part[i].is_nan() || team.is_missing(i) {
+            continue;
+        }
+        let e = by
+            .entry(team.text(i))
+            .or_insert((0.0, 0, part[i], arm[i] == 1.0));
+        e.0 += qpr[i];
+        e.1 += 1;
+    }
+    if by.len() < 3 {
+        return Err(Error::Usage(format!(
+            "{}: fewer than 3 teams with a follow-up score and participation",
+            csv_path.display()
+        )));
+    }
+    Ok(by
+        .into_values()
+        .map(|(s, n, p, t)| TeamPoint {
+            participation: p,
+            mean_qpr: s / n as f64,
+            n,
+            treated: t,
+        })
+        .collect())
+}
+
+/// Draw `PREFIX.svg` and `PREFIX.png`: team-mean follow-up QPR against team
+/// participation, coloured by arm, sized by team n, with a least-squares line
+/// and its 95% confidence band, and the high/low cut (median participation
+/// of treated teams) marked.
+pub fn adherence_scatter(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
+    let pts = adherence_points(csv_path)?;
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let svg = prefix.with_extension("svg");
+    let png = prefix.with_extension("png");
+    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
+    {
+        let root = SVGBackend::new(&svg, (960, 680)).into_drawing_area();
+        draw_adherence(&root, &pts).map_err(|e| draw_err(&svg, e))?;
+        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
+    }
+    {
+        let root = BitMapBackend::new(&png, (960, 680)).into_drawing_area();
+        draw_adherence(&root, &pts).map_err(|e| draw_err(&png, e))?;
+        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
+    }
+    Ok(vec![svg, png])
+}
+
+fn draw_adherence<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    pts: &[TeamPoint],
+) -> std::result::Result<(), String> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let ys: Vec<f64> = pts.iter().map(|p| p.mean_qpr).collect();
+    let (ylo, yhi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+            (a.min(y), b.max(y))
+        });
+    let pad = 0.1 * (yhi - ylo).max(1.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Team follow-up QPR by team participation",
+            ("sans-serif", 26),
+        )
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.03..1.03, (ylo - pad)..(yhi + pad))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("team participation (proportion of the programme delivered, 0-1)")
+        .y_desc("team mean follow-up QPR total (points, 0-60)")
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Least-squares line over all teams, with a 95% band for the mean.
+    let k = pts.len() as f64;
+    let xbar = pts.iter().map(|p| p.participation).sum::<f64>() / k;
+    let ybar = ys.iter().sum::<f64>() / k;
+    let sxx: f64 = pts.iter().map(|p| (p.participation - xbar).powi(2)).sum();
+    let sxy: f64 = pts
+        .iter()
+        .map(|p| (p.participation - xbar) * (p.mean_qpr - ybar))
+        .sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let icpt = ybar - slope * xbar;
+    let rss: f64 = pts
+        .iter()
+        .map(|p| (p.mean_qpr - icpt - slope * p.participation).powi(2))
+        .sum();
+    let s = (rss / (k - 2.0).max(1.0)).sqrt();
+    let tcrit = StudentsT::new(0.0, 1.0, (k - 2.0).max(1.0))
+        .map(|t| t.inverse_cdf(0.975))
+        .unwrap_or(1.96);
+    let grid: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
+    let half = |x: f64| {
+        tcrit
+            * s
+            * (1.0 / k
+                + if sxx > 0.0 {
+                    (x - xbar).powi(2) / sxx
+                } else {
+                    0.0
+                })
+            .sqrt()
+    };
+    let band: Vec<(f64, f64)> = grid
+        .iter()
+        .map(|&x| (x, icpt + slope * x + half(x)))
+        .chain(grid.iter().rev().map(|&x| (x, icpt + slope * x - half(x))))
+        .collect();
+    let line_colour = RGBColor(60, 60, 60);
+    chart
+        .draw_series(std::iter::once(Polygon::new(
+            band,
+            line_colour.mix(0.15).filled(),
+        )))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(
+            grid.iter().map(|&x| (x, icpt + slope * x)),
+            line_colour.stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(format!(
+            "least-squares line, slope {slope:+.2} points per unit (95% band)"
+        ))
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], line_colour.stroke_width(2))
+        });
+    // Points: colour by arm, area by team size.
+    let nmax = pts.iter().map(|p| p.n).max().unwrap_or(1) as f64;
+    for (treated, colour, label) in [
+        (
+            false,
+            RGBColor(0, 114, 178),
+            "control teams (participation 0)",
+        ),
+        (true, RGBColor(213, 94, 0), "treated teams"),
+    ] {
+        let sel: Vec<&TeamPoint> = pts.iter().filter(|p| p.treated == treated).collect();
+        if sel.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(sel.iter().map(|p| {
+                let r = (4.0 + 8.0 * (p.n as f64 / nmax).sqrt()) as i32;
+                Circle::new((p.participation, p.mean_qpr), r, colour.mix(0.75).filled())
+            }))
+            .map_err(|e| e.to_string())?
+            .label(format!("{label}; area ~ team n"))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 6, colour.filled()));
+    }
+    // The high/low cut: median participation of the treated teams.
+    let mut tp: Vec<f64> = pts
+        .iter()
+        .filter(|p| p.treated)
+        .map(|p| p.participation)
+        .collect();
+    if !tp.is_empty() {
+        tp.sort_by(|a, b| a.total_cmp(b));
+        let n = tp.len();
+        let cut = if n % 2 == 1 {
+            tp[n / 2]
+        } else {
+            0.5 * (tp[n / 2 - 1] + tp[n / 2])
+        };
+        let cut_colour = RGBColor(120, 0, 120);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(cut, ylo - pad), (cut, yhi + pad)],
+                8,
+                6,
+                cut_colour.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(format!(
+                "high/low cut: median treated participation {cut:.2}"
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], cut_colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Draw bias (left) and power (right) of the adherence analyses against the
+/// first swept key (e.g. `adherence.confounding`) from a sweep's tidy CSV.
+pub fn adherence_power(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
+    let (xkey, series) = read_curves(csv_path)?;
+    let bias = read_column_curves(csv_path, "bias", "bias_mc_se")?;
+    let series: Vec<Series> = series
+        .into_iter()
+        .filter(|s| s.label.starts_with("adh_") || s.label.starts_with("lmm_satterthwaite"))
+        .collect();
+    let bias: Vec<Series> = bias
+        .into_iter()
+        .filter(|s| s.label.starts_with("adh_") || s.label.starts_with("lmm_satterthwaite"))
+        .collect();
+    if series.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no adherence analyses (adh_*) in this sweep",
+            csv_path.display()
+        )));
+    }
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let svg = prefix.with_extension("svg");
+    let png = prefix.with_extension("png");
+    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
+    {
+        let root = SVGBackend::new(&svg, (1280, 560)).into_drawing_area();
+        draw_two(&root, &xkey, &bias, &series).map_err(|e| draw_err(&svg, e))?;
+        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
+    }
+    {
+        let root = BitMapBackend::new(&png, (1280, 560)).into_drawing_area();
+        draw_two(&root, &xkey, &bias, &series).map_err(|e| draw_err(&png, e))?;
+        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
+    }
+    Ok(vec![svg, png])
+}
+
+fn read_column_curves(path: &Path, value: &str, se: &str) -> Result<Vec<Series>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::Usage(format!("{}: no `{name}` column", path.display())))
+    };
+    let (ia, iv, is) = (col("analysis")?, col(value)?, col(se)?);
+    let mut curves: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        let f = |i: usize| {
+            rec.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        curves
+            .entry(rec.get(ia).unwrap_or("").to_string())
+            .or_default()
+            .push((f(1), f(iv), f(is), f64::NAN));
+    }
+    Ok(curves
+        .into_iter()
+        .map(|(label, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series { label, points }
+        })
+        .collect())
+}
+
+fn draw_two<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    xkey: &str,
+    bias: &[Series],
+    power: &[Series],
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(640);
+    for (area, data, title, ydesc, yr) in [
+        (&left, bias, "Bias", "bias (points; ± 1.96 MC SE)", None),
+        (
+            &right,
+            power,
+            "Power",
+            "power (± 1.96 MC SE)",
+            Some((0.0, 1.0)),
+        ),
+    ] {
+        let xs = data.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+        let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+        let (lo, hi) = if lo == hi {
+            (lo - 1.0, hi + 1.0)
+        } else {
+            (lo, hi)
+        };
+        let (ylo, yhi) = yr.unwrap_or_else(|| {
+            let ys = data.iter().flat_map(|s| {
+                s.points
+                    .iter()
+                    .flat_map(|p| [p.1 - 2.0 * p.2, p.1 + 2.0 * p.2])
+            });
+            let (a, b) = ys.fold((0.0f64, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+            (a - 0.1 * (b - a).max(0.1), b + 0.1 * (b - a).max(0.1))
+        });
+        let pad = 0.03 * (hi - lo);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{title} by {xkey}"), ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(46)
+            .y_label_area_size(60)
+            .build_cartesian_2d((lo - pad)..(hi + pad), ylo..yhi)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(xkey)
+            .y_desc(ydesc)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (k, s) in data.iter().enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            let pts: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
+                .map_err(|e| e.to_string())?
+                .label(s.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                });
+            chart
+                .draw_series(s.points.iter().map(|p| {
+                    ErrorBar::new_vertical(
+                        p.0,
+                        p.1 - 1.96 * p.2,
+                        p.1,
+                        p.1 + 1.96 * p.2,
+                        colour.stroke_width(2),
+                        8,
+                    )
+                }))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

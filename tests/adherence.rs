@@ -193,3 +193,45 @@ fn bad_adherence_input_names_the_key() {
         assert!(e.contains(needle), "{sets:?}: `{e}` lacks `{needle}`");
     }
 }
+
+#[test]
+fn adherence_plots_are_written() {
+    let dir = std::env::temp_dir().join(format!("crtsim-adh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let preset = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/refocus_adherence.toml"
+    );
+    let sim = Simulator::new(crtsim::config::Config::load(preset, &[]).unwrap()).unwrap();
+    let csv = dir.join("trial.csv");
+    let mut f = std::fs::File::create(&csv).unwrap();
+    crtsim::output::write_csv(&sim.simulate(3, 0), sim.design(), &mut f).unwrap();
+    let pts = crtsim::plot::adherence_points(&csv).unwrap();
+    assert_eq!(pts.len(), 27);
+    assert!(pts
+        .iter()
+        .filter(|p| !p.treated)
+        .all(|p| p.participation == 0.0));
+    assert!(pts
+        .iter()
+        .filter(|p| p.treated)
+        .all(|p| p.participation > 0.0 && p.participation <= 1.0));
+    for w in crtsim::plot::adherence_scatter(&csv, &dir.join("adherence")).unwrap() {
+        assert!(
+            std::fs::metadata(&w).unwrap().len() > 5000,
+            "{}",
+            w.display()
+        );
+    }
+    // A CSV without the participation column: the error names it.
+    let bare = dir.join("bare.csv");
+    std::fs::write(&bare, "team,arm,qpr\nT1,1,40\nT2,0,41\nT3,1,39\n").unwrap();
+    let e = crtsim::plot::adherence_scatter(&bare, &dir.join("x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("team_adherence") && e.contains("available columns"),
+        "{e}"
+    );
+}
