@@ -112,6 +112,27 @@ enum Command {
         #[arg(long, default_value = "power")]
         out: PathBuf,
     },
+    /// Run the ITT and adherence analyses (high vs low participation,
+    /// dose-response, CACE/IV) on one trial CSV with a `team_adherence` column.
+    Adherence {
+        /// The data (CSV with a header; needs `team` and `team_adherence`).
+        data: PathBuf,
+        /// The ITT model, e.g. "qpr ~ arm + baseline + site + (1|team)".
+        #[arg(long)]
+        formula: String,
+        /// The treatment column in the formula.
+        #[arg(long, default_value = "arm")]
+        term: String,
+        /// High/low participation cut (default: median of treated teams).
+        #[arg(long)]
+        cut: Option<f64>,
+        /// Significance level for the CIs.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Merge the shard directories of one power run and print its summary.
     Merge {
         /// Run directories written by `power --shard i/n --out DIR`.
@@ -327,6 +348,39 @@ fn run(cli: Cli) -> Result<(), Error> {
             let (summary, json_v) =
                 power::summarise_and_store(&study, seed, &records, out.as_deref())?;
             print_summary(&study, &summary, &json_v, json)?;
+        }
+        Command::Adherence {
+            data,
+            formula,
+            term,
+            cut,
+            alpha,
+            json,
+        } => {
+            let df = DataFrame::read_csv(&data)?;
+            for col in ["team", "team_adherence", term.as_str()] {
+                df.column(col)?;
+            }
+            let aa = power::AdherenceAnalyses::new(&formula, &term, cut, alpha)?;
+            let res = aa.run(&df);
+            let text = if json {
+                let v: Vec<serde_json::Value> = power::ADHERENCE_ANALYSES
+                    .iter()
+                    .zip(&res)
+                    .map(|(n, o)| {
+                        let f = |x: f64| if x.is_finite() { serde_json::json!(x) } else { serde_json::Value::Null };
+                        serde_json::json!({"analysis": n, "estimate": f(o.estimate), "se": f(o.se), "df": f(o.df),
+                            "p": f(o.p), "ci_lo": f(o.lo), "ci_hi": f(o.hi), "failed": o.failed, "singular": o.singular})
+                    })
+                    .collect();
+                serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+            } else {
+                power::adherence_table(&power::ADHERENCE_ANALYSES, &res, alpha)
+            };
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("<stdout>", e))?;
         }
         Command::Plot { what, results, out } => {
             let written = match what.as_str() {

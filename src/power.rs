@@ -91,10 +91,8 @@ pub struct PowerStudy {
     /// The true value of each analysis' estimand (ITT analyses: δ·E[g];
     /// high vs low: δ times the causal contrast; dose-response and IV: δ).
     pub truths: Vec<f64>,
-    /// Formulas with the treatment replaced by high/low participation and by
-    /// team participation (adherence analyses).
-    hl_formula: crate::lmm::formula::Formula,
-    dr_formula: crate::lmm::formula::Formula,
+    /// The adherence analyses (when any is requested).
+    adherence: Option<AdherenceAnalyses>,
 }
 
 fn quantile_t(df: f64, p: f64) -> f64 {
@@ -158,6 +156,211 @@ pub fn normal_quantile(p: f64) -> f64 {
     q - e / dens
 }
 
+/// An outcome from an estimate, SE and df: two-sided p and the (1 − alpha) CI.
+pub fn make_outcome(
+    est: f64,
+    se: f64,
+    df: f64,
+    singular: bool,
+    converged: bool,
+    alpha: f64,
+) -> Outcome {
+    if !(se.is_finite() && se > 0.0 && df > 0.0) {
+        let mut o = Outcome::failed();
+        o.estimate = est;
+        o.singular = singular;
+        return o;
+    }
+    let crit = quantile_t(df, 1.0 - alpha / 2.0);
+    Outcome {
+        estimate: est,
+        se,
+        df,
+        p: p_t(est / se, df),
+        lo: est - crit * se,
+        hi: est + crit * se,
+        singular,
+        converged,
+        failed: false,
+    }
+}
+
+/// The ITT and adherence analyses of one dataset, for any data frame with the
+/// formula's columns plus `team` and `team_adherence` (the team's
+/// participation; 0 in control teams): ITT (LMM, Satterthwaite), high vs low
+/// participation, dose–response LMM and CACE/IV. Used per replicate by
+/// `power` and on real data by `crtsim adherence`.
+#[derive(Debug, Clone)]
+pub struct AdherenceAnalyses {
+    parsed: crate::lmm::formula::Formula,
+    term: String,
+    hl_formula: crate::lmm::formula::Formula,
+    dr_formula: crate::lmm::formula::Formula,
+    cut: Option<f64>,
+    alpha: f64,
+}
+
+/// Names of the analyses [`AdherenceAnalyses::run`] returns, in order.
+pub const ADHERENCE_ANALYSES: [&str; 4] = [
+    "itt_satterthwaite",
+    "adh_high_low",
+    "adh_dose_response",
+    "adh_cace_iv",
+];
+
+impl AdherenceAnalyses {
+    /// Set up from the ITT formula and its treatment term.
+    pub fn new(
+        formula: &str,
+        term: &str,
+        cut: Option<f64>,
+        alpha: f64,
+    ) -> Result<AdherenceAnalyses> {
+        let parsed = crate::lmm::formula::Formula::parse(formula)?;
+        if !parsed.fixed.iter().any(|t| t.len() == 1 && t[0] == term) {
+            return Err(Error::Usage(format!(
+                "the formula `{formula}` has no `{term}` term to replace"
+            )));
+        }
+        let swap = |name: &str| {
+            let mut f = parsed.clone();
+            for t in f.fixed.iter_mut() {
+                for v in t.iter_mut() {
+                    if *v == term {
+                        *v = name.to_string();
+                    }
+                }
+            }
+            f
+        };
+        Ok(AdherenceAnalyses {
+            hl_formula: swap("high_participation"),
+            dr_formula: swap("team_adherence"),
+            parsed,
+            term: term.to_string(),
+            cut,
+            alpha,
+        })
+    }
+
+    /// Run the four analyses (in [`ADHERENCE_ANALYSES`] order).
+    pub fn run(&self, data: &crate::lmm::data::DataFrame) -> [Outcome; 4] {
+        use crate::lmm::data::{Column, ColumnData, DataFrame};
+        let failed = [Outcome::failed(); 4];
+        let num = |name: &str| match data.column(name).map(|c| &c.data) {
+            Ok(ColumnData::Numeric(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let (Some(arm), Some(part)) = (num(&self.term), num("team_adherence")) else {
+            return failed;
+        };
+        let Ok(team) = data.column("team") else {
+            return failed;
+        };
+        // Participation of each treated team (first row of the team).
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 0..data.nrows() {
+            if arm[i] == 1.0 && !part[i].is_nan() && !team.is_missing(i) {
+                seen.entry(team.text(i)).or_insert(part[i]);
+            }
+        }
+        let tp: Vec<f64> = seen.into_values().collect();
+        let sat = TestOptions {
+            satterthwaite: true,
+            kenward_roger: false,
+            between_within: false,
+        };
+        let lmm = |f: &crate::lmm::formula::Formula, df: &DataFrame, name: &str| -> Outcome {
+            let Ok(mut m) = Model::from_formula(f, df, true) else {
+                return Outcome::failed();
+            };
+            let Some(j) = m.frame.x_names.iter().position(|n| n == name) else {
+                return Outcome::failed();
+            };
+            let fit = m.fit();
+            let t = coef_tests_with(&m, &fit, sat);
+            make_outcome(
+                fit.beta[j],
+                fit.se(j),
+                t.df_satterthwaite[j],
+                fit.singular,
+                fit.optimizer.converged,
+                self.alpha,
+            )
+        };
+        let itt = lmm(&self.parsed, data, &self.term);
+        let dose = lmm(&self.dr_formula, data, "team_adherence");
+        let cut = self.cut.unwrap_or_else(|| median(&tp));
+        let high: Vec<f64> = arm
+            .iter()
+            .zip(&part)
+            .map(|(&a, &p)| {
+                if a == 1.0 {
+                    f64::from(u8::from(p > cut))
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let mut cols = data.columns.clone();
+        cols.push(Column::numeric("high_participation", high));
+        let hl = match DataFrame::from_columns(cols) {
+            Ok(df) => lmm(&self.hl_formula, &df, "high_participation"),
+            Err(_) => Outcome::failed(),
+        };
+        // Wald / IV: ITT over the treated teams' mean participation (control
+        // participation is 0 by design); delta-method SE.
+        let k1 = tp.len() as f64;
+        let abar = tp.iter().sum::<f64>() / k1;
+        let iv = if itt.failed || !(abar > 0.0) || k1 < 2.0 {
+            Outcome::failed()
+        } else {
+            let var_a = tp.iter().map(|p| (p - abar).powi(2)).sum::<f64>() / (k1 - 1.0) / k1;
+            let est = itt.estimate / abar;
+            let se = (itt.se.powi(2) / abar.powi(2) + itt.estimate.powi(2) * var_a / abar.powi(4))
+                .sqrt();
+            make_outcome(est, se, itt.df, itt.singular, itt.converged, self.alpha)
+        };
+        [itt, hl, dose, iv]
+    }
+}
+
+/// The adherence analyses of one data frame as a readable table.
+pub fn adherence_table(names: &[&str], res: &[Outcome], alpha: f64) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<18} {:>10} {:>9} {:>8} {:>10} {:>22}",
+        "analysis",
+        "estimate",
+        "SE",
+        "df",
+        "p",
+        format!("{:.0}% CI", 100.0 * (1.0 - alpha))
+    );
+    for (n, o) in names.iter().zip(res) {
+        if o.failed {
+            let _ = writeln!(t, "{n:<18} {:>10}", "failed");
+            continue;
+        }
+        let _ = writeln!(
+            t,
+            "{n:<18} {:>10.4} {:>9.4} {:>8.2} {:>10.4} {:>22}",
+            o.estimate,
+            o.se,
+            o.df,
+            o.p,
+            format!("[{:.3}, {:.3}]", o.lo, o.hi)
+        );
+    }
+    let _ = writeln!(
+        t,
+        "itt_satterthwaite estimates delta*E[g(a)]; adh_high_low the high-minus-low participation contrast among treated teams (confounded if better teams take part more); adh_dose_response the outcome slope per unit participation (likewise); adh_cace_iv the effect at full participation under a linear dose-response and the exclusion restriction (robust to such confounding)."
+    );
+    t
+}
+
 impl PowerStudy {
     /// Build the study from a validated config.
     pub fn new(config: Config, with_null: bool) -> Result<PowerStudy> {
@@ -188,18 +391,6 @@ impl PowerStudy {
             ));
         }
         let parsed = crate::lmm::formula::Formula::parse(&formula)?;
-        let swap = |name: &str| {
-            let mut f = parsed.clone();
-            for t in f.fixed.iter_mut() {
-                for v in t.iter_mut() {
-                    if *v == term {
-                        *v = name.to_string();
-                    }
-                }
-            }
-            f
-        };
-        let (hl_formula, dr_formula) = (swap("high_participation"), swap("team_adherence"));
         let methods = config.analysis_methods();
         let delta = config.effect.difference;
         let itt = sim.itt_effect();
@@ -213,14 +404,24 @@ impl PowerStudy {
             })
             .collect();
         let mut vars = parsed.variables();
-        if methods.iter().any(|m| m.starts_with("adh_")) {
+        let adherence = if methods.iter().any(|m| m.starts_with("adh_")) {
             vars.push("team_adherence".into());
-        }
+            if !vars.iter().any(|v| v == "team") {
+                vars.push("team".into());
+            }
+            Some(AdherenceAnalyses::new(
+                &formula,
+                &term,
+                config.adherence.as_ref().and_then(|a| a.cut),
+                config.alpha(),
+            )?)
+        } else {
+            None
+        };
         Ok(PowerStudy {
             vars,
             parsed,
-            hl_formula,
-            dr_formula,
+            adherence,
             truths,
             methods,
             alpha: config.alpha(),
@@ -298,113 +499,21 @@ impl PowerStudy {
     /// The adherence analyses of one dataset.
     fn adherence_analyses(
         &self,
-        d: &Dataset,
+        _d: &Dataset,
         data: &crate::lmm::data::DataFrame,
         out: &mut [Outcome],
     ) {
-        let sat = TestOptions {
-            satterthwaite: true,
-            kenward_roger: false,
-            between_within: false,
-        };
-        // Treated teams' participation (team level).
-        let part: Vec<f64> = d
-            .team_arm
-            .iter()
-            .zip(&d.team_participation)
-            .filter(|(a, _)| **a == 1)
-            .map(|(_, p)| *p)
-            .collect();
-        let lmm = |f: &crate::lmm::formula::Formula,
-                   df: &crate::lmm::data::DataFrame,
-                   name: &str|
-         -> Outcome {
-            let Ok(mut m) = Model::from_formula(f, df, true) else {
-                return Outcome::failed();
-            };
-            let Some(j) = m.frame.x_names.iter().position(|n| n == name) else {
-                return Outcome::failed();
-            };
-            let fit = m.fit();
-            let t = coef_tests_with(&m, &fit, sat);
-            self.outcome(
-                fit.beta[j],
-                fit.se(j),
-                t.df_satterthwaite[j],
-                fit.singular,
-                fit.optimizer.converged,
-            )
-        };
+        let Some(aa) = &self.adherence else { return };
+        let res = aa.run(data);
         for (k, m) in self.methods.iter().enumerate() {
-            out[k] = match m.as_str() {
-                "adh_dose_response" => lmm(&self.dr_formula, data, "team_adherence"),
-                "adh_high_low" => {
-                    let cut = self.sim.adherence().cut.unwrap_or_else(|| median(&part));
-                    let high: Vec<f64> = d
-                        .arm
-                        .iter()
-                        .zip(&d.team_adherence)
-                        .map(|(&a, &p)| {
-                            if a == 1 {
-                                f64::from(u8::from(p > cut))
-                            } else {
-                                f64::NAN
-                            }
-                        })
-                        .collect();
-                    let mut cols = data.columns.clone();
-                    cols.push(crate::lmm::data::Column::numeric(
-                        "high_participation",
-                        high,
-                    ));
-                    match crate::lmm::data::DataFrame::from_columns(cols) {
-                        Ok(df) => lmm(&self.hl_formula, &df, "high_participation"),
-                        Err(_) => Outcome::failed(),
-                    }
-                }
-                "adh_cace_iv" => {
-                    // Wald / IV: ITT over the mean participation of treated
-                    // teams (control participation is 0 by design); delta-method SE.
-                    let itt = lmm(&self.parsed, data, &self.term);
-                    let k1 = part.len() as f64;
-                    let abar = part.iter().sum::<f64>() / k1;
-                    if itt.failed || !(abar > 0.0) || k1 < 2.0 {
-                        Outcome::failed()
-                    } else {
-                        let var_a =
-                            part.iter().map(|p| (p - abar).powi(2)).sum::<f64>() / (k1 - 1.0) / k1;
-                        let est = itt.estimate / abar;
-                        let se = (itt.se.powi(2) / abar.powi(2)
-                            + itt.estimate.powi(2) * var_a / abar.powi(4))
-                        .sqrt();
-                        self.outcome(est, se, itt.df, itt.singular, itt.converged)
-                    }
-                }
-                _ => continue,
-            };
+            if let Some(i) = ADHERENCE_ANALYSES.iter().position(|a| a == m) {
+                out[k] = res[i];
+            }
         }
     }
 
     fn outcome(&self, est: f64, se: f64, df: f64, singular: bool, converged: bool) -> Outcome {
-        if !(se.is_finite() && se > 0.0 && df > 0.0) {
-            let mut o = Outcome::failed();
-            o.estimate = est;
-            o.singular = singular;
-            return o;
-        }
-        let t = est / se;
-        let crit = quantile_t(df, 1.0 - self.alpha / 2.0);
-        Outcome {
-            estimate: est,
-            se,
-            df,
-            p: p_t(t, df),
-            lo: est - crit * se,
-            hi: est + crit * se,
-            singular,
-            converged,
-            failed: false,
-        }
+        make_outcome(est, se, df, singular, converged, self.alpha)
     }
 
     /// Two-stage cluster-level analysis (Hayes & Moulton): stage 1, an OLS of

@@ -235,3 +235,66 @@ fn adherence_plots_are_written() {
         "{e}"
     );
 }
+
+#[test]
+fn adherence_command_on_a_trial_csv() {
+    let bin = env!("CARGO_BIN_EXE_crtsim");
+    let dir = std::env::temp_dir().join(format!("crtsim-adhcli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("t.csv");
+    let preset = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/refocus_adherence.toml"
+    );
+    let st = std::process::Command::new(bin)
+        .args([
+            "simulate",
+            preset,
+            "--seed",
+            "3",
+            "--out",
+            csv.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = std::process::Command::new(bin)
+        .args([
+            "adherence",
+            csv.to_str().unwrap(),
+            "--formula",
+            "qpr ~ arm + baseline + site + (1|team)",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 4);
+    assert_eq!(a[3]["analysis"], "adh_cace_iv");
+    for x in a {
+        assert_eq!(x["failed"], false, "{x}");
+    }
+    // IV = ITT / mean treated participation.
+    let (itt, iv) = (
+        a[0]["estimate"].as_f64().unwrap(),
+        a[3]["estimate"].as_f64().unwrap(),
+    );
+    assert!(iv.abs() > itt.abs() && (iv / itt) > 1.0);
+    let bad = std::process::Command::new(bin)
+        .args([
+            "adherence",
+            csv.to_str().unwrap(),
+            "--formula",
+            "qpr ~ baseline + (1|team)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no `arm` term"));
+}
