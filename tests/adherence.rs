@@ -298,3 +298,62 @@ fn adherence_command_on_a_trial_csv() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no `arm` term"));
 }
+
+#[test]
+fn mixture_fixed_and_nonlinear_doses() {
+    // Mixture: participation is `high` with probability p_high, else `low`.
+    let sim = Simulator::new(common::cfg(
+        BASE,
+        &["adherence.team={ dist = \"mixture\", high = 0.9, low = 0.2, p_high = 0.3 }"],
+    ))
+    .unwrap();
+    let mut share = Vec::new();
+    for r in 0..300 {
+        let d = sim.simulate(4, r);
+        let t: Vec<f64> = (0..100)
+            .filter(|&j| d.team_arm[j] == 1)
+            .map(|j| d.team_participation[j])
+            .collect();
+        assert!(t.iter().all(|&a| a == 0.9 || a == 0.2));
+        share.push(t.iter().filter(|&&a| a == 0.9).count() as f64 / t.len() as f64);
+    }
+    common::assert_mc("mixture share high", &share, 0.3, 4.0);
+    // Fixed: each treated team gets its own listed value.
+    let values: Vec<String> = (0..100)
+        .map(|j| format!("{}", (j % 10) as f64 / 10.0))
+        .collect();
+    let set = format!(
+        "adherence.team={{ dist = \"fixed\", values = [{}] }}",
+        values.join(", ")
+    );
+    let sim = Simulator::new(common::cfg(BASE, &[&set])).unwrap();
+    let d = sim.simulate(4, 0);
+    for j in 0..100 {
+        let want = if d.team_arm[j] == 1 {
+            (j % 10) as f64 / 10.0
+        } else {
+            0.0
+        };
+        assert_eq!(d.team_participation[j], want);
+    }
+    // Threshold and Emax: the simulated mean of g over treated users matches
+    // the E[g] behind the ITT estimand.
+    for sets in [
+        vec!["adherence.dose=threshold", "adherence.threshold=0.5"],
+        vec!["adherence.dose=emax", "adherence.ec50=0.3"],
+    ] {
+        let sim = Simulator::new(common::cfg(BASE, &sets)).unwrap();
+        let dose = sim.adherence().dose();
+        let eg = sim.itt_effect() / 4.0;
+        let mut m = Vec::new();
+        for r in 0..300 {
+            let d = sim.simulate(6, r);
+            let g: Vec<f64> = (0..d.len())
+                .filter(|&i| d.arm[i] == 1)
+                .map(|i| dose.g(d.adherence[i]))
+                .collect();
+            m.push(g.iter().sum::<f64>() / g.len() as f64);
+        }
+        common::assert_mc(&format!("E[g] {sets:?}"), &m, eg, 4.0);
+    }
+}
