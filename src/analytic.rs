@@ -125,3 +125,123 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
         }
     }
 }
+
+/// Correlation of a cluster's period effects, for stepped-wedge GLS power.
+/// With total cluster-level variance σ²_CP = ρσ² (ρ the ICC) and
+/// individual variance σ²_e = (1 − ρ)σ², a cluster's period-mean vector has
+/// covariance σ²_CP·C + diag(σ²_e / m_t):
+/// * `Exchangeable`: C = J, all ones (Hussey & Hughes 2007);
+/// * `NestedExchangeable { cac }`: C = cac·J + (1 − cac)·I (Hooper et al.
+///   2016; Girling & Hemming 2016): a cluster effect plus a cluster-period effect;
+/// * `Decay { r }`: C_ts = r^|t−s| (Kasza et al. 2019).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PeriodCorrelation {
+    Exchangeable,
+    NestedExchangeable { cac: f64 },
+    Decay { r: f64 },
+}
+
+/// GLS variance of the treatment effect in a cross-sectional stepped-wedge
+/// (or any cluster × period) design with categorical period effects.
+/// `exposure[c][t]` is the treatment fraction of cluster c in period t
+/// (0/1, or e.g. 0.5 for a half-exposed transition period) or `None` for an
+/// empty cell (incomplete designs); `m[c][t]` the number of individuals.
+/// Var(θ̂) = [(Σ_c D_c' V_c⁻¹ D_c)⁻¹]_θθ with D_c = [period dummies | exposure]
+/// over the cluster's observed periods (Kasza et al. 2019's general form).
+pub fn sw_gls_variance(
+    exposure: &[Vec<Option<f64>>],
+    m: &[Vec<f64>],
+    icc: f64,
+    sd: f64,
+    corr: PeriodCorrelation,
+) -> f64 {
+    use nalgebra::DMatrix;
+    let t_all = exposure.iter().map(|r| r.len()).max().unwrap_or(0);
+    let p = t_all + 1; // one mean per period + treatment
+    let s2cp = icc * sd * sd;
+    let s2e = (1.0 - icc) * sd * sd;
+    let mut info = DMatrix::<f64>::zeros(p, p);
+    for (c, row) in exposure.iter().enumerate() {
+        let obs: Vec<usize> = (0..row.len())
+            .filter(|&t| row[t].is_some() && m[c][t] > 0.0)
+            .collect();
+        let k = obs.len();
+        if k == 0 {
+            continue;
+        }
+        let mut v = DMatrix::<f64>::zeros(k, k);
+        for (a, &ta) in obs.iter().enumerate() {
+            for (b, &tb) in obs.iter().enumerate() {
+                let cval = match corr {
+                    PeriodCorrelation::Exchangeable => 1.0,
+                    PeriodCorrelation::NestedExchangeable { cac } => {
+                        if ta == tb {
+                            1.0
+                        } else {
+                            cac
+                        }
+                    }
+                    PeriodCorrelation::Decay { r } => r.powi((ta as i32 - tb as i32).abs()),
+                };
+                v[(a, b)] = s2cp * cval;
+            }
+            v[(a, a)] += s2e / m[c][ta];
+        }
+        let Some(vinv) = v.cholesky().map(|ch| ch.inverse()) else {
+            return f64::NAN;
+        };
+        let mut d = DMatrix::<f64>::zeros(k, p);
+        for (a, &t) in obs.iter().enumerate() {
+            d[(a, t)] = 1.0;
+            d[(a, t_all)] = row[t].unwrap_or(0.0);
+        }
+        info += d.transpose() * vinv * &d;
+    }
+    match info.try_inverse() {
+        Some(inv) => inv[(t_all, t_all)],
+        None => f64::NAN,
+    }
+}
+
+/// Hussey & Hughes (2007) closed form for a complete cross-sectional design
+/// with exchangeable correlation, equal cluster-period size m:
+/// Var(θ̂) = I σ² (σ² + T τ²) / [(I U − W) σ² + (U² + I T U − T W − I V) τ²],
+/// σ² = σ²_e/m the variance of a cluster-period mean, τ² the cluster
+/// variance, U = Σ X, W = Σ_t (Σ_c X_ct)², V = Σ_c (Σ_t X_ct)².
+pub fn hussey_hughes_variance(x: &[Vec<f64>], m: f64, icc: f64, sd: f64) -> f64 {
+    let i = x.len() as f64;
+    let t_n = x.first().map(|r| r.len()).unwrap_or(0);
+    let t = t_n as f64;
+    let s2 = (1.0 - icc) * sd * sd / m;
+    let tau2 = icc * sd * sd;
+    let u: f64 = x.iter().flatten().sum();
+    let w: f64 = (0..t_n)
+        .map(|k| x.iter().map(|r| r[k]).sum::<f64>().powi(2))
+        .sum();
+    let v: f64 = x.iter().map(|r| r.iter().sum::<f64>().powi(2)).sum();
+    i * s2 * (s2 + t * tau2) / ((i * u - w) * s2 + (u * u + i * t * u - t * w - i * v) * tau2)
+}
+
+/// Normal-approximation power of a two-sided test at `alpha` given Var(θ̂).
+pub fn power_from_variance(effect: f64, var: f64, alpha: f64) -> f64 {
+    let z = crate::power::normal_quantile(1.0 - alpha / 2.0);
+    let l = effect.abs() / var.sqrt();
+    crate::measure::norm_cdf(l - z) + crate::measure::norm_cdf(-l - z)
+}
+
+/// The standard stepped-wedge design: `sequences` groups of
+/// `per_sequence` clusters, `sequences + 1` periods, sequence s (0-based)
+/// crossing over after period s.
+pub fn standard_stepped_wedge(sequences: usize, per_sequence: usize) -> Vec<Vec<f64>> {
+    let periods = sequences + 1;
+    (0..sequences)
+        .flat_map(|s| {
+            std::iter::repeat_n(
+                (0..periods)
+                    .map(move |t| f64::from(u8::from(t > s)))
+                    .collect::<Vec<f64>>(),
+                per_sequence,
+            )
+        })
+        .collect()
+}
