@@ -26,6 +26,10 @@ pub struct Config {
     /// treated team and staff member adheres fully).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adherence: Option<AdherenceConfig>,
+    /// `[stepped_wedge]`: sequences, periods, sampling, trend and lag
+    /// (required when `trial.design = "stepped_wedge"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stepped_wedge: Option<SteppedWedge>,
     /// `[sweep]`: config keys to vary over a grid, e.g.
     /// `"clusters.teams" = [20, 30, 40]` (quoted dotted keys).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -58,6 +62,8 @@ pub enum DesignKind {
     /// Parallel cluster-randomised trial with baseline and follow-up.
     #[default]
     Parallel,
+    /// Stepped-wedge trial (see `[stepped_wedge]`).
+    SteppedWedge,
 }
 
 /// `[clusters]`: sites, teams, allocation, team sizes, staff.
@@ -277,6 +283,9 @@ impl Config {
         if let Some(f) = &self.analysis.formula {
             return f.clone();
         }
+        if self.trial.design == DesignKind::SteppedWedge {
+            return "qpr ~ treat + period + (1|cluster) + (1|cluster:period)".into();
+        }
         let mut f = "qpr ~ arm".to_string();
         if self.outcome.baseline {
             f.push_str(" + baseline");
@@ -290,7 +299,12 @@ impl Config {
 
     /// The tested coefficient's name.
     pub fn analysis_term(&self) -> String {
-        self.analysis.term.clone().unwrap_or_else(|| "arm".into())
+        let default = if self.trial.design == DesignKind::SteppedWedge {
+            "treat"
+        } else {
+            "arm"
+        };
+        self.analysis.term.clone().unwrap_or_else(|| default.into())
     }
 
     /// The analyses to run: as configured, else the five ITT analyses, plus
@@ -301,6 +315,7 @@ impl Config {
             None => ANALYSES
                 .iter()
                 .filter(|a| self.adherence.is_some() || !a.starts_with("adh_"))
+                .filter(|a| self.trial.design == DesignKind::Parallel || (a.starts_with("lmm_")))
                 .map(|s| s.to_string())
                 .collect(),
         }
@@ -309,6 +324,212 @@ impl Config {
     /// The significance level.
     pub fn alpha(&self) -> f64 {
         self.analysis.alpha.unwrap_or(0.05)
+    }
+}
+
+/// `[stepped_wedge]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteppedWedge {
+    /// Number of sequences (standard design: sequences + 1 periods, sequence
+    /// s crossing over after period s). Ignored when `matrix` is given.
+    #[serde(default)]
+    pub sequences: Option<u32>,
+    /// Explicit design: one 0/1 row per sequence, one column per period.
+    #[serde(default)]
+    pub matrix: Option<Vec<Vec<u8>>>,
+    /// `cross_sectional` (fresh individuals each period) or `cohort`.
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// The first exposed period: `none` (fully exposed), `exclude` (no
+    /// observations), or `half` (half the effect).
+    #[serde(default)]
+    pub transition: Transition,
+    /// Period effects β_t in points, one per period (default 0).
+    #[serde(default)]
+    pub time_trend: Option<Vec<f64>>,
+    /// Linear time trend in points per period (added to `time_trend`).
+    #[serde(default)]
+    pub trend_slope: f64,
+    /// Implementation lag: fraction of the effect in the 1st, 2nd, ...
+    /// exposed period (then 1), e.g. [0.5].
+    #[serde(default)]
+    pub lag: Vec<f64>,
+}
+
+/// Sampling in a stepped-wedge trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    #[default]
+    CrossSectional,
+    Cohort,
+}
+
+/// Treatment of the first exposed period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    #[default]
+    None,
+    Exclude,
+    Half,
+}
+
+impl SteppedWedge {
+    /// The design matrix (sequences × periods).
+    pub fn matrix(&self) -> Vec<Vec<u8>> {
+        match &self.matrix {
+            Some(m) => m.clone(),
+            None => {
+                let s = self.sequences.unwrap_or(0) as usize;
+                (0..s)
+                    .map(|k| (0..=s).map(|t| u8::from(t > k)).collect())
+                    .collect()
+            }
+        }
+    }
+
+    fn validate(&self, cfg: &Config) -> Result<()> {
+        if self.matrix.is_none() && self.sequences.is_none() {
+            return Err(Error::invalid(
+                "stepped_wedge.sequences",
+                "(missing)",
+                "give the number of sequences, or an explicit stepped_wedge.matrix",
+            ));
+        }
+        if let Some(s) = self.sequences {
+            if s == 0 && self.matrix.is_none() {
+                return Err(Error::invalid(
+                    "stepped_wedge.sequences",
+                    0,
+                    "must be at least 1 (zero periods otherwise)",
+                ));
+            }
+        }
+        let m = self.matrix();
+        let periods = m.first().map(|r| r.len()).unwrap_or(0);
+        if m.is_empty() || periods == 0 {
+            return Err(Error::invalid(
+                "stepped_wedge.matrix",
+                "[]",
+                "needs at least one sequence and one period",
+            ));
+        }
+        if let Some(r) = m.iter().position(|r| r.len() != periods) {
+            return Err(Error::invalid(
+                "stepped_wedge.matrix",
+                format!("row {} has {} periods", r + 1, m[r].len()),
+                &format!(
+                    "every row needs the same number of periods ({periods}); the matrix is ragged"
+                ),
+            ));
+        }
+        if m.iter().flatten().any(|&v| v > 1) {
+            return Err(Error::invalid(
+                "stepped_wedge.matrix",
+                "a value > 1",
+                "entries must be 0 or 1",
+            ));
+        }
+        if (cfg.clusters.teams as usize) < m.len() {
+            return Err(Error::invalid(
+                "clusters.teams",
+                cfg.clusters.teams,
+                &format!("must be at least the number of sequences ({})", m.len()),
+            ));
+        }
+        if let Some(tt) = &self.time_trend {
+            if tt.len() != periods {
+                return Err(Error::invalid(
+                    "stepped_wedge.time_trend",
+                    format!("{} values", tt.len()),
+                    &format!("must give one value per period ({periods})"),
+                ));
+            }
+        }
+        if self.lag.len() > periods {
+            return Err(Error::invalid(
+                "stepped_wedge.lag",
+                format!("{} values", self.lag.len()),
+                &format!("is longer than the number of periods ({periods})"),
+            ));
+        }
+        if let Some(x) = self.lag.iter().find(|x| !(0.0..=1.0).contains(*x)) {
+            return Err(Error::invalid(
+                "stepped_wedge.lag",
+                x,
+                "each fraction must be in [0, 1]",
+            ));
+        }
+        let o = &cfg.outcome;
+        match o.cac {
+            None => {
+                return Err(Error::invalid(
+                    "outcome.cac",
+                    "(missing)",
+                    "is required for a stepped-wedge design",
+                ))
+            }
+            Some(c) if !(0.0..=1.0).contains(&c) => {
+                return Err(Error::invalid(
+                    "outcome.cac",
+                    c,
+                    "must be in [0, 1] for a stepped-wedge design",
+                ))
+            }
+            _ => {}
+        }
+        if self.sampling == Sampling::Cohort {
+            match o.iac {
+                None => {
+                    return Err(Error::invalid(
+                        "outcome.iac",
+                        "(missing)",
+                        "is required for cohort sampling",
+                    ))
+                }
+                Some(c) if !(0.0..=1.0).contains(&c) => {
+                    return Err(Error::invalid(
+                        "outcome.iac",
+                        c,
+                        "must be in [0, 1] for cohort sampling",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if o.baseline {
+            return Err(Error::invalid(
+                "outcome.baseline",
+                "true",
+                "must be false in a stepped-wedge design: the control periods are the baseline",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sequences that never or always receive treatment (allowed; worth a warning).
+    pub fn warnings(&self) -> Vec<String> {
+        self.matrix()
+            .iter()
+            .enumerate()
+            .filter_map(|(s, r)| {
+                if r.iter().all(|&v| v == 0) {
+                    Some(format!(
+                        "sequence {} never receives the intervention",
+                        s + 1
+                    ))
+                } else if r.iter().all(|&v| v == 1) {
+                    Some(format!(
+                        "sequence {} receives the intervention in every period",
+                        s + 1
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -678,6 +899,24 @@ impl Config {
         }
         if let Some(ad) = &self.adherence {
             ad.validate(self.clusters.teams)?;
+        }
+        match (self.trial.design, &self.stepped_wedge) {
+            (DesignKind::SteppedWedge, Some(sw)) => sw.validate(self)?,
+            (DesignKind::SteppedWedge, None) => {
+                return Err(Error::invalid(
+                    "trial.design",
+                    "\"stepped_wedge\"",
+                    "needs a [stepped_wedge] section (sequences or matrix)",
+                ))
+            }
+            (DesignKind::Parallel, Some(_)) => {
+                return Err(Error::invalid(
+                    "stepped_wedge",
+                    "(section)",
+                    "is only read when trial.design = \"stepped_wedge\"",
+                ))
+            }
+            _ => {}
         }
         if let Some(m) = &self.analysis.methods {
             if m.is_empty() {

@@ -203,8 +203,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             match out {
                 Some(path) => {
                     let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-                    output::write_csv(&data, sim.design(), BufWriter::new(f))
-                        .map_err(|e| Error::io(&path, e))?;
+                    if sim.is_stepped_wedge() {
+                        output::write_sw_csv(&data, BufWriter::new(f))
+                    } else {
+                        output::write_csv(&data, sim.design(), BufWriter::new(f))
+                    }
+                    .map_err(|e| Error::io(&path, e))?;
                     eprintln!(
                         "wrote {} service users ({} with follow-up) to {}",
                         data.len(),
@@ -214,8 +218,12 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }
                 None => {
                     let stdout = std::io::stdout();
-                    output::write_csv(&data, sim.design(), BufWriter::new(stdout.lock()))
-                        .map_err(|e| Error::io("<stdout>", e))?;
+                    if sim.is_stepped_wedge() {
+                        output::write_sw_csv(&data, BufWriter::new(stdout.lock()))
+                    } else {
+                        output::write_csv(&data, sim.design(), BufWriter::new(stdout.lock()))
+                    }
+                    .map_err(|e| Error::io("<stdout>", e))?;
                 }
             }
         }

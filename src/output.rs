@@ -61,3 +61,44 @@ fn write_field<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
         w.write_all(s.as_bytes())
     }
 }
+
+/// Column names of a simulated stepped-wedge CSV, in order.
+pub const SW_COLUMNS: [&str; 8] = [
+    "cluster",
+    "period",
+    "sequence",
+    "exposure",
+    "time_since_crossover",
+    "individual",
+    "treat",
+    "qpr",
+];
+
+/// Write a stepped-wedge trial: one row per individual and period. `cluster`
+/// C1.., `period` t1.., `sequence` 1.., `exposure` (1, 0.5 in a half
+/// transition period, 0), `time_since_crossover` (0 in the first exposed
+/// period, NA before), `individual` (within cluster; the same person across
+/// periods in a cohort), `treat` (1 if exposed), `qpr`.
+pub fn write_sw_csv<W: Write>(d: &Dataset, mut w: W) -> io::Result<()> {
+    writeln!(w, "{}", SW_COLUMNS.join(","))?;
+    for i in 0..d.len() {
+        let c = d.team[i] as usize;
+        write!(
+            w,
+            "C{},t{},{},",
+            c + 1,
+            d.period[i] + 1,
+            d.team_sequence.get(c).map(|q| q + 1).unwrap_or(0)
+        )?;
+        write_num(&mut w, d.exposure[i])?;
+        if d.time_since[i] < 0 {
+            write!(w, ",NA,")?;
+        } else {
+            write!(w, ",{},", d.time_since[i])?;
+        }
+        write!(w, "{},{},", d.staff[i] + 1, d.arm[i])?;
+        write_num(&mut w, d.qpr[i])?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+}

@@ -45,6 +45,13 @@ pub struct Dataset {
     pub team_effect: Vec<f64>,
     /// Participation of each user's team (per user).
     pub team_adherence: Vec<f64>,
+    /// Stepped-wedge only (empty otherwise): period of each row (0-based),
+    /// exposure (1, 0.5 in a half transition period, 0), periods since
+    /// crossover (−1 before it), and each cluster's sequence (0-based).
+    pub period: Vec<u16>,
+    pub exposure: Vec<f64>,
+    pub time_since: Vec<i32>,
+    pub team_sequence: Vec<u16>,
     staff_b: Vec<f64>,
     staff_y: Vec<f64>,
     staff_adh: Vec<f64>,
@@ -79,6 +86,10 @@ impl Dataset {
         self.team_participation.clear();
         self.team_effect.clear();
         self.team_adherence.clear();
+        self.period.clear();
+        self.exposure.clear();
+        self.time_since.clear();
+        self.team_sequence.clear();
     }
 }
 
@@ -115,6 +126,26 @@ pub struct Simulator {
     /// Level names for data frames: sites, teams (T1..), staff (S1..).
     levels: [std::sync::Arc<Vec<String>>; 3],
     adherence: crate::adherence::AdherenceModel,
+    /// Stepped-wedge parameters (None for a parallel design).
+    sw: Option<SwParams>,
+}
+
+/// Resolved stepped-wedge parameters (latent scale).
+#[derive(Debug, Clone)]
+struct SwParams {
+    matrix: Vec<Vec<u8>>,
+    periods: usize,
+    trend: Vec<f64>,
+    lag: Vec<f64>,
+    transition: crate::config::Transition,
+    cohort: bool,
+    sd_cluster: f64,
+    sd_cp: f64,
+    /// Cohort: weights of the person-level and person-period parts of e.
+    iac_a: f64,
+    iac_b: f64,
+    /// Level names: clusters (C1..), periods (t1..), sequences (1..).
+    levels: [std::sync::Arc<Vec<String>>; 3],
 }
 
 impl Simulator {
@@ -167,6 +198,51 @@ impl Simulator {
                 beta,
             },
             adherence: crate::adherence::AdherenceModel::new(config.adherence.as_ref()),
+            sw: config
+                .stepped_wedge
+                .as_ref()
+                .filter(|_| config.trial.design == crate::config::DesignKind::SteppedWedge)
+                .map(|sw| {
+                    let matrix = sw.matrix();
+                    let periods = matrix[0].len();
+                    let trend = (0..periods)
+                        .map(|t| {
+                            sw.time_trend.as_ref().map(|v| v[t]).unwrap_or(0.0)
+                                + sw.trend_slope * t as f64
+                        })
+                        .map(|v| v / b)
+                        .collect();
+                    let cac_v = o.cac.unwrap_or(1.0);
+                    let iac_v = if sw.sampling == crate::config::Sampling::Cohort {
+                        o.iac.unwrap_or(0.0) * resid / var_e
+                    } else {
+                        0.0
+                    };
+                    let iac_v = iac_v.clamp(0.0, 1.0);
+                    SwParams {
+                        periods,
+                        trend,
+                        lag: sw.lag.clone(),
+                        transition: sw.transition,
+                        cohort: sw.sampling == crate::config::Sampling::Cohort,
+                        sd_cluster: (o.icc * cac_v * var).sqrt() / b,
+                        sd_cp: (o.icc * (1.0 - cac_v) * var).sqrt() / b,
+                        iac_a: iac_v.sqrt(),
+                        iac_b: (1.0 - iac_v).sqrt(),
+                        levels: [
+                            std::sync::Arc::new(
+                                (1..=config.clusters.teams)
+                                    .map(|j| format!("C{j}"))
+                                    .collect(),
+                            ),
+                            std::sync::Arc::new((1..=periods).map(|t| format!("t{t}")).collect()),
+                            std::sync::Arc::new(
+                                (1..=matrix.len()).map(|q| q.to_string()).collect(),
+                            ),
+                        ],
+                        matrix,
+                    }
+                }),
             levels: {
                 let teams = design.teams();
                 let max_staff = match design.staff {
@@ -257,6 +333,34 @@ impl Simulator {
         if want("qpr") {
             cols.push(Column::numeric("qpr", d.qpr.clone()));
         }
+        if let Some(sw) = &self.sw {
+            if want("cluster") {
+                cols.push(Column::categorical(
+                    "cluster",
+                    d.team.clone(),
+                    sw.levels[0].clone(),
+                ));
+            }
+            if want("period") {
+                cols.push(Column::categorical(
+                    "period",
+                    d.period.iter().map(|&t| t as u32).collect(),
+                    sw.levels[1].clone(),
+                ));
+            }
+            if want("treat") {
+                cols.push(Column::numeric("treat", d.exposure.clone()));
+            }
+            if want("time_since_crossover") {
+                cols.push(Column::numeric(
+                    "time_since_crossover",
+                    d.time_since
+                        .iter()
+                        .map(|&e| if e < 0 { f64::NAN } else { e as f64 })
+                        .collect(),
+                ));
+            }
+        }
         DataFrame::from_columns(cols).expect("columns have equal length")
     }
 
@@ -286,6 +390,10 @@ impl Simulator {
     /// Simulate one trial into `d`, reusing its allocations.
     pub fn simulate_into(&self, rng: &mut TrialRng, d: &mut Dataset) {
         d.clear();
+        if let Some(sw) = &self.sw {
+            self.simulate_sw(sw, rng, d);
+            return;
+        }
         let mut arms = std::mem::take(&mut d.team_arm);
         self.design.allocate(rng, &mut arms);
         d.team_arm = arms;
@@ -362,6 +470,110 @@ impl Simulator {
             }
             staff_base += s;
         }
+    }
+
+    /// One stepped-wedge trial: clusters randomised to sequences, a cluster
+    /// effect u_c, cluster-period effects v_ct, period effects β_t, and the
+    /// effect δ·X_ct·lag(e_ct) (e = periods since crossover); fresh
+    /// individuals each period (cross-sectional) or one cohort per cluster
+    /// with individual autocorrelation.
+    fn simulate_sw(&self, sw: &SwParams, rng: &mut TrialRng, d: &mut Dataset) {
+        use crate::config::Transition;
+        let nclus = self.design.teams();
+        let nseq = sw.matrix.len();
+        // Randomise clusters to sequences (an even split over sequences).
+        let mut order: Vec<usize> = (0..nclus).collect();
+        for i in 0..nclus {
+            let j = rng.random_range(i..nclus);
+            order.swap(i, j);
+        }
+        let split = crate::design::even_split(nclus as u32, nseq);
+        let mut seq_of = vec![0u16; nclus];
+        let mut k = 0;
+        for (q, &n) in split.iter().enumerate() {
+            for _ in 0..n {
+                seq_of[order[k]] = q as u16;
+                k += 1;
+            }
+        }
+        let mut person_a: Vec<f64> = Vec::new();
+        for c in 0..nclus {
+            let q = seq_of[c] as usize;
+            let row = &sw.matrix[q];
+            let first = row.iter().position(|&x| x == 1);
+            let u = sw.sd_cluster * rng.sample::<f64, _>(StandardNormal);
+            d.team_sequence.push(q as u16);
+            d.team_arm.push(u8::from(first.is_some()));
+            d.team_staff.push(1);
+            d.team_participation
+                .push(f64::from(u8::from(first.is_some())));
+            d.team_effect.push(u);
+            let cohort_n = if sw.cohort {
+                self.design.size.draw(rng)
+            } else {
+                0
+            };
+            person_a.clear();
+            for _ in 0..cohort_n {
+                person_a.push(rng.sample::<f64, _>(StandardNormal));
+            }
+            let mut rows = 0u32;
+            for t in 0..sw.periods {
+                let v = sw.sd_cp * rng.sample::<f64, _>(StandardNormal);
+                let x = row[t];
+                let since = match first {
+                    Some(f) if x == 1 => t as i32 - f as i32,
+                    _ => -1,
+                };
+                let mut exposure = f64::from(x);
+                if since == 0 {
+                    match sw.transition {
+                        Transition::Exclude => continue,
+                        Transition::Half => exposure = 0.5,
+                        Transition::None => {}
+                    }
+                }
+                let lagf = if since >= 0 {
+                    sw.lag.get(since as usize).copied().unwrap_or(1.0)
+                } else {
+                    1.0
+                };
+                let mean = self.mu + sw.trend[t] + self.delta * exposure * lagf + u + v;
+                let n = if sw.cohort {
+                    cohort_n
+                } else {
+                    self.design.size.draw(rng)
+                };
+                for i in 0..n {
+                    let z: f64 = rng.sample(StandardNormal);
+                    let e = if sw.cohort {
+                        self.sd_e * (sw.iac_a * person_a[i as usize] + sw.iac_b * z)
+                    } else {
+                        self.sd_e * z
+                    };
+                    let y = observe(self.measure, mean + e, self.item_noise, rng);
+                    let lost = self.lost(rng, 0.0);
+                    d.qpr.push(if lost { f64::NAN } else { y });
+                    d.baseline.push(f64::NAN);
+                    d.site.push(0);
+                    d.team.push(c as u32);
+                    d.staff.push(if sw.cohort { i } else { rows + i });
+                    d.arm.push(u8::from(exposure > 0.0));
+                    d.adherence.push(exposure);
+                    d.team_adherence.push(exposure);
+                    d.period.push(t as u16);
+                    d.exposure.push(exposure);
+                    d.time_since.push(since);
+                }
+                rows += n;
+            }
+            d.team_size.push(rows);
+        }
+    }
+
+    /// Whether this simulator runs a stepped-wedge design.
+    pub fn is_stepped_wedge(&self) -> bool {
+        self.sw.is_some()
     }
 
     /// A (baseline, follow-up) pair of effects with SD `sd` and correlation `r`
