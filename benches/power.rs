@@ -43,5 +43,23 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn bench_sw(c: &mut Criterion) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pulsar.toml");
+    let cfg = Config::load(
+        path,
+        &["analysis.methods=[\"lmm_satterthwaite\"]".to_string()],
+    )
+    .unwrap();
+    let study = PowerStudy::new(cfg, false).unwrap();
+    let mut buf = Dataset::default();
+    let mut rep = 0;
+    c.bench_function("replicate_pulsar_simulate_reml_satterthwaite", |b| {
+        b.iter(|| {
+            rep += 1;
+            black_box(study.replicate(2014, rep, 0, &mut buf)[0].p)
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_sw);
 criterion_main!(benches);

@@ -104,9 +104,9 @@ enum Command {
     /// `adherence-power` (bias and power of the adherence analyses from a sweep).
     Plot {
         /// What to plot.
-        #[arg(value_parser = ["power", "adherence", "adherence-power"])]
+        #[arg(value_parser = ["power", "adherence", "adherence-power", "design"])]
         what: String,
-        /// The input CSV.
+        /// The input CSV (for `design`: the stepped-wedge config).
         results: PathBuf,
         /// Output path without extension (writes PREFIX.svg and PREFIX.png).
         #[arg(long, default_value = "power")]
@@ -394,6 +394,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let written = match what.as_str() {
                 "adherence" => plot::adherence_scatter(&results, &out)?,
                 "adherence-power" => plot::adherence_power(&results, &out)?,
+                "design" => plot::design_diagram(&Config::load(&results, &[])?, &out)?,
                 _ => plot::power_curves(&results, &out)?,
             };
             for w in written {

@@ -580,3 +580,142 @@ fn draw_two<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// Draw a stepped-wedge design as the standard diagram: one row per cluster
+/// (grouped by sequence), one column per period, cells shaded by exposure
+/// (control, transition/partial, intervention).
+pub fn design_diagram(cfg: &crate::config::Config, prefix: &Path) -> Result<Vec<PathBuf>> {
+    use crate::config::Transition;
+    let sw = cfg.stepped_wedge.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "plot design needs a stepped-wedge config (trial.design = \"stepped_wedge\")".into(),
+        )
+    })?;
+    let m = sw.matrix();
+    let split = crate::design::even_split(cfg.clusters.teams, m.len());
+    let mut rows: Vec<(usize, Vec<f64>)> = Vec::new(); // (sequence, exposure per period; NaN = excluded)
+    for (q, row) in m.iter().enumerate() {
+        let first = row.iter().position(|&x| x == 1);
+        let cells: Vec<f64> = row
+            .iter()
+            .enumerate()
+            .map(|(t, &x)| match (first, sw.transition) {
+                (Some(f), Transition::Exclude) if t == f => f64::NAN,
+                (Some(f), Transition::Half) if t == f => 0.5,
+                _ => f64::from(x),
+            })
+            .collect();
+        for _ in 0..split[q] {
+            rows.push((q, cells.clone()));
+        }
+    }
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let svg = prefix.with_extension("svg");
+    let png = prefix.with_extension("png");
+    let title = format!("{}: stepped-wedge design", cfg.trial.name);
+    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
+    let h = (120 + 26 * rows.len()).max(320) as u32;
+    {
+        let root = SVGBackend::new(&svg, (900, h)).into_drawing_area();
+        draw_design(&root, &title, &rows).map_err(|e| draw_err(&svg, e))?;
+        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
+    }
+    {
+        let root = BitMapBackend::new(&png, (900, h)).into_drawing_area();
+        draw_design(&root, &title, &rows).map_err(|e| draw_err(&png, e))?;
+        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
+    }
+    Ok(vec![svg, png])
+}
+
+fn draw_design<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    rows: &[(usize, Vec<f64>)],
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let periods = rows.first().map(|r| r.1.len()).unwrap_or(1);
+    let n = rows.len();
+    // Cells are centred on integer coordinates; the right margin holds the legend.
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(150)
+        .build_cartesian_2d(-0.5..(periods as f64 + 1.9), -0.5..(n as f64 - 0.5))
+        .map_err(|e| e.to_string())?;
+    let is_int = |v: f64| (v - v.round()).abs() < 1e-6;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(4 * (periods + 3))
+        .x_label_formatter(&|x| {
+            if is_int(*x) && *x >= 0.0 && (*x as usize) < periods {
+                format!("period {}", (*x as usize) + 1)
+            } else {
+                String::new()
+            }
+        })
+        .y_labels(4 * n + 4)
+        .y_label_formatter(&|y| {
+            if !is_int(*y) || *y < 0.0 {
+                return String::new();
+            }
+            let r = n.saturating_sub(1 + y.round() as usize);
+            rows.get(r)
+                .map(|(q, _)| format!("cluster {} (seq {})", r + 1, q + 1))
+                .unwrap_or_default()
+        })
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let ctrl = RGBColor(222, 235, 247);
+    let part = RGBColor(158, 202, 225);
+    let int = RGBColor(33, 113, 181);
+    let excl = RGBColor(200, 200, 200);
+    for (r, (_, cells)) in rows.iter().enumerate() {
+        let y0 = (n - 1 - r) as f64 - 0.5;
+        for (t, &e) in cells.iter().enumerate() {
+            let colour = if e.is_nan() {
+                excl
+            } else if e >= 1.0 {
+                int
+            } else if e > 0.0 {
+                part
+            } else {
+                ctrl
+            };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(t as f64 - 0.47, y0 + 0.08), (t as f64 + 0.47, y0 + 0.92)],
+                    colour.filled(),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    for (label, colour) in [
+        ("control", ctrl),
+        ("intervention", int),
+        ("transition (half exposed)", part),
+        ("transition (excluded)", excl),
+    ] {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(-10.0, -10.0), (-9.0, -9.0)],
+                colour.filled(),
+            )))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

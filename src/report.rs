@@ -7,6 +7,13 @@ use std::fmt::Write;
 
 /// The resolved design as `crtsim validate` prints it.
 pub fn design_report(cfg: &Config, design: &Design) -> String {
+    if let Some(sw) = cfg
+        .stepped_wedge
+        .as_ref()
+        .filter(|_| cfg.trial.design == crate::config::DesignKind::SteppedWedge)
+    {
+        return sw_report(cfg, design, sw);
+    }
     let mut s = String::new();
     let c = &cfg.clusters;
     let o = &cfg.outcome;
@@ -132,6 +139,55 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         summary.se_unadjusted,
         summary.se_ancova,
         1.959_964 * summary.se_ancova
+    );
+    s
+}
+
+fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) -> String {
+    let mut s = String::new();
+    let m = sw.matrix();
+    let split = crate::design::even_split(cfg.clusters.teams, m.len());
+    let _ = writeln!(
+        s,
+        "{}: stepped-wedge trial, {} clusters in {} sequences over {} periods, {:?} sampling, transition {:?}",
+        cfg.trial.name,
+        design.teams(),
+        m.len(),
+        m[0].len(),
+        sw.sampling,
+        sw.transition
+    );
+    for (q, row) in m.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "  sequence {}: [{}] x {} clusters",
+            q + 1,
+            cells.join(", "),
+            split[q]
+        );
+    }
+    for w in sw.warnings() {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let o = &cfg.outcome;
+    let _ = writeln!(
+        s,
+        "outcome: mean {}, sd {}, icc {}, cac {:?} (cluster variance icc*cac*sd^2, cluster-period variance icc*(1-cac)*sd^2)",
+        o.mean, o.sd, o.icc, o.cac
+    );
+    if !sw.lag.is_empty() {
+        let _ = writeln!(
+            s,
+            "implementation lag: {:?} of the effect in the first exposed periods",
+            sw.lag
+        );
+    }
+    let _ = writeln!(
+        s,
+        "analytic GLS power (nested exchangeable, normal) for effect {}: {:.3}",
+        cfg.effect.difference,
+        crate::analytic::power(cfg, design, cfg.alpha(), true, &cfg.analysis_formula())
     );
     s
 }

@@ -170,3 +170,21 @@ fn bad_stepped_wedge_input() {
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("never") && w[1].contains("every period"));
 }
+
+#[test]
+fn design_diagram_is_drawn() {
+    let dir = std::env::temp_dir().join(format!("crtsim-swplot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for w in crtsim::plot::design_diagram(&pulsar(&[]), &dir.join("design")).unwrap() {
+        assert!(
+            std::fs::metadata(&w).unwrap().len() > 3000,
+            "{}",
+            w.display()
+        );
+    }
+    let parallel = common::refocus(&[]);
+    let e = crtsim::plot::design_diagram(&parallel, &dir.join("x"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stepped-wedge"), "{e}");
+}
