@@ -182,12 +182,33 @@ fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Levels) {
         return factor_codes(cols[0], rows);
     }
     let parts: Vec<(Vec<u32>, Levels)> = cols.iter().map(|c| factor_codes(c, rows)).collect();
+    // Combined level index (mixed radix); a dense table when it is small.
+    let radix: Vec<usize> = parts.iter().map(|p| p.1.len().max(1)).collect();
+    let total = radix.iter().try_fold(1usize, |a, &r| a.checked_mul(r));
+    let key_of = |r: usize| -> usize {
+        parts
+            .iter()
+            .zip(&radix)
+            .fold(0usize, |acc, (p, &k)| acc * k + p.0[r] as usize)
+    };
     let mut first: HashMap<Vec<u32>, u32> = HashMap::default();
     let mut raw_codes = Vec::with_capacity(rows.len());
-    for r in 0..rows.len() {
-        let key: Vec<u32> = parts.iter().map(|p| p.0[r]).collect();
-        let next = first.len() as u32;
-        raw_codes.push(*first.entry(key).or_insert(next));
+    if let Some(total) = total.filter(|&t| t <= 1 << 22) {
+        let mut table = vec![u32::MAX; total];
+        for r in 0..rows.len() {
+            let k = key_of(r);
+            if table[k] == u32::MAX {
+                table[k] = first.len() as u32;
+                first.insert(parts.iter().map(|p| p.0[r]).collect(), table[k]);
+            }
+            raw_codes.push(table[k]);
+        }
+    } else {
+        for r in 0..rows.len() {
+            let key: Vec<u32> = parts.iter().map(|p| p.0[r]).collect();
+            let next = first.len() as u32;
+            raw_codes.push(*first.entry(key).or_insert(next));
+        }
     }
     let mut order: Vec<(String, u32)> = first
         .into_iter()
