@@ -12,6 +12,28 @@ use std::path::{Path, PathBuf};
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
+/// Draw one figure as `PREFIX.svg` and `PREFIX.png` (the drawing call is
+/// expanded once per backend) and return the two paths.
+macro_rules! render_both {
+    ($prefix:expr, $size:expr, |$root:ident| $draw:expr) => {{
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+        let svg = $prefix.with_extension("svg");
+        let png = $prefix.with_extension("png");
+        let err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
+        {
+            let $root = SVGBackend::new(&svg, $size).into_drawing_area();
+            $draw.map_err(|e| err(&svg, e))?;
+            $root.present().map_err(|e| err(&svg, e.to_string()))?;
+        }
+        {
+            let $root = BitMapBackend::new(&png, $size).into_drawing_area();
+            $draw.map_err(|e| err(&png, e))?;
+            $root.present().map_err(|e| err(&png, e.to_string()))?;
+        }
+        Ok(vec![svg, png])
+    }};
+}
+
 /// One curve: label and points (x, power, MC SE, analytic power).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -97,21 +119,7 @@ pub fn power_curves(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
             csv_path.display()
         )));
     }
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    let svg = prefix.with_extension("svg");
-    let png = prefix.with_extension("png");
-    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
-    {
-        let root = SVGBackend::new(&svg, (960, 640)).into_drawing_area();
-        draw(&root, &xkey, &series).map_err(|e| draw_err(&svg, e))?;
-        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
-    }
-    {
-        let root = BitMapBackend::new(&png, (960, 640)).into_drawing_area();
-        draw(&root, &xkey, &series).map_err(|e| draw_err(&png, e))?;
-        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
-    }
-    Ok(vec![svg, png])
+    render_both!(prefix, (960, 640), |root| draw(&root, &xkey, &series))
 }
 
 fn draw<DB: DrawingBackend>(
@@ -253,21 +261,7 @@ pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
 /// of treated teams) marked.
 pub fn adherence_scatter(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
     let pts = adherence_points(csv_path)?;
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    let svg = prefix.with_extension("svg");
-    let png = prefix.with_extension("png");
-    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
-    {
-        let root = SVGBackend::new(&svg, (960, 680)).into_drawing_area();
-        draw_adherence(&root, &pts).map_err(|e| draw_err(&svg, e))?;
-        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
-    }
-    {
-        let root = BitMapBackend::new(&png, (960, 680)).into_drawing_area();
-        draw_adherence(&root, &pts).map_err(|e| draw_err(&png, e))?;
-        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
-    }
-    Ok(vec![svg, png])
+    render_both!(prefix, (960, 680), |root| draw_adherence(&root, &pts))
 }
 
 fn draw_adherence<DB: DrawingBackend>(
@@ -439,21 +433,9 @@ pub fn adherence_power(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
             csv_path.display()
         )));
     }
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    let svg = prefix.with_extension("svg");
-    let png = prefix.with_extension("png");
-    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
-    {
-        let root = SVGBackend::new(&svg, (1280, 560)).into_drawing_area();
-        draw_two(&root, &xkey, &bias, &series).map_err(|e| draw_err(&svg, e))?;
-        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
-    }
-    {
-        let root = BitMapBackend::new(&png, (1280, 560)).into_drawing_area();
-        draw_two(&root, &xkey, &bias, &series).map_err(|e| draw_err(&png, e))?;
-        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
-    }
-    Ok(vec![svg, png])
+    render_both!(prefix, (1280, 560), |root| draw_two(
+        &root, &xkey, &bias, &series
+    ))
 }
 
 fn read_column_curves(path: &Path, value: &str, se: &str) -> Result<Vec<Series>> {
@@ -609,23 +591,9 @@ pub fn design_diagram(cfg: &crate::config::Config, prefix: &Path) -> Result<Vec<
             rows.push((q, cells.clone()));
         }
     }
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    let svg = prefix.with_extension("svg");
-    let png = prefix.with_extension("png");
     let title = format!("{}: stepped-wedge design", cfg.trial.name);
-    let draw_err = |p: &Path, e: String| Error::Usage(format!("{}: cannot draw: {e}", p.display()));
     let h = (120 + 26 * rows.len()).max(320) as u32;
-    {
-        let root = SVGBackend::new(&svg, (900, h)).into_drawing_area();
-        draw_design(&root, &title, &rows).map_err(|e| draw_err(&svg, e))?;
-        root.present().map_err(|e| draw_err(&svg, e.to_string()))?;
-    }
-    {
-        let root = BitMapBackend::new(&png, (900, h)).into_drawing_area();
-        draw_design(&root, &title, &rows).map_err(|e| draw_err(&png, e))?;
-        root.present().map_err(|e| draw_err(&png, e.to_string()))?;
-    }
-    Ok(vec![svg, png])
+    render_both!(prefix, (900, h), |root| draw_design(&root, &title, &rows))
 }
 
 fn draw_design<DB: DrawingBackend>(
