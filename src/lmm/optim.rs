@@ -433,18 +433,28 @@ fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f
         }
         let mut better = false;
         for &i in &stuck {
-            {
+            // Probe the interior along coordinate i (the others held); only a
+            // probe that beats the boundary point earns a full Newton run.
+            let mut best: Option<(Vec<f64>, f64)> = None;
+            for v in [0.05, 0.3, 1.0] {
                 let mut xs = x.clone();
-                xs[i] = lower[i].max(0.0) + 0.3;
-                let (x2, f2, c2, pg2) = newton_run(c, &xs, lower);
-                restarts += 1;
-                if f2 < f - 1e-9 * (1.0 + f.abs()) {
-                    x = x2;
-                    f = f2;
-                    conv = c2;
-                    pg = pg2;
-                    better = true;
+                xs[i] = lower[i].max(0.0) + v;
+                let fs = c.call(&xs);
+                if fs < f - 1e-9 * (1.0 + f.abs()) && best.as_ref().is_none_or(|b| fs < b.1) {
+                    best = Some((xs, fs));
                 }
+            }
+            let Some((xs, _)) = best else {
+                continue;
+            };
+            let (x2, f2, c2, pg2) = newton_run(c, &xs, lower);
+            restarts += 1;
+            if f2 < f - 1e-9 * (1.0 + f.abs()) {
+                x = x2;
+                f = f2;
+                conv = c2;
+                pg = pg2;
+                better = true;
             }
         }
         if !better {
