@@ -41,8 +41,20 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
-/// Read the curves from a tidy sweep CSV.
+/// Read the power curves from a tidy sweep CSV: (power, MC SE, analytic power).
 pub fn read_curves(path: &Path) -> Result<(String, Vec<Series>)> {
+    read_series(path, "power", "power_mc_se", Some("analytic_power"))
+}
+
+/// Read one measure of a tidy sweep CSV as curves over the first swept key:
+/// points are (x, `value`, `se`, `extra` or NaN), one series per analysis
+/// and combination of further swept keys.
+pub fn read_series(
+    path: &Path,
+    value: &str,
+    se: &str,
+    extra: Option<&str>,
+) -> Result<(String, Vec<Series>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = rdr
@@ -59,12 +71,8 @@ pub fn read_curves(path: &Path) -> Result<(String, Vec<Series>)> {
             ))
         })
     };
-    let (i_an, i_pow, i_se, i_ana) = (
-        col("analysis")?,
-        col("power")?,
-        col("power_mc_se")?,
-        col("analytic_power")?,
-    );
+    let (i_an, i_pow, i_se) = (col("analysis")?, col(value)?, col(se)?);
+    let i_ana = extra.map(col).transpose()?;
     if i_an < 2 {
         return Err(Error::Usage(format!(
             "{}: no swept key before `analysis`",
@@ -95,10 +103,12 @@ pub fn read_curves(path: &Path) -> Result<(String, Vec<Series>)> {
         for &o in &others {
             label.push_str(&format!(", {}={}", header[o], rec.get(o).unwrap_or("")));
         }
-        curves
-            .entry(label)
-            .or_default()
-            .push((num(1)?, num(i_pow)?, num(i_se)?, num(i_ana)?));
+        curves.entry(label).or_default().push((
+            num(1)?,
+            num(i_pow)?,
+            num(i_se)?,
+            i_ana.map(num).transpose()?.unwrap_or(f64::NAN),
+        ));
     }
     let series = curves
         .into_iter()
@@ -120,6 +130,42 @@ pub fn power_curves(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
         )));
     }
     render_both!(prefix, (960, 640), |root| draw(&root, &xkey, &series))
+}
+
+/// One Monte Carlo curve: a line with its legend entry, and ±1.96 MC SE
+/// error bars, clipped to `clip` when given (power lies in [0, 1]).
+fn draw_mc_curve<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    s: &Series,
+    colour: RGBAColor,
+    clip: Option<(f64, f64)>,
+) -> std::result::Result<(), String> {
+    let (lo, hi) = clip.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+    chart
+        .draw_series(LineSeries::new(
+            s.points.iter().map(|p| (p.0, p.1)),
+            colour.stroke_width(3),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(s.label.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
+    chart
+        .draw_series(s.points.iter().map(|p| {
+            ErrorBar::new_vertical(
+                p.0,
+                (p.1 - 1.96 * p.2).max(lo),
+                p.1,
+                (p.1 + 1.96 * p.2).min(hi),
+                colour.stroke_width(2),
+                8,
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn draw<DB: DrawingBackend>(
@@ -154,31 +200,13 @@ fn draw<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     for (k, s) in series.iter().enumerate() {
         let colour = Palette99::pick(k).to_rgba();
-        let mc: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-        chart
-            .draw_series(LineSeries::new(mc.clone(), colour.stroke_width(3)))
-            .map_err(|e| e.to_string())?
-            .label(s.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
-            });
+        draw_mc_curve(&mut chart, s, colour, Some((0.0, 1.0)))?;
         chart
             .draw_series(
-                mc.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
+                s.points
+                    .iter()
+                    .map(|p| Circle::new((p.0, p.1), 4, colour.filled())),
             )
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(s.points.iter().map(|p| {
-                ErrorBar::new_vertical(
-                    p.0,
-                    (p.1 - 1.96 * p.2).max(0.0),
-                    p.1,
-                    (p.1 + 1.96 * p.2).min(1.0),
-                    colour.stroke_width(2),
-                    8,
-                )
-            }))
             .map_err(|e| e.to_string())?;
         let analytic: Vec<(f64, f64)> = s
             .points
@@ -418,7 +446,7 @@ fn draw_adherence<DB: DrawingBackend>(
 /// first swept key (e.g. `adherence.confounding`) from a sweep's tidy CSV.
 pub fn adherence_power(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
     let (xkey, series) = read_curves(csv_path)?;
-    let bias = read_column_curves(csv_path, "bias", "bias_mc_se")?;
+    let (_, bias) = read_series(csv_path, "bias", "bias_mc_se", None)?;
     let series: Vec<Series> = series
         .into_iter()
         .filter(|s| s.label.starts_with("adh_") || s.label.starts_with("lmm_satterthwaite"))
@@ -436,44 +464,6 @@ pub fn adherence_power(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
     render_both!(prefix, (1280, 560), |root| draw_two(
         &root, &xkey, &bias, &series
     ))
-}
-
-fn read_column_curves(path: &Path, value: &str, se: &str) -> Result<Vec<Series>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::Usage(format!("{}: no `{name}` column", path.display())))
-    };
-    let (ia, iv, is) = (col("analysis")?, col(value)?, col(se)?);
-    let mut curves: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-        let f = |i: usize| {
-            rec.get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        curves
-            .entry(rec.get(ia).unwrap_or("").to_string())
-            .or_default()
-            .push((f(1), f(iv), f(is), f64::NAN));
-    }
-    Ok(curves
-        .into_iter()
-        .map(|(label, mut points)| {
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series { label, points }
-        })
-        .collect())
 }
 
 fn draw_two<DB: DrawingBackend>(
@@ -530,26 +520,7 @@ fn draw_two<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?;
         for (k, s) in data.iter().enumerate() {
             let colour = Palette99::pick(k).to_rgba();
-            let pts: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
-                .map_err(|e| e.to_string())?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
-                });
-            chart
-                .draw_series(s.points.iter().map(|p| {
-                    ErrorBar::new_vertical(
-                        p.0,
-                        p.1 - 1.96 * p.2,
-                        p.1,
-                        p.1 + 1.96 * p.2,
-                        colour.stroke_width(2),
-                        8,
-                    )
-                }))
-                .map_err(|e| e.to_string())?;
+            draw_mc_curve(&mut chart, s, colour, None)?;
         }
         chart
             .configure_series_labels()

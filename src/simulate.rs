@@ -443,23 +443,16 @@ impl Simulator {
                 let effect = self.delta * arm as f64 * dose.g(d.staff_adh[k]);
                 let y_latent = shift_y + effect + d.staff_y[k] + ey;
                 let y = observe(self.measure, y_latent, self.item_noise, rng);
-                let b = if self.baseline {
+                // Baseline (if measured), then attrition, which may depend on
+                // the standardised latent baseline.
+                let (b, z) = if self.baseline {
                     let b_latent = shift_b + d.staff_b[k] + eb;
                     let b = observe(self.measure, b_latent, self.item_noise, rng);
-                    if self.lost(rng, (b_latent - self.mu) / self.sd_latent) {
-                        d.qpr.push(f64::NAN);
-                    } else {
-                        d.qpr.push(y);
-                    }
-                    b
+                    (b, (b_latent - self.mu) / self.sd_latent)
                 } else {
-                    if self.lost(rng, 0.0) {
-                        d.qpr.push(f64::NAN);
-                    } else {
-                        d.qpr.push(y);
-                    }
-                    f64::NAN
+                    (f64::NAN, 0.0)
                 };
+                d.qpr.push(if self.lost(rng, z) { f64::NAN } else { y });
                 d.baseline.push(b);
                 d.site.push(site);
                 d.team.push(j as u32);
