@@ -7,8 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use crtsim::config::Config;
-use crtsim::power::PowerStudy;
-use crtsim::simulate::Dataset;
+use crtsim::power::{PowerStudy, Workspace};
 use std::hint::black_box;
 
 fn refocus(sets: &[&str]) -> Config {
@@ -26,7 +25,7 @@ fn bench(c: &mut Criterion) {
         false,
     )
     .unwrap();
-    let mut buf = Dataset::default();
+    let mut buf = Workspace::default();
     let mut rep = 0;
     c.bench_function("replicate_refocus_simulate_reml_satterthwaite", |b| {
         b.iter(|| {
@@ -51,7 +50,7 @@ fn bench_sw(c: &mut Criterion) {
     )
     .unwrap();
     let study = PowerStudy::new(cfg, false).unwrap();
-    let mut buf = Dataset::default();
+    let mut buf = Workspace::default();
     let mut rep = 0;
     c.bench_function("replicate_pulsar_simulate_reml_satterthwaite", |b| {
         b.iter(|| {

@@ -1,4 +1,6 @@
 //! Developer probe: where a PULSAR replicate spends its time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crtsim::config::Config;
 use crtsim::lmm::inference::{coef_tests_with, TestOptions};
 use crtsim::lmm::Model;

@@ -74,6 +74,15 @@ pub struct Record {
     pub outcome: Outcome,
 }
 
+/// Per-thread scratch space for [`PowerStudy::replicate`]: the simulated
+/// data and the last model (reused across replicates with the same design).
+#[derive(Default)]
+pub struct Workspace {
+    /// The last simulated data set.
+    pub data: Dataset,
+    model: Option<Model>,
+}
+
 /// A configured power study.
 pub struct PowerStudy {
     pub config: Config,
@@ -444,35 +453,51 @@ impl PowerStudy {
     }
 
     /// Simulate and analyse replicate `rep` of `scenario`.
-    pub fn replicate(&self, seed: u64, rep: u64, scenario: u8, buf: &mut Dataset) -> Vec<Outcome> {
+    pub fn replicate(&self, seed: u64, rep: u64, scenario: u8, ws: &mut Workspace) -> Vec<Outcome> {
         let sim = if scenario == 0 {
             &self.sim
         } else {
             self.sim_null.as_ref().expect("null scenario configured")
         };
         let mut rng = replicate_rng(seed, rep);
-        sim.simulate_into(&mut rng, buf);
-        self.analyse(buf, sim)
+        sim.simulate_into(&mut rng, &mut ws.data);
+        self.analyse(ws, sim)
     }
 
-    fn analyse(&self, d: &Dataset, sim: &Simulator) -> Vec<Outcome> {
+    fn analyse(&self, ws: &mut Workspace, sim: &Simulator) -> Vec<Outcome> {
+        let d = &ws.data;
         let data = sim.data_frame_with(d, Some(&self.vars));
         let mut out = vec![Outcome::failed(); self.methods.len()];
         let needs_lmm = self.methods.iter().any(|m| m.starts_with("lmm_"));
-        let Ok(mut model) = Model::from_formula(&self.parsed, &data, true) else {
-            return out;
+        // The previous replicate's model is updated in place: when the design
+        // repeats its structure (fixed cluster sizes, no attrition) the sparse
+        // analysis is not redone. The fit is the same either way.
+        let built = match ws
+            .model
+            .as_mut()
+            .filter(|m| m.formula == self.parsed && m.reml)
+        {
+            Some(m) => m.update_data(&data),
+            None => Model::from_formula(&self.parsed, &data, true).map(|m| {
+                ws.model = Some(m);
+            }),
         };
+        if built.is_err() {
+            return out;
+        }
+        let model = ws.model.as_mut().expect("model built above");
         let Some(j) = model.frame.x_names.iter().position(|n| n == &self.term) else {
             return out;
         };
         if needs_lmm {
             let fit = model.fit();
+            let model = &*model;
             let opts = TestOptions {
                 satterthwaite: self.methods.iter().any(|m| m == "lmm_satterthwaite"),
                 kenward_roger: self.methods.iter().any(|m| m == "lmm_kenward_roger"),
                 between_within: self.methods.iter().any(|m| m == "lmm_between_within"),
             };
-            let tests = coef_tests_with(&model, &fit, opts);
+            let tests = coef_tests_with(model, &fit, opts);
             let est = fit.beta[j];
             let se = fit.se(j);
             for (k, m) in self.methods.iter().enumerate() {
@@ -487,9 +512,8 @@ impl PowerStudy {
             }
         }
         if let Some(k) = self.methods.iter().position(|m| m == "cluster_t") {
-            out[k] = self.cluster_t(&model, j);
+            out[k] = self.cluster_t(model, j);
         }
-        let _ = &mut model;
         if self.methods.iter().any(|m| m.starts_with("adh_")) {
             self.adherence_analyses(d, &data, &mut out);
         }
@@ -604,7 +628,7 @@ impl PowerStudy {
             let mut recs: Vec<Record> = pool.install(|| {
                 chunk
                     .par_iter()
-                    .map_init(Dataset::default, |buf, &rep| {
+                    .map_init(Workspace::default, |buf, &rep| {
                         let mut v = Vec::new();
                         for s in 0..scen {
                             for (a, o) in self.replicate(seed, rep, s, buf).into_iter().enumerate()

@@ -97,3 +97,60 @@ fn interactions_and_no_intercept_follow_r_coding() {
     let m = Model::new("qpr ~ 0 + site + arm + (1|team)", &data, true).unwrap();
     assert_eq!(m.frame.x_names, vec!["siteS1", "siteS2", "arm"]);
 }
+
+/// Stepped-wedge data from the simulator: two replicates with the same
+/// structure (fixed sizes) and one with a different cluster-period size.
+fn sw_frames() -> (DataFrame, DataFrame, DataFrame) {
+    use crtsim::config::Config;
+    use crtsim::rng::replicate_rng;
+    use crtsim::simulate::{Dataset, Simulator};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pulsar.toml");
+    let frame = |over: &[&str], rep: u64| {
+        let over: Vec<String> = over.iter().map(|s| s.to_string()).collect();
+        let sim = Simulator::new(Config::load(path, &over).unwrap()).unwrap();
+        let mut d = Dataset::default();
+        sim.simulate_into(&mut replicate_rng(7, rep), &mut d);
+        sim.data_frame(&d)
+    };
+    (
+        frame(&[], 1),
+        frame(&[], 2),
+        frame(&["clusters.size={dist=\"fixed\",mean=11}"], 3),
+    )
+}
+
+#[test]
+fn update_data_equals_a_fresh_model() {
+    let (a, b, c) = sw_frames();
+    let f = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)";
+    let mut model = Model::new(f, &a, true).unwrap();
+    model.fit();
+    // Same structure (reused sparse analysis), then a different one (rebuilt).
+    for data in [&b, &c, &a] {
+        model.update_data(data).unwrap();
+        let updated = model.fit();
+        let fresh = Model::new(f, data, true).unwrap().fit();
+        assert_eq!(updated.theta, fresh.theta);
+        assert_eq!(updated.beta, fresh.beta);
+        assert_eq!(updated.objective, fresh.objective);
+        assert_eq!(model.frame.n, data.nrows());
+    }
+}
+
+#[test]
+fn interaction_levels_in_r_order() {
+    // R's `a:b` orders levels with a's level varying slowest; with cluster
+    // names C1, C10, C11, ... (sorted as text) that is C1:t1, C1:t2, C1:t3,
+    // C10:t1, ... — not a sort of the joined names (C10:t1 < C1:t1).
+    let (a, _, _) = sw_frames();
+    let model = Model::new(
+        "qpr ~ treat + period + (1|cluster) + (1|cluster:period)",
+        &a,
+        true,
+    )
+    .unwrap();
+    let t = &model.frame.terms[0];
+    assert_eq!(t.group, "cluster:period");
+    let names: Vec<&str> = (0..5).map(|k| t.levels.name(k)).collect();
+    assert_eq!(names, ["C1:t1", "C1:t2", "C1:t3", "C10:t1", "C10:t2"]);
+}

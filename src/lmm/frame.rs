@@ -4,7 +4,6 @@
 use super::data::{format_number, Column, ColumnData, DataFrame};
 use super::formula::{Formula, RandomTerm};
 use crate::error::{Error, Result};
-use rustc_hash::FxHashMap as HashMap;
 
 /// Level names in sorted order, sharing the column's name list (no copies
 /// per model: a power loop builds a model per replicate).
@@ -54,6 +53,32 @@ pub struct ReTerm {
     pub z: Vec<f64>,
     /// The formula term it came from.
     pub spec: RandomTerm,
+    /// What the grouping factor was built from (to reuse `refs` and
+    /// `levels` when a new data set has the same grouping columns).
+    source: Vec<GroupSource>,
+}
+
+/// One grouping column over the rows used: its level names (categorical)
+/// and each row's raw value (code, or the number's bits).
+#[derive(Debug, Clone, PartialEq)]
+struct GroupSource {
+    levels: Option<std::sync::Arc<Vec<String>>>,
+    raw: Vec<u64>,
+}
+
+impl GroupSource {
+    fn of(col: &Column, rows: &[usize]) -> GroupSource {
+        match &col.data {
+            ColumnData::Categorical { codes, levels } => GroupSource {
+                levels: Some(levels.clone()),
+                raw: rows.iter().map(|&i| u64::from(codes[i])).collect(),
+            },
+            ColumnData::Numeric(v) => GroupSource {
+                levels: None,
+                raw: rows.iter().map(|&i| v[i].to_bits()).collect(),
+            },
+        }
+    }
 }
 
 impl ReTerm {
@@ -76,6 +101,8 @@ pub struct ModelFrame {
     pub p: usize,
     /// Names of the kept columns, as R names them.
     pub x_names: Vec<String>,
+    /// X'X (p × p, row-major).
+    pub xtx: Vec<f64>,
     /// Names of columns dropped as linearly dependent on earlier ones.
     pub dropped: Vec<String>,
     /// Random-effects terms, in lme4's order (decreasing number of levels, stable).
@@ -176,61 +203,72 @@ fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Levels) {
     }
 }
 
-/// Levels of the interaction of one or more columns (named `a:b` by value).
+/// Levels of the interaction of one or more columns, named `a:b` and ordered
+/// as R's `a:b` (the first factor's level varies slowest; unused
+/// combinations dropped), which is the order lme4 gives `(1|a:b)`.
 fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Levels) {
     if cols.len() == 1 {
         return factor_codes(cols[0], rows);
     }
     let parts: Vec<(Vec<u32>, Levels)> = cols.iter().map(|c| factor_codes(c, rows)).collect();
-    // Combined level index (mixed radix); a dense table when it is small.
-    let radix: Vec<usize> = parts.iter().map(|p| p.1.len().max(1)).collect();
-    let total = radix.iter().try_fold(1usize, |a, &r| a.checked_mul(r));
-    let key_of = |r: usize| -> usize {
-        parts
-            .iter()
-            .zip(&radix)
-            .fold(0usize, |acc, (p, &k)| acc * k + p.0[r] as usize)
-    };
-    let mut first: HashMap<Vec<u32>, u32> = HashMap::default();
-    let mut raw_codes = Vec::with_capacity(rows.len());
-    if let Some(total) = total.filter(|&t| t <= 1 << 22) {
-        let mut table = vec![u32::MAX; total];
-        for r in 0..rows.len() {
-            let k = key_of(r);
-            if table[k] == u32::MAX {
-                table[k] = first.len() as u32;
-                first.insert(parts.iter().map(|p| p.0[r]).collect(), table[k]);
-            }
-            raw_codes.push(table[k]);
-        }
-    } else {
-        for r in 0..rows.len() {
-            let key: Vec<u32> = parts.iter().map(|p| p.0[r]).collect();
-            let next = first.len() as u32;
-            raw_codes.push(*first.entry(key).or_insert(next));
-        }
-    }
-    let mut order: Vec<(String, u32)> = first
-        .into_iter()
-        .map(|(k, c)| {
-            let name = k
+    // Combined level index in mixed radix: sorting by it is R's order.
+    let radix: Vec<u64> = parts.iter().map(|p| p.1.len().max(1) as u64).collect();
+    let keys: Vec<u64> = (0..rows.len())
+        .map(|r| {
+            parts
                 .iter()
-                .zip(&parts)
-                .map(|(&l, p)| p.1.name(l as usize))
-                .collect::<Vec<_>>()
-                .join(":");
-            (name, c)
+                .zip(&radix)
+                .fold(0u64, |acc, (p, &k)| acc.wrapping_mul(k) + u64::from(p.0[r]))
         })
         .collect();
-    order.sort_unstable();
-    let mut remap = vec![0u32; order.len()];
-    for (k, (_, c)) in order.iter().enumerate() {
-        remap[*c as usize] = k as u32;
-    }
-    (
-        raw_codes.into_iter().map(|c| remap[c as usize]).collect(),
-        Levels::owned(order.into_iter().map(|(s, _)| s).collect()),
-    )
+    let total = radix.iter().try_fold(1u64, |a, &r| a.checked_mul(r));
+    let (codes, present): (Vec<u32>, Vec<u64>) = match total {
+        // A dense table when the combinations are few (the usual case).
+        Some(t) if t <= 4 * rows.len() as u64 + 1024 => {
+            let mut table = vec![u32::MAX; t as usize];
+            for &k in &keys {
+                table[k as usize] = 0;
+            }
+            let mut present = Vec::new();
+            for (k, slot) in table.iter_mut().enumerate() {
+                if *slot == 0 {
+                    *slot = present.len() as u32;
+                    present.push(k as u64);
+                }
+            }
+            (keys.iter().map(|&k| table[k as usize]).collect(), present)
+        }
+        _ => {
+            let mut present = keys.clone();
+            present.sort_unstable();
+            present.dedup();
+            let codes = keys
+                .iter()
+                .map(|k| present.partition_point(|x| x < k) as u32)
+                .collect();
+            (codes, present)
+        }
+    };
+    let names: Vec<String> = present
+        .iter()
+        .map(|&key| {
+            let mut idx = vec![0u64; parts.len()];
+            let mut k = key;
+            for (j, &r) in radix.iter().enumerate().rev() {
+                idx[j] = k % r;
+                k /= r;
+            }
+            let mut name = String::new();
+            for (j, p) in parts.iter().enumerate() {
+                if j > 0 {
+                    name.push(':');
+                }
+                name.push_str(p.1.name(idx[j] as usize));
+            }
+            name
+        })
+        .collect();
+    (codes, Levels::owned(names))
 }
 
 /// Columns a single variable contributes to a fixed term.
@@ -243,6 +281,17 @@ enum VarCols {
 impl ModelFrame {
     /// Build the model frame for a formula on a data frame.
     pub fn new(formula: &Formula, data: &DataFrame) -> Result<ModelFrame> {
+        Self::build(formula, data, None)
+    }
+
+    /// Build the model frame, taking each grouping factor's level codes from
+    /// `prev` when they were built from identical grouping columns over the
+    /// same rows (a power loop's designs often repeat their structure).
+    pub fn build(
+        formula: &Formula,
+        data: &DataFrame,
+        prev: Option<&ModelFrame>,
+    ) -> Result<ModelFrame> {
         let vars = formula.variables();
         let mut used: Vec<&Column> = Vec::with_capacity(vars.len());
         for v in &vars {
@@ -327,15 +376,18 @@ impl ModelFrame {
                         })
                         .collect(),
                 };
+                if acc.len() == 1 && acc[0].0.is_empty() {
+                    // First variable: the running product is all ones.
+                    acc = comps;
+                    continue;
+                }
                 let mut next = Vec::new();
                 for (cn, cv) in &comps {
                     for (an, av) in &acc {
-                        let nm = if an.is_empty() {
-                            cn.clone()
-                        } else {
-                            format!("{an}:{cn}")
-                        };
-                        next.push((nm, av.iter().zip(cv).map(|(a, b)| a * b).collect()));
+                        next.push((
+                            format!("{an}:{cn}"),
+                            av.iter().zip(cv).map(|(a, b)| a * b).collect(),
+                        ));
                     }
                 }
                 acc = next;
@@ -345,24 +397,39 @@ impl ModelFrame {
                 xcols.push(v);
             }
         }
-        // Drop columns linearly dependent on earlier ones (modified Gram–Schmidt).
-        let mut kept: Vec<usize> = Vec::new();
-        let mut basis: Vec<Vec<f64>> = Vec::new();
-        let mut dropped = Vec::new();
-        for (j, c) in xcols.iter().enumerate() {
-            let norm0 = dot(c, c).sqrt();
-            let mut r = c.clone();
-            for q in &basis {
-                let d = dot(&r, q);
-                r.iter_mut().zip(q).for_each(|(a, b)| *a -= d * b);
+        // Drop columns linearly dependent on earlier ones: a Cholesky of the
+        // Gram matrix in column order gives each column's squared distance
+        // from the span of the earlier kept ones; a column whose distance is
+        // at most 1e-7 of its norm is dropped (R's QR tolerance).
+        let nc = xcols.len();
+        let mut gram = vec![0.0; nc * nc];
+        for a in 0..nc {
+            for b in 0..=a {
+                let v = dot(&xcols[a], &xcols[b]);
+                gram[a * nc + b] = v;
+                gram[b * nc + a] = v;
             }
-            let norm = dot(&r, &r).sqrt();
-            if norm0 == 0.0 || norm <= 1e-7 * norm0 {
+        }
+        let mut kept: Vec<usize> = Vec::new();
+        let mut dropped = Vec::new();
+        // Rows of the factor over the kept columns: r[j][t] for kept t.
+        let mut fac: Vec<Vec<f64>> = Vec::new();
+        for j in 0..nc {
+            let norm2 = gram[j * nc + j];
+            let mut row = Vec::with_capacity(kept.len());
+            for (t, &kt) in kept.iter().enumerate() {
+                let mut v = gram[j * nc + kt];
+                for u in 0..t {
+                    v -= row[u] * fac[t][u];
+                }
+                row.push(v / fac[t][t]);
+            }
+            let resid2 = norm2 - row.iter().map(|v| v * v).sum::<f64>();
+            if norm2 == 0.0 || !(resid2 > 1e-14 * norm2) {
                 dropped.push(names[j].clone());
             } else {
-                let inv = 1.0 / norm;
-                r.iter_mut().for_each(|v| *v *= inv);
-                basis.push(r);
+                row.push(resid2.sqrt());
+                fac.push(row);
                 kept.push(j);
             }
         }
@@ -371,16 +438,29 @@ impl ModelFrame {
         for &j in &kept {
             x.extend_from_slice(&xcols[j]);
         }
+        let xtx: Vec<f64> = kept
+            .iter()
+            .flat_map(|&a| kept.iter().map(move |&b| (a, b)))
+            .map(|(a, b)| gram[a * nc + b])
+            .collect();
         let x_names = kept.iter().map(|&j| names[j].clone()).collect();
 
         // Random-effects terms.
         let mut terms = Vec::new();
         for spec in &formula.random {
             let gname = spec.group_name();
-            let (refs, levels) = group_codes(
-                &spec.group.iter().map(|g| col(g)).collect::<Vec<_>>(),
-                &rows,
-            );
+            let gcols: Vec<&Column> = spec.group.iter().map(|g| col(g)).collect();
+            let source: Vec<GroupSource> =
+                gcols.iter().map(|c| GroupSource::of(c, &rows)).collect();
+            let reused = prev.filter(|pf| pf.rows == rows).and_then(|pf| {
+                pf.terms
+                    .iter()
+                    .find(|t| t.group == gname && t.source == source)
+            });
+            let (refs, levels) = match reused {
+                Some(t) => (t.refs.clone(), t.levels.clone()),
+                None => group_codes(&gcols, &rows),
+            };
             let mut col_names = Vec::new();
             let mut zc: Vec<Vec<f64>> = Vec::new();
             if spec.intercept {
@@ -420,6 +500,7 @@ impl ModelFrame {
                 col_names,
                 z,
                 spec: spec.clone(),
+                source,
             });
         }
         if terms.is_empty() {
@@ -435,6 +516,7 @@ impl ModelFrame {
             x,
             p,
             x_names,
+            xtx,
             dropped,
             terms,
             rows,

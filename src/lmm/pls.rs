@@ -20,7 +20,6 @@
 //! O(levels) per θ, nested team/staff factors O(staff).
 
 use super::frame::ModelFrame;
-use rustc_hash::FxHashMap as HashMap;
 
 /// Where θ's entries sit: term `t` has k(k+1)/2 entries, the lower triangle
 /// of T_t column by column (lme4's order); see [`tri`].
@@ -104,9 +103,13 @@ impl Pls {
         let q = qoff;
         let ntheta = toff;
 
-        // Z'Z lower triangle.
-        let mut map: HashMap<(usize, usize), f64> = HashMap::default();
-        let mut idx: Vec<(usize, f64)> = Vec::new();
+        // Z'Z lower triangle, assembled as in a sparse-matrix compress: the
+        // products of each row go into per-column buckets (a counting sort by
+        // column), then duplicates within a column are summed through a
+        // dense marker array. No hashing; O(n·(Σk)² + q).
+        let per_row: usize = mf.terms.iter().map(|t| t.k).sum();
+        let mut trip: Vec<(u32, u32, f64)> = Vec::with_capacity(n * per_row * (per_row + 1) / 2);
+        let mut idx: Vec<(usize, f64)> = Vec::with_capacity(per_row);
         for i in 0..n {
             idx.clear();
             for (t, term) in mf.terms.iter().enumerate() {
@@ -119,30 +122,64 @@ impl Pls {
             for &(r, zr) in &idx {
                 for &(s, zs) in &idx {
                     if r >= s {
-                        *map.entry((r, s)).or_insert(0.0) += zr * zs;
+                        trip.push((r as u32, s as u32, zr * zs));
                     }
                 }
             }
         }
-        let mut cols: Vec<Vec<(usize, f64)>> = vec![Vec::new(); q];
-        for (&(r, s), &v) in &map {
-            cols[s].push((r, v));
+        let mut bucket = vec![0usize; q + 1];
+        for &(_, s, _) in &trip {
+            bucket[s as usize + 1] += 1;
         }
-        let mut c_colptr = vec![0usize];
-        let mut c_rowind = Vec::new();
-        let mut ztz = Vec::new();
-        for col in cols.iter_mut() {
-            col.sort_by_key(|e| e.0);
-            for &(r, v) in col.iter() {
-                c_rowind.push(r);
-                ztz.push(v);
+        for s in 0..q {
+            bucket[s + 1] += bucket[s];
+        }
+        let mut fill = bucket.clone();
+        let mut by_col: Vec<(u32, f64)> = vec![(0, 0.0); trip.len()];
+        for &(r, s, v) in &trip {
+            by_col[fill[s as usize]] = (r, v);
+            fill[s as usize] += 1;
+        }
+        drop(trip);
+        let mut c_colptr = Vec::with_capacity(q + 1);
+        c_colptr.push(0usize);
+        let mut c_rowind: Vec<usize> = Vec::new();
+        let mut ztz: Vec<f64> = Vec::new();
+        let mut slot = vec![usize::MAX; q];
+        for s in 0..q {
+            let start = c_rowind.len();
+            for &(r, v) in &by_col[bucket[s]..bucket[s + 1]] {
+                let r = r as usize;
+                if slot[r] >= start && slot[r] != usize::MAX && c_rowind[slot[r]] == r {
+                    ztz[slot[r]] += v;
+                } else {
+                    slot[r] = c_rowind.len();
+                    c_rowind.push(r);
+                    ztz.push(v);
+                }
+            }
+            // Sort the column's rows (usually already in order).
+            if !c_rowind[start..].is_sorted() {
+                let mut col: Vec<(usize, f64)> = c_rowind[start..]
+                    .iter()
+                    .copied()
+                    .zip(ztz[start..].iter().copied())
+                    .collect();
+                col.sort_unstable_by_key(|e| e.0);
+                for (o, (r, v)) in col.into_iter().enumerate() {
+                    c_rowind[start + o] = r;
+                    ztz[start + o] = v;
+                }
             }
             c_colptr.push(c_rowind.len());
         }
-        let pos_of: HashMap<(usize, usize), usize> = (0..q)
-            .flat_map(|s| (c_colptr[s]..c_colptr[s + 1]).map(move |e| (s, e)))
-            .map(|(s, e)| ((c_rowind[e], s), e))
-            .collect();
+        drop(by_col);
+        let (c_colptr_ref, c_rowind_ref) = (&c_colptr, &c_rowind);
+        // Position of entry (r, s), r ≥ s, in C's pattern (binary search in column s).
+        let pos_of = |r: usize, s: usize| -> Option<usize> {
+            let (e0, e1) = (c_colptr_ref[s], c_colptr_ref[s + 1]);
+            c_rowind_ref[e0..e1].binary_search(&r).ok().map(|k| e0 + k)
+        };
 
         // Which term / level / component each q index is.
         let mut owner: Vec<(usize, usize, usize)> = Vec::with_capacity(q);
@@ -171,8 +208,8 @@ impl Pls {
                     for d in b..term_layout[tj].2 {
                         let rr = qidx(ti, g, c);
                         let ss = qidx(tj, h, d);
-                        let key = if rr >= ss { (rr, ss) } else { (ss, rr) };
-                        if let Some(&pos) = pos_of.get(&key) {
+                        let (kr, ks) = if rr >= ss { (rr, ss) } else { (ss, rr) };
+                        if let Some(pos) = pos_of(kr, ks) {
                             rec.push((pos as u32, th(ti, c, a), th(tj, d, b)));
                         }
                     }
@@ -328,6 +365,14 @@ impl Pls {
         pls
     }
 
+    /// Install new fixed effects and response for the same random-effects
+    /// structure (same rows, levels and Z): O(n·p·(k + p)).
+    pub fn set_design(&mut self, mf: &ModelFrame) {
+        debug_assert_eq!((mf.n, mf.p), (self.n, self.p));
+        self.set_x_products(mf);
+        self.set_response(mf, &mf.y);
+    }
+
     fn set_x_products(&mut self, mf: &ModelFrame) {
         let (n, p, m) = (self.n, self.p, self.p + 1);
         self.ztxy.iter_mut().for_each(|v| *v = 0.0);
@@ -340,10 +385,8 @@ impl Pls {
             }
         }
         for a in 0..p {
-            for b in 0..=a {
-                let v = super::frame::dot(&mf.x[a * n..(a + 1) * n], &mf.x[b * n..(b + 1) * n]);
-                self.xyxy[a * m + b] = v;
-                self.xyxy[b * m + a] = v;
+            for b in 0..p {
+                self.xyxy[a * m + b] = mf.xtx[a * p + b];
             }
         }
     }
@@ -470,46 +513,20 @@ impl Pls {
                 }
             }
             self.ldl2 = ldl2 + prod.ln();
-            // [R_ZX c_u] = L⁻¹ Λ' Z'[X y].
-            let m = self.p + 1;
-            for r in 0..q {
-                let dst = self.rzx.as_mut_ptr().add(r * m);
-                for c in 0..m {
-                    *dst.add(c) = 0.0;
-                }
-                let (l0, l1) = (
-                    *self.lam_ptr.get_unchecked(r),
-                    *self.lam_ptr.get_unchecked(r + 1),
-                );
-                for &(src, ti) in self.lam.get_unchecked(l0..l1) {
-                    let t = *theta.get_unchecked(ti as usize);
-                    let srow = self.ztxy.as_ptr().add(src as usize * m);
-                    for c in 0..m {
-                        *dst.add(c) += t * *srow.add(c);
-                    }
-                }
-            }
         }
-        self.forward_solve_rzx();
-        // M = [X y]'[X y] − rzx' rzx, then dense Cholesky.
+        // [R_ZX c_u] = L⁻¹ Λ' Z'[X y], then M = [X y]'[X y] − rzx' rzx. The
+        // row length m = p + 1 is small: fixed-size kernels for m ≤ 8 let
+        // the compiler unroll and vectorise the row operations.
         let m = self.p + 1;
-        self.lm.copy_from_slice(&self.xyxy);
-        // SAFETY: rzx has q·m entries and lm m·m; a, b < m.
-        unsafe {
-            let lm = self.lm.as_mut_ptr();
-            for r in 0..q {
-                let row = self.rzx.as_ptr().add(r * m);
-                for a in 0..m {
-                    let ra = *row.add(a);
-                    if ra == 0.0 {
-                        continue;
-                    }
-                    for b in 0..=a {
-                        *lm.add(a * m + b) -= ra * *row.add(b);
-                    }
+        macro_rules! dispatch {
+            ($($k:literal)*) => {
+                match m {
+                    $($k => self.rzx_and_m::<$k>(theta),)*
+                    _ => self.rzx_and_m_dyn(theta),
                 }
-            }
+            };
         }
+        dispatch!(1 2 3 4 5 6 7 8);
         if !dense_cholesky_lower(&mut self.lm, m) {
             return false;
         }
@@ -564,6 +581,109 @@ impl Pls {
         let lyy = self.lm[self.p * m + self.p];
         self.pwrss = lyy * lyy;
         true
+    }
+
+    /// rzx and M for a fixed row length M = p + 1.
+    fn rzx_and_m<const M: usize>(&mut self, theta: &[f64]) {
+        let q = self.q;
+        // SAFETY: lam/l_rowind entries are < q (symbolic analysis); rzx and
+        // ztxy have q·M entries; θ indices were checked by `factor`.
+        unsafe {
+            let rzx = self.rzx.as_mut_ptr() as *mut [f64; M];
+            let ztxy = self.ztxy.as_ptr() as *const [f64; M];
+            for r in 0..q {
+                let mut acc = [0.0; M];
+                let (l0, l1) = (
+                    *self.lam_ptr.get_unchecked(r),
+                    *self.lam_ptr.get_unchecked(r + 1),
+                );
+                for &(src, ti) in self.lam.get_unchecked(l0..l1) {
+                    let t = *theta.get_unchecked(ti as usize);
+                    let srow = &*ztxy.add(src as usize);
+                    for c in 0..M {
+                        acc[c] += t * srow[c];
+                    }
+                }
+                *rzx.add(r) = acc;
+            }
+            // Forward solve L X = rzx, row by row.
+            for j in 0..q {
+                let start = *self.l_colptr.get_unchecked(j);
+                let inv = 1.0 / *self.l_val.get_unchecked(start);
+                let xj = &mut *rzx.add(j);
+                for c in 0..M {
+                    xj[c] *= inv;
+                }
+                let xj = *xj;
+                for pp in start + 1..*self.l_colptr.get_unchecked(j + 1) {
+                    let xi = &mut *rzx.add(*self.l_rowind.get_unchecked(pp));
+                    let lij = *self.l_val.get_unchecked(pp);
+                    for c in 0..M {
+                        xi[c] -= lij * xj[c];
+                    }
+                }
+            }
+            let mut acc = [[0.0; M]; M];
+            for r in 0..q {
+                let row = &*rzx.add(r);
+                for a in 0..M {
+                    let ra = row[a];
+                    for b in 0..M {
+                        acc[a][b] += ra * row[b];
+                    }
+                }
+            }
+            for a in 0..M {
+                for b in 0..=a {
+                    *self.lm.get_unchecked_mut(a * M + b) =
+                        *self.xyxy.get_unchecked(a * M + b) - acc[a][b];
+                }
+            }
+        }
+    }
+
+    /// rzx and M for any row length (many fixed effects).
+    fn rzx_and_m_dyn(&mut self, theta: &[f64]) {
+        let q = self.q;
+        let m = self.p + 1;
+        // SAFETY: as in `rzx_and_m`.
+        unsafe {
+            for r in 0..q {
+                let dst = self.rzx.as_mut_ptr().add(r * m);
+                for c in 0..m {
+                    *dst.add(c) = 0.0;
+                }
+                let (l0, l1) = (
+                    *self.lam_ptr.get_unchecked(r),
+                    *self.lam_ptr.get_unchecked(r + 1),
+                );
+                for &(src, ti) in self.lam.get_unchecked(l0..l1) {
+                    let t = *theta.get_unchecked(ti as usize);
+                    let srow = self.ztxy.as_ptr().add(src as usize * m);
+                    for c in 0..m {
+                        *dst.add(c) += t * *srow.add(c);
+                    }
+                }
+            }
+        }
+        self.forward_solve_rzx();
+        self.lm.copy_from_slice(&self.xyxy);
+        // SAFETY: rzx has q·m entries and lm m·m; a, b < m.
+        unsafe {
+            let lm = self.lm.as_mut_ptr();
+            for r in 0..q {
+                let row = self.rzx.as_ptr().add(r * m);
+                for a in 0..m {
+                    let ra = *row.add(a);
+                    if ra == 0.0 {
+                        continue;
+                    }
+                    for b in 0..=a {
+                        *lm.add(a * m + b) -= ra * *row.add(b);
+                    }
+                }
+            }
+        }
     }
 
     fn forward_solve_rzx(&mut self) {
