@@ -278,6 +278,15 @@ pub const ANALYSES: [&str; 8] = [
 ];
 
 impl Config {
+    /// Design choices that are allowed but worth a warning (e.g. a
+    /// stepped-wedge sequence that is never or always treated).
+    pub fn warnings(&self) -> Vec<String> {
+        match &self.stepped_wedge {
+            Some(sw) if self.trial.design == DesignKind::SteppedWedge => sw.warnings(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The analysis formula (configured or the design's default).
     pub fn analysis_formula(&self) -> String {
         if let Some(f) = &self.analysis.formula {

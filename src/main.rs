@@ -187,6 +187,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Allowed-but-suspicious design choices, on stderr.
+fn print_warnings(cfg: &Config) {
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Simulate {
@@ -197,6 +204,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             set,
         } => {
             let cfg = Config::load(&config, &set)?;
+            print_warnings(&cfg);
             let seed = seed.or(cfg.trial.seed).unwrap_or(1);
             let sim = Simulator::new(cfg)?;
             let data = sim.simulate(seed, replicate);
@@ -249,6 +257,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 set.push("effect.difference=0.0".into());
             }
             let cfg = Config::load(&config, &set)?;
+            print_warnings(&cfg);
             let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
             let seed = seed.or(cfg.trial.seed).unwrap_or(1);
             let opts = power::RunOptions {

@@ -169,6 +169,23 @@ fn bad_stepped_wedge_input() {
     let w = c.stepped_wedge.as_ref().unwrap().warnings();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("never") && w[1].contains("every period"));
+    assert_eq!(c.warnings(), w);
+    // The commands that run the design say so too (stderr), and still run.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtsim"))
+        .args([
+            "simulate",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pulsar.toml"),
+            "--set",
+            "stepped_wedge.matrix=[[0,1,1],[0,0,0]]",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: sequence 2 never receives the intervention"),
+        "{stderr}"
+    );
 }
 
 #[test]
