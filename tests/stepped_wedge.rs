@@ -304,3 +304,80 @@ fn design_diagram_is_drawn() {
         .to_string();
     assert!(e.contains("stepped-wedge"), "{e}");
 }
+
+/// The default stepped-wedge analysis matches lme4 / lmerTest / pbkrtest on
+/// two simulated PULSAR trials, one of them a singular fit (the
+/// cluster-period variance at zero, as in a third of PULSAR replicates).
+/// Values from tests/data/pulsar_lme4.R.
+#[test]
+fn sw_fits_match_lme4() {
+    use crtsim::lmm::inference::{coef_tests_with, TestOptions};
+    // (REML criterion, θ, estimate, SE, Satterthwaite df, p, KR SE, KR df, KR p)
+    let want = [
+        (
+            5951.08275229,
+            [0.06474835, 0.12267868],
+            7.37820094,
+            1.75024664,
+            35.831826,
+            0.00016105496,
+            1.82148299,
+            35.846568,
+            0.00026140144,
+        ),
+        (
+            5919.66388591,
+            [0.0, 0.30589562],
+            5.00457748,
+            1.78489169,
+            623.599060,
+            0.0052067119,
+            1.81439504,
+            28.949134,
+            0.0099629607,
+        ),
+    ];
+    let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs().max(1e-12);
+    for (r, w) in want.iter().enumerate() {
+        let path = format!(
+            "{}/tests/data/pulsar_rep{r}.csv",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let data = crtsim::lmm::data::DataFrame::read_csv(&path).unwrap();
+        let mut m = crtsim::lmm::Model::new(
+            "qpr ~ treat + period + (1|cluster) + (1|cluster:period)",
+            &data,
+            true,
+        )
+        .unwrap();
+        let fit = m.fit();
+        assert_eq!(fit.singular, r == 1);
+        assert!(fit.objective <= w.0 + 1e-6, "rep {r}: {}", fit.objective);
+        for (a, b) in fit.theta.iter().zip(w.1) {
+            assert!((a - b).abs() < 1e-4, "rep {r}: θ {a} vs {b}");
+        }
+        let j = m.frame.x_names.iter().position(|n| n == "treat").unwrap();
+        let t = coef_tests_with(
+            &m,
+            &fit,
+            TestOptions {
+                satterthwaite: true,
+                kenward_roger: true,
+                between_within: false,
+            },
+        );
+        let got = [
+            fit.beta[j],
+            fit.se(j),
+            t.df_satterthwaite[j],
+            t.p_satterthwaite[j],
+            t.se_kenward_roger[j],
+            t.df_kenward_roger[j],
+            t.p_kenward_roger[j],
+        ];
+        let exp = [w.2, w.3, w.4, w.5, w.6, w.7, w.8];
+        for (k, (g, e)) in got.iter().zip(exp).enumerate() {
+            assert!(close(*g, e, 1e-3), "rep {r}, quantity {k}: {g} vs {e}");
+        }
+    }
+}
