@@ -305,9 +305,12 @@ pub fn sw_power(
     // The GLS variance with a normal reference: within-cluster comparisons
     // give stepped-wedge analyses far more than (clusters − 2) df.
     let _ = normal;
-    let lambda = cfg.effect.difference.abs() / var.sqrt();
+    // The ITT effect: δ·E[g(a)] under an adherence model (δ without one).
+    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(nclus);
+    let effect = cfg.effect.difference * eg;
+    let lambda = effect.abs() / var.sqrt();
     if lambda.is_finite() {
-        power_from_variance(cfg.effect.difference, var, alpha)
+        power_from_variance(effect, var, alpha)
     } else {
         use statrs::distribution::{ContinuousCDF, StudentsT};
         match StudentsT::new(0.0, 1.0, (nclus as f64 - 2.0).max(1.0)) {

@@ -489,6 +489,13 @@ impl SteppedWedge {
             }
             _ => {}
         }
+        if let Some(sc) = cfg.adherence.as_ref().and_then(|a| a.staff_concentration) {
+            return Err(Error::invalid(
+                "adherence.staff_concentration",
+                sc,
+                "has no meaning in a stepped-wedge design (clusters have no staff level): remove it; participation is the cluster's",
+            ));
+        }
         if self.sampling == Sampling::Cohort {
             match o.iac {
                 None => {

@@ -212,7 +212,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 Some(path) => {
                     let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
                     if sim.is_stepped_wedge() {
-                        output::write_sw_csv(&data, BufWriter::new(f))
+                        output::write_sw_csv(&data, sim.adherence().is_active(), BufWriter::new(f))
                     } else {
                         output::write_csv(&data, sim.design(), BufWriter::new(f))
                     }
@@ -227,7 +227,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 None => {
                     let stdout = std::io::stdout();
                     if sim.is_stepped_wedge() {
-                        output::write_sw_csv(&data, BufWriter::new(stdout.lock()))
+                        output::write_sw_csv(
+                            &data,
+                            sim.adherence().is_active(),
+                            BufWriter::new(stdout.lock()),
+                        )
                     } else {
                         output::write_csv(&data, sim.design(), BufWriter::new(stdout.lock()))
                     }

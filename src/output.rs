@@ -79,8 +79,16 @@ pub const SW_COLUMNS: [&str; 8] = [
 /// transition period, 0), `time_since_crossover` (0 in the first exposed
 /// period, NA before), `individual` (within cluster; the same person across
 /// periods in a cohort), `treat` (1 if exposed), `qpr`.
-pub fn write_sw_csv<W: Write>(d: &Dataset, mut w: W) -> io::Result<()> {
-    writeln!(w, "{}", SW_COLUMNS.join(","))?;
+///
+/// With `participation` (an adherence model), a `team_adherence` column
+/// follows `treat`: the cluster's participation once it has crossed over, 0
+/// before (the column `crtsim adherence` and `plot adherence` read).
+pub fn write_sw_csv<W: Write>(d: &Dataset, participation: bool, mut w: W) -> io::Result<()> {
+    let mut header = SW_COLUMNS.join(",");
+    if participation {
+        header = header.replace(",treat,", ",treat,team_adherence,");
+    }
+    writeln!(w, "{header}")?;
     for i in 0..d.len() {
         let c = d.team[i] as usize;
         write!(
@@ -97,6 +105,10 @@ pub fn write_sw_csv<W: Write>(d: &Dataset, mut w: W) -> io::Result<()> {
             write!(w, ",{},", d.time_since[i])?;
         }
         write!(w, "{},{},", d.staff[i] + 1, d.arm[i])?;
+        if participation {
+            write_num(&mut w, d.team_adherence[i])?;
+            w.write_all(b",")?;
+        }
         write_num(&mut w, d.qpr[i])?;
         w.write_all(b"\n")?;
     }

@@ -110,6 +110,24 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         );
     }
     let _ = writeln!(s);
+    adherence_lines(cfg, design, &mut s);
+    let _ = writeln!(
+        s,
+        "analytic: design effect {:.3} (m = {:.2} analysed per team, cv {:.2}), baseline-follow-up team-mean correlation r = {:.3}",
+        summary.design_effect, summary.m_followup, summary.cv_followup, summary.r_cluster
+    );
+    let _ = writeln!(
+        s,
+        "analytic SE of the difference: {:.3} unadjusted, {:.3} baseline-adjusted (95% CI half-width {:.2})",
+        summary.se_unadjusted,
+        summary.se_ancova,
+        1.959_964 * summary.se_ancova
+    );
+    s
+}
+
+/// The adherence model (if any) and the ITT effect it implies.
+fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) {
     let d = cfg.effect.difference;
     let adh = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref());
     let eg = adh.mean_g(design.teams());
@@ -128,19 +146,6 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         "effect: {d} points at full adherence; implied ITT effect delta * E[g(a)] = {:.4}",
         d * eg
     );
-    let _ = writeln!(
-        s,
-        "analytic: design effect {:.3} (m = {:.2} analysed per team, cv {:.2}), baseline-follow-up team-mean correlation r = {:.3}",
-        summary.design_effect, summary.m_followup, summary.cv_followup, summary.r_cluster
-    );
-    let _ = writeln!(
-        s,
-        "analytic SE of the difference: {:.3} unadjusted, {:.3} baseline-adjusted (95% CI half-width {:.2})",
-        summary.se_unadjusted,
-        summary.se_ancova,
-        1.959_964 * summary.se_ancova
-    );
-    s
 }
 
 fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) -> String {
@@ -183,10 +188,10 @@ fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) ->
             sw.lag
         );
     }
+    adherence_lines(cfg, design, &mut s);
     let _ = writeln!(
         s,
-        "analytic GLS power (nested exchangeable, normal) for effect {}: {:.3}",
-        cfg.effect.difference,
+        "analytic GLS power (nested exchangeable, normal) for the ITT effect: {:.3}",
         crate::analytic::power(cfg, design, cfg.alpha(), true, &cfg.analysis_formula())
     );
     s

@@ -495,11 +495,22 @@ impl Simulator {
             let row = &sw.matrix[q];
             let first = row.iter().position(|&x| x == 1);
             let u = sw.sd_cluster * rng.sample::<f64, _>(StandardNormal);
+            // Participation of a cluster that crosses over (copula with its
+            // cluster effect u_c, as a parallel team's with u_j); 1 without
+            // an adherence model (no random numbers drawn then).
+            let part = match first {
+                None => 0.0,
+                Some(_) if self.adherence.is_active() => {
+                    let z_u = (sw.sd_cluster > 0.0).then(|| u / sw.sd_cluster);
+                    self.adherence.team(c, z_u, rng)
+                }
+                Some(_) => 1.0,
+            };
+            let g = self.adherence.dose().g(part);
             d.team_sequence.push(q as u16);
             d.team_arm.push(u8::from(first.is_some()));
             d.team_staff.push(1);
-            d.team_participation
-                .push(f64::from(u8::from(first.is_some())));
+            d.team_participation.push(part);
             d.team_effect.push(u);
             let cohort_n = if sw.cohort {
                 self.design.size.draw(rng)
@@ -531,7 +542,7 @@ impl Simulator {
                 } else {
                     1.0
                 };
-                let mean = self.mu + sw.trend[t] + self.delta * exposure * lagf + u + v;
+                let mean = self.mu + sw.trend[t] + self.delta * exposure * lagf * g + u + v;
                 let n = if sw.cohort {
                     cohort_n
                 } else {
@@ -552,8 +563,20 @@ impl Simulator {
                     d.team.push(c as u32);
                     d.staff.push(if sw.cohort { i } else { rows + i });
                     d.arm.push(u8::from(exposure > 0.0));
-                    d.adherence.push(exposure);
-                    d.team_adherence.push(exposure);
+                    // The dose received: the cluster's participation once
+                    // it has crossed over (the exposure itself without an
+                    // adherence model).
+                    let received = if self.adherence.is_active() {
+                        if exposure > 0.0 {
+                            part
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        exposure
+                    };
+                    d.adherence.push(received);
+                    d.team_adherence.push(received);
                     d.period.push(t as u16);
                     d.exposure.push(exposure);
                     d.time_since.push(since);
