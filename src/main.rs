@@ -115,7 +115,7 @@ enum Command {
     /// Run the ITT and adherence analyses (high vs low participation,
     /// dose-response, CACE/IV) on one trial CSV with a `team_adherence` column.
     Adherence {
-        /// The data (CSV with a header; needs `team` and `team_adherence`).
+        /// The data (CSV with a header; needs the cluster column (`team` or `cluster`) and `team_adherence`).
         data: PathBuf,
         /// The ITT model, e.g. "qpr ~ arm + baseline + site + (1|team)".
         #[arg(long)]
@@ -379,10 +379,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             json,
         } => {
             let df = DataFrame::read_csv(&data)?;
-            for col in ["team", "team_adherence", term.as_str()] {
+            let aa = power::AdherenceAnalyses::new(&formula, &term, cut, alpha)?;
+            for col in [aa.cluster(), "team_adherence", term.as_str()] {
                 df.column(col)?;
             }
-            let aa = power::AdherenceAnalyses::new(&formula, &term, cut, alpha)?;
             let res = aa.run(&df);
             let text = if json {
                 let v: Vec<serde_json::Value> = power::ADHERENCE_ANALYSES

@@ -203,6 +203,8 @@ pub fn make_outcome(
 pub struct AdherenceAnalyses {
     parsed: crate::lmm::formula::Formula,
     term: String,
+    /// The cluster column (whose participation is `team_adherence`).
+    cluster: String,
     hl_formula: crate::lmm::formula::Formula,
     dr_formula: crate::lmm::formula::Formula,
     cut: Option<f64>,
@@ -219,6 +221,9 @@ pub const ADHERENCE_ANALYSES: [&str; 4] = [
 
 impl AdherenceAnalyses {
     /// Set up from the ITT formula and its treatment term.
+    ///
+    /// The cluster whose participation `team_adherence` holds is the
+    /// formula's `team` or `cluster` grouping factor.
     pub fn new(
         formula: &str,
         term: &str,
@@ -242,7 +247,27 @@ impl AdherenceAnalyses {
             }
             f
         };
+        // The cluster: `team` (parallel designs) or `cluster` (stepped
+        // wedge) when the formula groups by it, else its first single-column
+        // grouping factor.
+        let groups: Vec<&String> = parsed
+            .random
+            .iter()
+            .filter(|r| r.group.len() == 1)
+            .map(|r| &r.group[0])
+            .collect();
+        let cluster = ["team", "cluster"]
+            .iter()
+            .find(|c| groups.iter().any(|g| g == *c))
+            .map(|c| c.to_string())
+            .or_else(|| groups.first().map(|g| g.to_string()))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "the formula `{formula}` has no single-column grouping factor to take as the cluster, e.g. (1|team)"
+                ))
+            })?;
         Ok(AdherenceAnalyses {
+            cluster,
             hl_formula: swap("high_participation"),
             dr_formula: swap("team_adherence"),
             parsed,
@@ -250,6 +275,11 @@ impl AdherenceAnalyses {
             cut,
             alpha,
         })
+    }
+
+    /// The cluster column (the formula's `team` or `cluster` grouping).
+    pub fn cluster(&self) -> &str {
+        &self.cluster
     }
 
     /// Run the four analyses (in [`ADHERENCE_ANALYSES`] order).
@@ -263,7 +293,7 @@ impl AdherenceAnalyses {
         let (Some(arm), Some(part)) = (num(&self.term), num("team_adherence")) else {
             return failed;
         };
-        let Ok(team) = data.column("team") else {
+        let Ok(team) = data.column(&self.cluster) else {
             return failed;
         };
         // Participation of each treated team (first row of the team).
@@ -415,9 +445,7 @@ impl PowerStudy {
         let mut vars = parsed.variables();
         let adherence = if methods.iter().any(|m| m.starts_with("adh_")) {
             vars.push("team_adherence".into());
-            if !vars.iter().any(|v| v == "team") {
-                vars.push("team".into());
-            }
+
             Some(AdherenceAnalyses::new(
                 &formula,
                 &term,
