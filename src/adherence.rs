@@ -155,7 +155,7 @@ impl AdherenceModel {
     }
 
     /// E[g(a_jk) | a_j = a] over staff adherence (quadrature on staff quantiles).
-    fn staff_mean_g(&self, a: f64) -> f64 {
+    pub(crate) fn staff_mean_g(&self, a: f64) -> f64 {
         match (self.staff_concentration, self.dose) {
             (_, Dose::Linear) | (None, _) => self.dose.g(a),
             (Some(s), d) if a > 0.0 && a < 1.0 => {
@@ -176,7 +176,7 @@ impl AdherenceModel {
     }
 
     /// Team participation values with weights, for expectations under ρ = 0.
-    fn team_support(&self, teams: usize) -> Vec<(f64, f64)> {
+    pub(crate) fn team_support(&self, teams: usize) -> Vec<(f64, f64)> {
         match &self.team {
             TeamDist::Full => vec![(1.0, 1.0)],
             TeamDist::Fixed(v) => {

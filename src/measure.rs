@@ -107,6 +107,17 @@ fn marginal_moments(measure: Measure, mu: f64, sd: f64, item_noise: f64) -> (f64
     (ex, var, sd * ext / w0)
 }
 
+/// The change in the mean reported score when the latent total T ~ N(mu,
+/// sd²) shifts by `shift`: E[X(T + shift)] − E[X(T)]. Equals `shift` for a
+/// continuous outcome; smaller near the QPR-15 floor or ceiling.
+pub fn mean_shift(measure: Measure, mu: f64, sd: f64, item_noise: f64, shift: f64) -> f64 {
+    if measure == Measure::Continuous || shift == 0.0 {
+        return shift;
+    }
+    marginal_moments(measure, mu + shift, sd, item_noise).0
+        - marginal_moments(measure, mu, sd, item_noise).0
+}
+
 /// Exact moments of X = width·clamp(round(T / width), 0, kmax) for T ~ N(mu, sd²).
 fn step_moments(width: f64, kmax: usize, mu: f64, sd: f64) -> (f64, f64, f64) {
     let phi = |z: f64| (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
@@ -266,6 +277,33 @@ mod tests {
         let c = calibrate(Measure::Qpr15Items, 30.0, 12.0, 0.3).unwrap();
         assert!(c.slope > 0.9 && c.noise_var > 0.0);
         assert!(calibrate(Measure::Qpr15, 58.0, 20.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn mean_shift_matches_simulation() {
+        use rand::SeedableRng;
+        // PULSAR's scale: reported mean 40, SD 12.7; a 6.34-point latent shift.
+        for measure in [Measure::Qpr15, Measure::Qpr15Items] {
+            let c = calibrate(measure, 40.0, 12.7, 0.6).unwrap();
+            let shift = 6.34 / c.slope;
+            let exact = mean_shift(measure, c.mean, c.sd, 0.6, shift);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+            let n = 200_000;
+            let (mut s, mut s2) = (0.0, 0.0);
+            for _ in 0..n {
+                let t = c.mean + c.sd * rng.sample::<f64, _>(StandardNormal);
+                let d =
+                    observe(measure, t + shift, 0.6, &mut rng) - observe(measure, t, 0.6, &mut rng);
+                s += d;
+                s2 += d * d;
+            }
+            let m = s / n as f64;
+            let se = ((s2 / n as f64 - m * m) / n as f64).sqrt();
+            assert!((m - exact).abs() < 4.0 * se, "{measure:?}: {m} vs {exact}");
+            // The ceiling takes about 0.3 points off a 6.34-point effect.
+            assert!(exact < 6.34 - 0.2 && exact > 5.5, "{exact}");
+        }
+        assert_eq!(mean_shift(Measure::Continuous, 40.0, 12.7, 0.0, 6.34), 6.34);
     }
 
     #[test]

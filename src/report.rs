@@ -146,6 +146,15 @@ fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) {
         "effect: {d} points at full adherence; implied ITT effect delta * E[g(a)] = {:.4}",
         d * eg
     );
+    if cfg.outcome.measure != crate::config::Measure::Continuous {
+        if let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) {
+            let _ = writeln!(
+                s,
+                "on the bounded QPR-15 scale that is a difference in mean reported scores of {:.4} (the estimand power studies use)",
+                sim.itt_effect()
+            );
+        }
+    }
 }
 
 fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) -> String {
@@ -191,7 +200,7 @@ fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) ->
     adherence_lines(cfg, design, &mut s);
     let _ = writeln!(
         s,
-        "analytic GLS power (nested exchangeable, normal) for the ITT effect: {:.3}",
+        "analytic GLS power (nested exchangeable, normal) for delta * E[g(a)]: {:.3}",
         crate::analytic::power(cfg, design, cfg.alpha(), true, &cfg.analysis_formula())
     );
     s

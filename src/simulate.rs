@@ -369,9 +369,32 @@ impl Simulator {
         &self.adherence
     }
 
-    /// The ITT effect δ·E[g(a)] in points (δ while adherence is not modelled).
+    /// The ITT effect on the reported scale: the difference in mean QPR
+    /// between treated and control service users. For a continuous outcome
+    /// this is δ·E[g(a)] exactly (δ while adherence is not modelled). On the
+    /// bounded QPR-15 scale the latent shift δ/b is mapped through the
+    /// scale (see [`crate::measure::mean_shift`]), team by team over the
+    /// participation distribution: a large effect near the ceiling shows
+    /// up smaller than δ. (Marginal over the control population; period
+    /// trends and baseline adjustment are not part of the mapping.)
     pub fn itt_effect(&self) -> f64 {
-        self.config.effect.difference * self.adherence.mean_g(self.design.teams())
+        let teams = self.design.teams();
+        if self.measure == Measure::Continuous {
+            return self.config.effect.difference * self.adherence.mean_g(teams);
+        }
+        self.adherence
+            .team_support(teams)
+            .iter()
+            .map(|&(a, w)| {
+                w * crate::measure::mean_shift(
+                    self.measure,
+                    self.mu,
+                    self.sd_latent,
+                    self.item_noise,
+                    self.delta * self.adherence.staff_mean_g(a),
+                )
+            })
+            .sum()
     }
 
     /// Intercept α of the attrition model (calibrated so E[P(missing)] = rate).
