@@ -60,5 +60,31 @@ fn bench_sw(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_sw);
+/// PULSAR with Poisson cluster-period sizes: the design changes every
+/// replicate, so the sparse structure is rebuilt each time (no reuse).
+fn bench_sw_variable(c: &mut Criterion) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pulsar.toml");
+    let cfg = Config::load(
+        path,
+        &[
+            "analysis.methods=[\"lmm_satterthwaite\"]".to_string(),
+            "clusters.size={dist=\"poisson\",mean=18}".to_string(),
+        ],
+    )
+    .unwrap();
+    let study = PowerStudy::new(cfg, false).unwrap();
+    let mut buf = Workspace::default();
+    let mut rep = 0;
+    c.bench_function(
+        "replicate_pulsar_poisson_sizes_simulate_reml_satterthwaite",
+        |b| {
+            b.iter(|| {
+                rep += 1;
+                black_box(study.replicate(2014, rep, 0, &mut buf)[0].p)
+            })
+        },
+    );
+}
+
+criterion_group!(benches, bench, bench_sw, bench_sw_variable);
 criterion_main!(benches);

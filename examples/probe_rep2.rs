@@ -1,17 +1,18 @@
-//! Developer probe: profile whole replicates of a config (default REFOCUS) (simulate + REML + Satterthwaite).
+//! Developer probe: profile whole replicates of a config (default REFOCUS),
+//! e.g. `probe_rep2 configs/pulsar.toml 'clusters.size={dist="poisson",mean=18}'`.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crtsim::config::Config;
 use crtsim::power::{PowerStudy, Workspace};
 fn main() {
-    let cfg = Config::load(
-        std::env::args()
-            .nth(1)
-            .as_deref()
-            .unwrap_or("configs/refocus.toml"),
-        &["analysis.methods=[\"lmm_satterthwaite\"]".to_string()],
-    )
-    .unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    let path = args
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or("configs/refocus.toml");
+    let mut sets = vec!["analysis.methods=[\"lmm_satterthwaite\"]".to_string()];
+    sets.extend(args.iter().skip(2).cloned());
+    let cfg = Config::load(path, &sets).unwrap();
     let study = PowerStudy::new(cfg, false).unwrap();
     let mut buf = Workspace::default();
     let t = std::time::Instant::now();

@@ -969,6 +969,13 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
                 "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
             } else if study.sim.adherence().is_active() {
                 "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()
+            } else if study.sim.is_stepped_wedge() {
+                format!(
+                    "the exact GLS power assumes known variance components; estimating them from {} clusters ({} of {} fits singular) changes the test's size and power (Kackar-Harville), and a bounded outcome scale is not Gaussian",
+                    study.sim.design().teams(),
+                    e.n_singular,
+                    e.n
+                )
             } else {
                 format!(
                     "the closed form assumes many clusters, known variance components and the design effect's approximation of variable sizes ({} of {} fits singular)",

@@ -104,28 +104,54 @@ impl Pls {
         let ntheta = toff;
 
         // Z'Z lower triangle, assembled as in a sparse-matrix compress: the
-        // products of each row go into per-column buckets (a counting sort by
-        // column), then duplicates within a column are summed through a
-        // dense marker array. No hashing; O(n·(Σk)² + q).
+        // summed products of each run of rows go into per-column buckets (a
+        // counting sort by column), then duplicates within a column are
+        // summed through a dense marker array. No hashing; O(n·(Σk)² + q).
         let per_row: usize = mf.terms.iter().map(|t| t.k).sum();
-        let mut trip: Vec<(u32, u32, f64)> = Vec::with_capacity(n * per_row * (per_row + 1) / 2);
-        let mut idx: Vec<(usize, f64)> = Vec::with_capacity(per_row);
+        // Consecutive rows with the same random-effect columns (the usual
+        // layout: rows sorted by cluster) are summed in a small buffer and
+        // emitted once per run.
+        let mut trip: Vec<(u32, u32, f64)> = Vec::new();
+        let mut keys: Vec<usize> = Vec::with_capacity(per_row);
+        let mut zs: Vec<f64> = Vec::with_capacity(per_row);
+        let mut run_keys: Vec<usize> = Vec::with_capacity(per_row);
+        let mut acc = vec![0.0; per_row * per_row];
+        let flush = |run_keys: &[usize], acc: &[f64], trip: &mut Vec<(u32, u32, f64)>| {
+            let w = run_keys.len();
+            for (a, &r) in run_keys.iter().enumerate() {
+                for (b, &s) in run_keys.iter().enumerate() {
+                    if r >= s {
+                        trip.push((r as u32, s as u32, acc[a * w + b]));
+                    }
+                }
+            }
+        };
         for i in 0..n {
-            idx.clear();
+            keys.clear();
+            zs.clear();
             for (t, term) in mf.terms.iter().enumerate() {
                 let (qo, _, k, _) = term_layout[t];
                 let base = qo + term.refs[i] as usize * k;
                 for a in 0..k {
-                    idx.push((base + a, term.z[i * k + a]));
+                    keys.push(base + a);
+                    zs.push(term.z[i * k + a]);
                 }
             }
-            for &(r, zr) in &idx {
-                for &(s, zs) in &idx {
-                    if r >= s {
-                        trip.push((r as u32, s as u32, zr * zs));
-                    }
+            if keys != run_keys {
+                if !run_keys.is_empty() {
+                    flush(&run_keys, &acc, &mut trip);
+                }
+                run_keys.clone_from(&keys);
+                acc.iter_mut().for_each(|v| *v = 0.0);
+            }
+            for a in 0..per_row {
+                for b in 0..per_row {
+                    acc[a * per_row + b] += zs[a] * zs[b];
                 }
             }
+        }
+        if !run_keys.is_empty() {
+            flush(&run_keys, &acc, &mut trip);
         }
         let mut bucket = vec![0usize; q + 1];
         for &(_, s, _) in &trip {
