@@ -2,7 +2,7 @@
 //! survive confounding (Monte Carlo tolerances, Z = 4 unless stated).
 
 mod common;
-use crtsim::power::{self, PowerStudy, RunOptions};
+use crtsim::power::{self, PowerStudy};
 use crtsim::simulate::Simulator;
 
 const BASE: &str = r#"
@@ -33,16 +33,7 @@ methods = ["lmm_satterthwaite", "adh_high_low", "adh_dose_response", "adh_cace_i
 
 fn run(sets: &[&str], reps: u64) -> (PowerStudy, power::Summary) {
     let study = PowerStudy::new(common::cfg(BASE, sets), false).unwrap();
-    let o = RunOptions {
-        reps,
-        seed: 31,
-        threads: 2,
-        shard: (1, 1),
-        out: None,
-        resume: false,
-    };
-    let recs = power::execute(&study, &o, |_, _| {}).unwrap();
-    let s = power::summarise(&study, 31, &recs);
+    let s = common::run_study(&study, reps, 31);
     (study, s)
 }
 

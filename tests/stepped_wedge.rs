@@ -2,7 +2,7 @@
 //! Monte Carlo against exact GLS power, and bad input.
 
 mod common;
-use crtsim::power::{self, PowerStudy, RunOptions};
+use crtsim::power::{self, PowerStudy};
 use crtsim::simulate::Simulator;
 
 fn pulsar(sets: &[&str]) -> crtsim::config::Config {
@@ -206,16 +206,7 @@ fn oracle_gls_matches_exact_gls_power() {
 #[test]
 fn monte_carlo_power_and_type_one_error() {
     let study = PowerStudy::new(pulsar(&["outcome.measure=continuous"]), true).unwrap();
-    let o = RunOptions {
-        reps: 3000,
-        seed: 2026,
-        threads: 2,
-        shard: (1, 1),
-        out: None,
-        resume: false,
-    };
-    let recs = power::execute(&study, &o, |_, _| {}).unwrap();
-    let s = power::summarise(&study, 2026, &recs);
+    let s = common::run_study(&study, 3000, 2026);
     eprint!("{}", power::summary_table(&study, &s));
     let at = |m: &str| s.methods.iter().position(|x| x == m).unwrap();
     let (z, _) = &s.perf[at("lmm_z")];
@@ -424,16 +415,7 @@ fn adherence_in_stepped_wedge() {
 
     for (conf, dose_biased) in [(0.0, false), (0.5, true)] {
         let study = PowerStudy::new(adh(conf), false).unwrap();
-        let o = RunOptions {
-            reps: 600,
-            seed: 17,
-            threads: 2,
-            shard: (1, 1),
-            out: None,
-            resume: false,
-        };
-        let recs = power::execute(&study, &o, |_, _| {}).unwrap();
-        let s = power::summarise(&study, 17, &recs);
+        let s = common::run_study(&study, 600, 17);
         eprint!("{}", power::summary_table(&study, &s));
         let at = |m: &str| &s.perf[s.methods.iter().position(|x| x == m).unwrap()].0;
         let (itt, iv, dr) = (

@@ -114,3 +114,21 @@ pub fn nested_anova_cov(
     let c_t = (mp_t - mp_s) / per_team as f64;
     (c_t, c_s, c_e)
 }
+
+/// Run a power study in memory (2 threads, one shard) and summarise it.
+pub fn run_study(
+    study: &crtsim::power::PowerStudy,
+    reps: u64,
+    seed: u64,
+) -> crtsim::power::Summary {
+    let o = crtsim::power::RunOptions {
+        reps,
+        seed,
+        threads: 2,
+        shard: (1, 1),
+        out: None,
+        resume: false,
+    };
+    let recs = crtsim::power::execute(study, &o, |_, _| {}).unwrap();
+    crtsim::power::summarise(study, seed, &recs)
+}
