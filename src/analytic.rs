@@ -160,6 +160,24 @@ pub fn sw_gls_variance(
     sd: f64,
     corr: PeriodCorrelation,
 ) -> f64 {
+    sw_gls_variance_cohort(exposure, m, icc, sd, corr, 0.0)
+}
+
+/// [`sw_gls_variance`] for a closed cohort: the same individuals in every
+/// period of a cluster, with individual autocorrelation `iac` (the share of
+/// the individual variance that persists between periods; Hooper et al.
+/// 2016). Two period means of a cluster then also share s²_e·iac·n_ts /
+/// (m_t·m_s), n_ts = min(m_t, m_s) individuals observed in both. With
+/// complete follow-up the cluster-period means are sufficient and this is
+/// the exact GLS variance; `iac = 0` is the cross-sectional design.
+pub fn sw_gls_variance_cohort(
+    exposure: &[Vec<Option<f64>>],
+    m: &[Vec<f64>],
+    icc: f64,
+    sd: f64,
+    corr: PeriodCorrelation,
+    iac: f64,
+) -> f64 {
     use nalgebra::DMatrix;
     let t_all = exposure.iter().map(|r| r.len()).max().unwrap_or(0);
     let p = t_all + 1; // one mean per period + treatment
@@ -189,6 +207,10 @@ pub fn sw_gls_variance(
                     PeriodCorrelation::Decay { r } => r.powi((ta as i32 - tb as i32).abs()),
                 };
                 v[(a, b)] = s2cp * cval;
+                if ta != tb && iac != 0.0 {
+                    let overlap = m[c][ta].min(m[c][tb]);
+                    v[(a, b)] += s2e * iac * overlap / (m[c][ta] * m[c][tb]);
+                }
             }
             v[(a, a)] += s2e / m[c][ta];
         }
@@ -252,7 +274,8 @@ pub fn standard_stepped_wedge(sequences: usize, per_sequence: usize) -> Vec<Vec<
 }
 
 /// Analytic power of a stepped-wedge config: the exact GLS variance under
-/// nested-exchangeable correlation (ICC, CAC) with the expected
+/// nested-exchangeable correlation (ICC, CAC; and the individual
+/// autocorrelation `iac` for a closed cohort) with the expected
 /// cluster-period size (truncated mean), clusters split evenly over
 /// sequences; normal reference distribution.
 pub fn sw_power(
@@ -293,7 +316,17 @@ pub fn sw_power(
             sizes.push(vec![mbar; row.len()]);
         }
     }
-    let var = sw_gls_variance(
+    // A closed cohort shares individuals between periods. With attrition
+    // (independent per period) a pair of period means shares on average a
+    // fraction (1 − rate) of each cell's individuals: iac·(1 − rate) with
+    // the overlap min(m_t, m_s) gives the expected covariance.
+    let iac = match sw.sampling {
+        crate::config::Sampling::Cohort => {
+            cfg.outcome.iac.unwrap_or(0.0) * (1.0 - cfg.attrition.rate)
+        }
+        crate::config::Sampling::CrossSectional => 0.0,
+    };
+    let var = sw_gls_variance_cohort(
         &exposure,
         &sizes,
         cfg.outcome.icc,
@@ -301,6 +334,7 @@ pub fn sw_power(
         PeriodCorrelation::NestedExchangeable {
             cac: cfg.outcome.cac.unwrap_or(1.0),
         },
+        iac,
     );
     // The GLS variance with a normal reference: within-cluster comparisons
     // give stepped-wedge analyses far more than (clusters − 2) df.

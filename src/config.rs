@@ -293,7 +293,17 @@ impl Config {
             return f.clone();
         }
         if self.trial.design == DesignKind::SteppedWedge {
-            return "qpr ~ treat + period + (1|cluster) + (1|cluster:period)".into();
+            let cohort = self
+                .stepped_wedge
+                .as_ref()
+                .is_some_and(|sw| sw.sampling == Sampling::Cohort);
+            return if cohort {
+                // The same people in every period: their own random intercept.
+                "qpr ~ treat + period + (1|cluster) + (1|cluster:period) + (1|cluster:individual)"
+                    .into()
+            } else {
+                "qpr ~ treat + period + (1|cluster) + (1|cluster:period)".into()
+            };
         }
         let mut f = "qpr ~ arm".to_string();
         if self.outcome.baseline {
@@ -321,12 +331,25 @@ impl Config {
     pub fn analysis_methods(&self) -> Vec<String> {
         match &self.analysis.methods {
             Some(m) => m.clone(),
-            None => ANALYSES
-                .iter()
-                .filter(|a| self.adherence.is_some() || !a.starts_with("adh_"))
-                .filter(|a| self.trial.design == DesignKind::Parallel || (a.starts_with("lmm_")))
-                .map(|s| s.to_string())
-                .collect(),
+            None => {
+                let sw = self.trial.design == DesignKind::SteppedWedge;
+                // A cohort's people and periods are crossed within clusters:
+                // between-within df need nested factors.
+                let cohort = sw
+                    && self
+                        .stepped_wedge
+                        .as_ref()
+                        .is_some_and(|s| s.sampling == Sampling::Cohort);
+                ANALYSES
+                    .iter()
+                    .filter(|a| self.adherence.is_some() || !a.starts_with("adh_"))
+                    // The two-stage cluster-level test needs a treatment
+                    // constant within clusters.
+                    .filter(|a| !(sw && **a == "cluster_t"))
+                    .filter(|a| !(cohort && **a == "lmm_between_within"))
+                    .map(|s| s.to_string())
+                    .collect()
+            }
         }
     }
 

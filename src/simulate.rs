@@ -351,6 +351,14 @@ impl Simulator {
             if want("treat") {
                 cols.push(Column::numeric("treat", d.exposure.clone()));
             }
+            if want("individual") {
+                // Numbered within the cluster, as in the CSV: one person
+                // across periods in a cohort, fresh each period otherwise.
+                cols.push(Column::numeric(
+                    "individual",
+                    d.staff.iter().map(|&i| f64::from(i + 1)).collect(),
+                ));
+            }
             if want("time_since_crossover") {
                 cols.push(Column::numeric(
                     "time_since_crossover",

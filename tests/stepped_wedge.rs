@@ -296,56 +296,78 @@ fn design_diagram_is_drawn() {
     assert!(e.contains("stepped-wedge"), "{e}");
 }
 
-/// The default stepped-wedge analysis matches lme4 / lmerTest / pbkrtest on
-/// two simulated PULSAR trials, one of them a singular fit (the
-/// cluster-period variance at zero, as in a third of PULSAR replicates).
+/// The default stepped-wedge analyses match lme4 / lmerTest / pbkrtest on
+/// two simulated cross-sectional PULSAR trials, one of them a singular fit
+/// (the cluster-period variance at zero, as in a third of PULSAR
+/// replicates), and a closed cohort (with the individual's own intercept).
 /// Values from tests/data/pulsar_lme4.R.
 #[test]
 fn sw_fits_match_lme4() {
     use crtsim::lmm::inference::{coef_tests_with, TestOptions};
-    // (REML criterion, θ, estimate, SE, Satterthwaite df, p, KR SE, KR df, KR p)
-    let want = [
+    let cross = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)";
+    let cohort = "qpr ~ treat + period + (1|cluster) + (1|cluster:period) + (1|cluster:individual)";
+    // (file, formula, singular, REML criterion, θ, estimate, SE,
+    //  Satterthwaite df, p, KR SE, KR df, KR p)
+    let want: [(&str, &str, bool, f64, &[f64], [f64; 7]); 3] = [
         (
+            "pulsar_rep0",
+            cross,
+            false,
             5951.08275229,
-            [0.06474835, 0.12267868],
-            7.37820094,
-            1.75024664,
-            35.831826,
-            0.00016105496,
-            1.82148299,
-            35.846568,
-            0.00026140144,
+            &[0.06474835, 0.12267868],
+            [
+                7.37820094,
+                1.75024664,
+                35.831826,
+                0.00016105496,
+                1.82148299,
+                35.846568,
+                0.00026140144,
+            ],
         ),
         (
+            "pulsar_rep1",
+            cross,
+            true,
             5919.66388591,
-            [0.0, 0.30589562],
-            5.00457748,
-            1.78489169,
-            623.599060,
-            0.0052067119,
-            1.81439504,
-            28.949134,
-            0.0099629607,
+            &[0.0, 0.30589562],
+            [
+                5.00457748,
+                1.78489169,
+                623.599060,
+                0.0052067119,
+                1.81439504,
+                28.949134,
+                0.0099629607,
+            ],
+        ),
+        (
+            "pulsar_cohort_rep3",
+            cohort,
+            false,
+            5668.97064609,
+            &[1.11988072, 0.15423408, 0.21011792],
+            [
+                5.93093531,
+                1.39189374,
+                29.241986,
+                0.00019343771,
+                1.41760400,
+                29.468005,
+                0.00023637985,
+            ],
         ),
     ];
     let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs().max(1e-12);
-    for (r, w) in want.iter().enumerate() {
-        let path = format!(
-            "{}/tests/data/pulsar_rep{r}.csv",
-            env!("CARGO_MANIFEST_DIR")
-        );
+    for (file, formula, singular, reml, theta, exp) in want {
+        let path = format!("{}/tests/data/{file}.csv", env!("CARGO_MANIFEST_DIR"));
         let data = crtsim::lmm::data::DataFrame::read_csv(&path).unwrap();
-        let mut m = crtsim::lmm::Model::new(
-            "qpr ~ treat + period + (1|cluster) + (1|cluster:period)",
-            &data,
-            true,
-        )
-        .unwrap();
+        let mut m = crtsim::lmm::Model::new(formula, &data, true).unwrap();
         let fit = m.fit();
-        assert_eq!(fit.singular, r == 1);
-        assert!(fit.objective <= w.0 + 1e-6, "rep {r}: {}", fit.objective);
-        for (a, b) in fit.theta.iter().zip(w.1) {
-            assert!((a - b).abs() < 1e-4, "rep {r}: θ {a} vs {b}");
+        assert_eq!(fit.singular, singular, "{file}");
+        assert!(fit.objective <= reml + 1e-6, "{file}: {}", fit.objective);
+        for (a, b) in fit.theta.iter().zip(theta) {
+            assert!((a - b).abs() < 1e-4, "{file}: θ {a} vs {b}");
         }
         let j = m.frame.x_names.iter().position(|n| n == "treat").unwrap();
         let t = coef_tests_with(
@@ -366,9 +388,8 @@ fn sw_fits_match_lme4() {
             t.df_kenward_roger[j],
             t.p_kenward_roger[j],
         ];
-        let exp = [w.2, w.3, w.4, w.5, w.6, w.7, w.8];
         for (k, (g, e)) in got.iter().zip(exp).enumerate() {
-            assert!(close(*g, e, 1e-3), "rep {r}, quantity {k}: {g} vs {e}");
+            assert!(close(*g, e, 1e-3), "{file}, quantity {k}: {g} vs {e}");
         }
     }
 }
@@ -451,4 +472,63 @@ fn adherence_in_stepped_wedge() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("adherence.staff_concentration"), "{e}");
+}
+
+/// Closed cohorts: the default analysis adds each person's own intercept;
+/// its model SE tracks the empirical SE, Satterthwaite holds 5%, and Monte
+/// Carlo power agrees with the exact cohort GLS power (individual
+/// autocorrelation in the period means). Without the person term the SE is
+/// far too large (tested through the formula override).
+#[test]
+fn cohort_analysis_and_power() {
+    let cohort = |sets: &[&str]| {
+        let mut all = vec![
+            "stepped_wedge.sampling=cohort",
+            "outcome.iac=0.6",
+            "outcome.measure=continuous",
+            // A smaller effect, so that power is informative (about 0.8).
+            "effect.difference=4.0",
+        ];
+        all.extend_from_slice(sets);
+        pulsar(&all)
+    };
+    let c = cohort(&[]);
+    assert!(c.analysis_formula().contains("(1|cluster:individual)"));
+    assert!(!c
+        .analysis_methods()
+        .iter()
+        .any(|m| m == "lmm_between_within"));
+    let study = PowerStudy::new(c, true).unwrap();
+    let s = common::run_study(&study, 600, 8);
+    eprint!("{}", power::summary_table(&study, &s));
+    let at = |m: &str| s.methods.iter().position(|x| x == m).unwrap();
+    let (z, _) = &s.perf[at("lmm_z")];
+    assert!(
+        (z.mean_model_se / z.empirical_se - 1.0).abs()
+            < 3.0 * z.empirical_se_mc_se / z.empirical_se,
+        "model SE {} vs empirical {}",
+        z.mean_model_se,
+        z.empirical_se
+    );
+    assert!(
+        (z.reject - s.analytic[at("lmm_z")]).abs() < 3.0 * z.reject_mc_se,
+        "z power {} vs cohort GLS {}",
+        z.reject,
+        s.analytic[at("lmm_z")]
+    );
+    let sat = s.perf[at("lmm_satterthwaite")].1.clone().unwrap();
+    assert!(
+        (sat.reject - 0.05).abs() <= 2.5 * sat.reject_mc_se,
+        "{}",
+        sat.reject
+    );
+    // Ignoring the cohort (the cross-sectional model) overstates the SE.
+    let naive = PowerStudy::new(
+        cohort(&["analysis.formula=\"qpr ~ treat + period + (1|cluster) + (1|cluster:period)\""]),
+        false,
+    )
+    .unwrap();
+    let sn = common::run_study(&naive, 200, 8);
+    let (nz, _) = &sn.perf[sn.methods.iter().position(|x| x == "lmm_z").unwrap()];
+    assert!(nz.mean_model_se > 1.15 * nz.empirical_se, "{nz:?}");
 }

@@ -43,7 +43,16 @@ fn gls_reproduces_hussey_hughes() {
 
 /// Individual-level GLS with the full n × n covariance: an independent
 /// computation of Var(θ̂) (period effects + treatment as fixed effects).
-fn individual_gls(x: &[Vec<f64>], m: usize, icc: f64, sd: f64, corr: PeriodCorrelation) -> f64 {
+/// Individual-level n×n GLS; `iac` > 0 makes it a closed cohort (individual
+/// i of a cluster is the same person in every period).
+fn individual_gls(
+    x: &[Vec<f64>],
+    m: usize,
+    icc: f64,
+    sd: f64,
+    corr: PeriodCorrelation,
+    iac: f64,
+) -> f64 {
     let (nc, nt) = (x.len(), x[0].len());
     let n = nc * nt * m;
     let (s2cp, s2e) = (icc * sd * sd, (1.0 - icc) * sd * sd);
@@ -71,6 +80,9 @@ fn individual_gls(x: &[Vec<f64>], m: usize, icc: f64, sd: f64, corr: PeriodCorre
                     for i2 in 0..m {
                         v[(r, idx(c, t2, i2))] = s2cp * cval;
                     }
+                    if t2 != t {
+                        v[(r, idx(c, t2, i))] += s2e * iac;
+                    }
                 }
                 v[(r, r)] += s2e;
             }
@@ -92,7 +104,7 @@ fn gls_matches_individual_level_computation() {
     ] {
         let sizes: Vec<Vec<f64>> = x.iter().map(|r| vec![m as f64; r.len()]).collect();
         let ours = sw_gls_variance(&opt(&x), &sizes, 0.08, 10.0, corr);
-        let full = individual_gls(&x, m, 0.08, 10.0, corr);
+        let full = individual_gls(&x, m, 0.08, 10.0, corr, 0.0);
         assert!(
             ((ours - full) / full).abs() < 1e-10,
             "{corr:?}: {ours} vs {full}"
@@ -140,4 +152,43 @@ fn incomplete_designs_and_unequal_sizes() {
         PeriodCorrelation::Exchangeable,
     );
     assert!(((one - hh) / hh).abs() < 1e-12);
+}
+
+#[test]
+fn cohort_gls_matches_individual_level_computation() {
+    use crtsim::analytic::sw_gls_variance_cohort;
+    let x = standard_stepped_wedge(3, 1);
+    let m = 4;
+    let sizes: Vec<Vec<f64>> = x.iter().map(|r| vec![m as f64; r.len()]).collect();
+    for corr in [
+        PeriodCorrelation::Exchangeable,
+        PeriodCorrelation::NestedExchangeable { cac: 0.7 },
+        PeriodCorrelation::Decay { r: 0.6 },
+    ] {
+        for iac in [0.3, 0.8] {
+            let ours = sw_gls_variance_cohort(&opt(&x), &sizes, 0.08, 10.0, corr, iac);
+            let full = individual_gls(&x, m, 0.08, 10.0, corr, iac);
+            assert!(
+                ((ours - full) / full).abs() < 1e-10,
+                "{corr:?}, iac {iac}: {ours} vs {full}"
+            );
+        }
+    }
+    // Following the same people makes within-cluster comparisons more precise.
+    let cs = sw_gls_variance(
+        &opt(&x),
+        &sizes,
+        0.08,
+        10.0,
+        PeriodCorrelation::NestedExchangeable { cac: 0.7 },
+    );
+    let co = sw_gls_variance_cohort(
+        &opt(&x),
+        &sizes,
+        0.08,
+        10.0,
+        PeriodCorrelation::NestedExchangeable { cac: 0.7 },
+        0.5,
+    );
+    assert!(co < cs);
 }
