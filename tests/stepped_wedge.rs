@@ -306,9 +306,10 @@ fn sw_fits_match_lme4() {
     use crtsim::lmm::inference::{coef_tests_with, TestOptions};
     let cross = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)";
     let cohort = "qpr ~ treat + period + (1|cluster) + (1|cluster:period) + (1|cluster:individual)";
-    // (file, formula, singular, REML criterion, θ, estimate, SE,
-    //  Satterthwaite df, p, KR SE, KR df, KR p)
-    let want: [(&str, &str, bool, f64, &[f64], [f64; 7]); 3] = [
+    // (file, formula, singular, REML criterion, θ, [estimate, SE,
+    //  Satterthwaite df, p, KR SE, KR df, KR p])
+    type Case<'a> = (&'a str, &'a str, bool, f64, &'a [f64], [f64; 7]);
+    let want: [Case; 3] = [
         (
             "pulsar_rep0",
             cross,
