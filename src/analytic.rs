@@ -178,12 +178,30 @@ pub fn sw_gls_variance_cohort(
     corr: PeriodCorrelation,
     iac: f64,
 ) -> f64 {
-    use nalgebra::DMatrix;
+    sw_gls(exposure, None, m, icc, sd, corr, iac).0
+}
+
+/// GLS of a stepped-wedge analysis whose treatment column is `exposure`
+/// when the true effect follows `truth` (e.g. the exposure times an
+/// implementation lag): returns (Var(θ̂), κ) with E[θ̂] = κ·δ for a true
+/// effect δ·truth_ct (period effects absorbed). κ = 1 when `truth` is
+/// `None` (the analysis knows the effect's shape).
+pub fn sw_gls(
+    exposure: &[Vec<Option<f64>>],
+    truth: Option<&[Vec<f64>]>,
+    m: &[Vec<f64>],
+    icc: f64,
+    sd: f64,
+    corr: PeriodCorrelation,
+    iac: f64,
+) -> (f64, f64) {
+    use nalgebra::{DMatrix, DVector};
     let t_all = exposure.iter().map(|r| r.len()).max().unwrap_or(0);
     let p = t_all + 1; // one mean per period + treatment
     let s2cp = icc * sd * sd;
     let s2e = (1.0 - icc) * sd * sd;
     let mut info = DMatrix::<f64>::zeros(p, p);
+    let mut cross = DVector::<f64>::zeros(p);
     for (c, row) in exposure.iter().enumerate() {
         let obs: Vec<usize> = (0..row.len())
             .filter(|&t| row[t].is_some() && m[c][t] > 0.0)
@@ -215,18 +233,30 @@ pub fn sw_gls_variance_cohort(
             v[(a, a)] += s2e / m[c][ta];
         }
         let Some(vinv) = v.cholesky().map(|ch| ch.inverse()) else {
-            return f64::NAN;
+            return (f64::NAN, f64::NAN);
         };
         let mut d = DMatrix::<f64>::zeros(k, p);
         for (a, &t) in obs.iter().enumerate() {
             d[(a, t)] = 1.0;
             d[(a, t_all)] = row[t].unwrap_or(0.0);
         }
-        info += d.transpose() * vinv * &d;
+        let dv = d.transpose() * vinv;
+        info += &dv * &d;
+        if let Some(tr) = truth {
+            let x = DVector::from_iterator(k, obs.iter().map(|&t| tr[c][t]));
+            cross += &dv * x;
+        }
     }
     match info.try_inverse() {
-        Some(inv) => inv[(t_all, t_all)],
-        None => f64::NAN,
+        Some(inv) => {
+            let kappa = if truth.is_some() {
+                (&inv * &cross)[t_all]
+            } else {
+                1.0
+            };
+            (inv[(t_all, t_all)], kappa)
+        }
+        None => (f64::NAN, f64::NAN),
     }
 }
 
@@ -285,6 +315,26 @@ pub fn sw_power(
     alpha: f64,
     normal: bool,
 ) -> f64 {
+    let (var, kappa) = sw_config_gls(cfg, design, sw);
+    let nclus = design.teams();
+    // The GLS variance with a normal reference: within-cluster comparisons
+    // give stepped-wedge analyses far more than (clusters − 2) df.
+    let _ = normal;
+    // The ITT effect: δ·E[g(a)] under an adherence model (δ without one).
+    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(nclus);
+    // Under an implementation lag the analysis estimates κ·δ (κ < 1).
+    let effect = cfg.effect.difference * eg * kappa;
+    power_from_variance(effect, var, alpha)
+}
+
+/// The GLS variance of a stepped-wedge config's treatment estimate and the
+/// factor κ by which an implementation lag dilutes what it estimates
+/// (E[θ̂] = κ·δ; 1 without a lag). See [`sw_power`].
+pub fn sw_config_gls(
+    cfg: &Config,
+    design: &Design,
+    sw: &crate::config::SteppedWedge,
+) -> (f64, f64) {
     use crate::config::Transition;
     let m = sw.matrix();
     let nclus = design.teams();
@@ -293,26 +343,31 @@ pub fn sw_power(
     let (mbar, _) = truncated_size_moments(s.dist, s.mean, s.cv.unwrap_or(0.0), s.min);
     let mbar = mbar * (1.0 - cfg.attrition.rate);
     let mut exposure = Vec::new();
+    let mut truth: Vec<Vec<f64>> = Vec::new();
     let mut sizes = Vec::new();
     for (q, row) in m.iter().enumerate() {
         let first = row.iter().position(|&x| x == 1);
-        let cells: Vec<Option<f64>> = row
-            .iter()
-            .enumerate()
-            .map(|(t, &x)| {
-                let since = first.filter(|_| x == 1).map(|f| t as i64 - f as i64);
-                let lag = since
-                    .and_then(|e| sw.lag.get(e as usize).copied())
-                    .unwrap_or(1.0);
-                match (since, sw.transition) {
-                    (Some(0), Transition::Exclude) => None,
-                    (Some(0), Transition::Half) => Some(0.5 * lag),
-                    _ => Some(f64::from(x) * lag),
-                }
-            })
-            .collect();
+        // The analysis's treatment column (1, 0.5 in a half-exposed
+        // transition, cell dropped when excluded) and the true effect's
+        // shape (that times the implementation lag).
+        let mut cells: Vec<Option<f64>> = Vec::with_capacity(row.len());
+        let mut true_cells: Vec<f64> = Vec::with_capacity(row.len());
+        for (t, &x) in row.iter().enumerate() {
+            let since = first.filter(|_| x == 1).map(|f| t as i64 - f as i64);
+            let lag = since
+                .and_then(|e| sw.lag.get(e as usize).copied())
+                .unwrap_or(1.0);
+            let cell = match (since, sw.transition) {
+                (Some(0), Transition::Exclude) => None,
+                (Some(0), Transition::Half) => Some(0.5),
+                _ => Some(f64::from(x)),
+            };
+            true_cells.push(cell.unwrap_or(0.0) * lag);
+            cells.push(cell);
+        }
         for _ in 0..split[q] {
             exposure.push(cells.clone());
+            truth.push(true_cells.clone());
             sizes.push(vec![mbar; row.len()]);
         }
     }
@@ -326,8 +381,9 @@ pub fn sw_power(
         }
         crate::config::Sampling::CrossSectional => 0.0,
     };
-    let var = sw_gls_variance_cohort(
+    let (var, kappa) = sw_gls(
         &exposure,
+        (!sw.lag.is_empty()).then_some(truth.as_slice()),
         &sizes,
         cfg.outcome.icc,
         cfg.outcome.sd,
@@ -336,23 +392,5 @@ pub fn sw_power(
         },
         iac,
     );
-    // The GLS variance with a normal reference: within-cluster comparisons
-    // give stepped-wedge analyses far more than (clusters − 2) df.
-    let _ = normal;
-    // The ITT effect: δ·E[g(a)] under an adherence model (δ without one).
-    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(nclus);
-    let effect = cfg.effect.difference * eg;
-    let lambda = effect.abs() / var.sqrt();
-    if lambda.is_finite() {
-        power_from_variance(effect, var, alpha)
-    } else {
-        use statrs::distribution::{ContinuousCDF, StudentsT};
-        match StudentsT::new(0.0, 1.0, (nclus as f64 - 2.0).max(1.0)) {
-            Ok(t) => {
-                let crit = t.inverse_cdf(1.0 - alpha / 2.0);
-                t.sf(crit - lambda) + t.cdf(-crit - lambda)
-            }
-            Err(_) => f64::NAN,
-        }
-    }
+    (var, kappa)
 }

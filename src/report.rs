@@ -191,9 +191,10 @@ fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) ->
         o.mean, o.sd, o.icc, o.cac
     );
     if !sw.lag.is_empty() {
+        let (_, kappa) = crate::analytic::sw_config_gls(cfg, design, sw);
         let _ = writeln!(
             s,
-            "implementation lag: {:?} of the effect in the first exposed periods",
+            "implementation lag: {:?} of the effect in the first exposed periods; an analysis that ignores it estimates {kappa:.3} x delta (GLS)",
             sw.lag
         );
     }

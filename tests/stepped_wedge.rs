@@ -112,17 +112,18 @@ fn transitions_lag_and_cohorts() {
     }
 }
 
-/// The simulator and the exact GLS formula describe the same model: fitting
-/// each simulated PULSAR trial by GLS at the true variance components
-/// (the estimator the formula is about), δ̂ has the formula's variance and
-/// the known-variance z test has the formula's power.
-#[test]
-fn oracle_gls_matches_exact_gls_power() {
+/// Fit each simulated trial by GLS at the true variance components (the
+/// estimator the formula is about) and compare with the exact GLS:
+/// returns nothing, asserts that δ̂ has the formula's mean κ·δ and variance
+/// and that the known-variance z test has the formula's power.
+fn oracle_check(sets: &[&str], reps: u64) {
     use crtsim::lmm::optim::OptResult;
     use crtsim::lmm::Model;
     use crtsim::rng::replicate_rng;
     use crtsim::simulate::Dataset;
-    let cfg = pulsar(&["outcome.measure=continuous"]);
+    let mut all = vec!["outcome.measure=continuous"];
+    all.extend_from_slice(sets);
+    let cfg = pulsar(&all);
     let (sd, icc, cac, delta) = (
         cfg.outcome.sd,
         cfg.outcome.icc,
@@ -130,24 +131,11 @@ fn oracle_gls_matches_exact_gls_power() {
         cfg.effect.difference,
     );
     let sim = Simulator::new(cfg.clone()).unwrap();
+    let (gls_var, kappa) =
+        crtsim::analytic::sw_config_gls(&cfg, sim.design(), cfg.stepped_wedge.as_ref().unwrap());
     let gls_power = crtsim::analytic::power(&cfg, sim.design(), 0.05, true, "");
-    // GLS SE implied by the exact power: Φ(δ/SE − z) + Φ(−δ/SE − z).
+    let gls_se = gls_var.sqrt();
     let z = 1.959963984540054;
-    let pw = |se: f64| {
-        let n = statrs::distribution::Normal::standard();
-        use statrs::distribution::ContinuousCDF;
-        n.cdf(delta / se - z) + n.cdf(-delta / se - z)
-    };
-    let (mut lo, mut hi) = (0.1, 20.0);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if pw(mid) > gls_power {
-            lo = mid
-        } else {
-            hi = mid
-        }
-    }
-    let gls_se = 0.5 * (lo + hi);
     // True relative factors: (1|cluster:period) first (more levels), then (1|cluster).
     let s2e = (1.0 - icc) * sd * sd;
     let theta = vec![
@@ -155,7 +143,6 @@ fn oracle_gls_matches_exact_gls_power() {
         (icc * cac * sd * sd / s2e).sqrt(),
     ];
     let f = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)";
-    let reps = 6000u64;
     let (mut rej, mut sum, mut sum2) = (0usize, 0.0, 0.0);
     let mut d = Dataset::default();
     let mut model: Option<Model> = None;
@@ -178,6 +165,10 @@ fn oracle_gls_matches_exact_gls_power() {
         let j = m.frame.x_names.iter().position(|n| n == "treat").unwrap();
         let est = fit.beta[j];
         let se_known = fit.se(j) / fit.sigma * s2e.sqrt();
+        assert!(
+            (se_known - gls_se).abs() < 1e-9 * gls_se,
+            "SE {se_known} vs {gls_se}"
+        );
         if (est / se_known).abs() > z {
             rej += 1;
         }
@@ -190,15 +181,25 @@ fn oracle_gls_matches_exact_gls_power() {
     let mean = sum / n;
     let var = (sum2 - n * mean * mean) / (n - 1.0);
     eprintln!(
-        "oracle GLS: power {power:.4} (MC SE {mcse:.4}) vs exact {gls_power:.4}; \
-         SD {:.4} vs GLS SE {gls_se:.4}; mean {mean:.3} vs {delta}",
-        var.sqrt()
+        "oracle GLS {sets:?}: power {power:.4} (MC SE {mcse:.4}) vs exact {gls_power:.4}; \
+         SD {:.4} vs GLS SE {gls_se:.4}; mean {mean:.3} vs kappa * delta = {:.3}",
+        var.sqrt(),
+        kappa * delta
     );
     assert!((power - gls_power).abs() < 2.5 * mcse);
     // Var of a normal sample variance: 2σ⁴/(n − 1).
-    let se_var = (2.0 / (n - 1.0)).sqrt() * gls_se * gls_se;
-    assert!((var - gls_se * gls_se).abs() < 3.0 * se_var, "var {var}");
-    assert!((mean - delta).abs() < 3.0 * gls_se / n.sqrt());
+    let se_var = (2.0 / (n - 1.0)).sqrt() * gls_var;
+    assert!((var - gls_var).abs() < 3.0 * se_var, "var {var}");
+    assert!((mean - kappa * delta).abs() < 3.0 * gls_se / n.sqrt());
+}
+
+/// The simulator and the exact GLS formula describe the same model, with
+/// and without an implementation lag (which an analysis that ignores it
+/// dilutes to κ·δ).
+#[test]
+fn oracle_gls_matches_exact_gls_power() {
+    oracle_check(&[], 6000);
+    oracle_check(&["stepped_wedge.lag=[0.5]"], 3000);
 }
 
 /// With estimated variance components (14 clusters) the analyses come close
