@@ -240,10 +240,15 @@ pub struct TeamPoint {
 
 /// Team means of follow-up QPR against team participation, from a trial CSV
 /// (`crtsim simulate` output or real data with `team`, `arm`, `qpr` and
-/// `team_adherence` columns).
+/// `team_adherence` columns). A stepped-wedge CSV (`cluster`, `period`,
+/// `treat`, `qpr`, `team_adherence`, no `team`) gives one point per cluster
+/// instead: see [`sw_adherence_points`].
 pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
     use crate::lmm::data::{ColumnData, DataFrame};
     let df = DataFrame::read_csv(csv_path)?;
+    if df.column("team").is_err() && df.column("cluster").is_ok() {
+        return sw_adherence_points(csv_path, &df);
+    }
     let num = |name: &str| -> Result<Vec<f64>> {
         match &df.column(name)?.data {
             ColumnData::Numeric(v) => Ok(v.clone()),
@@ -283,18 +288,121 @@ pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
         .collect())
 }
 
+/// Stepped-wedge clusters: each cluster's change after crossover, the mean
+/// of its period-adjusted scores (each score minus its period's mean over
+/// all clusters) in exposed periods minus that in unexposed periods,
+/// against its participation. Clusters observed only exposed or only
+/// unexposed are left out.
+fn sw_adherence_points(
+    csv_path: &Path,
+    df: &crate::lmm::data::DataFrame,
+) -> Result<Vec<TeamPoint>> {
+    use crate::lmm::data::ColumnData;
+    let num = |name: &str| -> Result<Vec<f64>> {
+        match &df.column(name)?.data {
+            ColumnData::Numeric(v) => Ok(v.clone()),
+            ColumnData::Categorical { .. } => Err(Error::Usage(format!(
+                "{}: column `{name}` must be numeric",
+                csv_path.display()
+            ))),
+        }
+    };
+    let (treat, qpr, part) = (num("treat")?, num("qpr")?, num("team_adherence")?);
+    let (cluster, period) = (df.column("cluster")?, df.column("period")?);
+    let ok = |i: usize| {
+        !qpr[i].is_nan() && !treat[i].is_nan() && !cluster.is_missing(i) && !period.is_missing(i)
+    };
+    let mut pmean: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for i in (0..df.nrows()).filter(|&i| ok(i)) {
+        let e = pmean.entry(period.text(i)).or_insert((0.0, 0.0));
+        e.0 += qpr[i];
+        e.1 += 1.0;
+    }
+    // Per cluster: (sum, n) exposed, (sum, n) unexposed, participation.
+    type Acc = ((f64, usize), (f64, usize), f64);
+    let mut by: BTreeMap<String, Acc> = BTreeMap::new();
+    for i in (0..df.nrows()).filter(|&i| ok(i)) {
+        let (s, n) = pmean[&period.text(i)];
+        let r = qpr[i] - s / n;
+        let e = by
+            .entry(cluster.text(i))
+            .or_insert(((0.0, 0), (0.0, 0), 0.0));
+        if treat[i] > 0.0 {
+            e.0 .0 += r;
+            e.0 .1 += 1;
+            if !part[i].is_nan() {
+                e.2 = part[i];
+            }
+        } else {
+            e.1 .0 += r;
+            e.1 .1 += 1;
+        }
+    }
+    let pts: Vec<TeamPoint> = by
+        .into_values()
+        .filter(|((_, ne), (_, nu), _)| *ne > 0 && *nu > 0)
+        .map(|((se, ne), (su, nu), p)| TeamPoint {
+            participation: p,
+            mean_qpr: se / ne as f64 - su / nu as f64,
+            n: ne + nu,
+            treated: true,
+        })
+        .collect();
+    if pts.len() < 3 {
+        return Err(Error::Usage(format!(
+            "{}: fewer than 3 clusters observed both before and after crossing over",
+            csv_path.display()
+        )));
+    }
+    Ok(pts)
+}
+
 /// Draw `PREFIX.svg` and `PREFIX.png`: team-mean follow-up QPR against team
 /// participation, coloured by arm, sized by team n, with a least-squares line
 /// and its 95% confidence band, and the high/low cut (median participation
-/// of treated teams) marked.
+/// of treated teams) marked. For a stepped-wedge CSV, each cluster's
+/// period-adjusted change after crossover against its participation.
 pub fn adherence_scatter(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
     let pts = adherence_points(csv_path)?;
-    render_both!(prefix, (960, 680), |root| draw_adherence(&root, &pts))
+    let sw = {
+        let df = crate::lmm::data::DataFrame::read_csv(csv_path)?;
+        df.column("team").is_err() && df.column("cluster").is_ok()
+    };
+    let labels = if sw {
+        AdherenceLabels {
+            title: "Cluster change after crossover by participation",
+            x: "cluster participation (proportion of the programme delivered, 0-1)",
+            y: "exposed minus unexposed periods, period-adjusted QPR (points)",
+            treated: "clusters",
+            control: "",
+        }
+    } else {
+        AdherenceLabels {
+            title: "Team follow-up QPR by team participation",
+            x: "team participation (proportion of the programme delivered, 0-1)",
+            y: "team mean follow-up QPR total (points, 0-60)",
+            treated: "treated teams",
+            control: "control teams (participation 0)",
+        }
+    };
+    render_both!(prefix, (960, 680), |root| draw_adherence(
+        &root, &pts, &labels
+    ))
+}
+
+/// Text of the adherence scatter (parallel or stepped-wedge).
+struct AdherenceLabels {
+    title: &'static str,
+    x: &'static str,
+    y: &'static str,
+    treated: &'static str,
+    control: &'static str,
 }
 
 fn draw_adherence<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     pts: &[TeamPoint],
+    labels: &AdherenceLabels,
 ) -> std::result::Result<(), String> {
     use statrs::distribution::{ContinuousCDF, StudentsT};
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -306,10 +414,7 @@ fn draw_adherence<DB: DrawingBackend>(
         });
     let pad = 0.1 * (yhi - ylo).max(1.0);
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Team follow-up QPR by team participation",
-            ("sans-serif", 26),
-        )
+        .caption(labels.title, ("sans-serif", 26))
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(64)
@@ -317,8 +422,8 @@ fn draw_adherence<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("team participation (proportion of the programme delivered, 0-1)")
-        .y_desc("team mean follow-up QPR total (points, 0-60)")
+        .x_desc(labels.x)
+        .y_desc(labels.y)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()
@@ -381,12 +486,8 @@ fn draw_adherence<DB: DrawingBackend>(
     // Points: colour by arm, area by team size.
     let nmax = pts.iter().map(|p| p.n).max().unwrap_or(1) as f64;
     for (treated, colour, label) in [
-        (
-            false,
-            RGBColor(0, 114, 178),
-            "control teams (participation 0)",
-        ),
-        (true, RGBColor(213, 94, 0), "treated teams"),
+        (false, RGBColor(0, 114, 178), labels.control),
+        (true, RGBColor(213, 94, 0), labels.treated),
     ] {
         let sel: Vec<&TeamPoint> = pts.iter().filter(|p| p.treated == treated).collect();
         if sel.is_empty() {
@@ -398,7 +499,7 @@ fn draw_adherence<DB: DrawingBackend>(
                 Circle::new((p.participation, p.mean_qpr), r, colour.mix(0.75).filled())
             }))
             .map_err(|e| e.to_string())?
-            .label(format!("{label}; area ~ team n"))
+            .label(format!("{label}; area ~ n"))
             .legend(move |(x, y)| Circle::new((x + 10, y), 6, colour.filled()));
     }
     // The high/low cut: median participation of the treated teams.

@@ -248,17 +248,18 @@ impl AdherenceAnalyses {
             f
         };
         // The cluster: `team` (parallel designs) or `cluster` (stepped
-        // wedge) when the formula groups by it, else its first single-column
-        // grouping factor.
+        // wedge) when the formula uses it (as a grouping factor or a fixed
+        // effect), else its first single-column grouping factor.
         let groups: Vec<&String> = parsed
             .random
             .iter()
             .filter(|r| r.group.len() == 1)
             .map(|r| &r.group[0])
             .collect();
+        let vars = parsed.variables();
         let cluster = ["team", "cluster"]
             .iter()
-            .find(|c| groups.iter().any(|g| g == *c))
+            .find(|c| groups.iter().any(|g| g == *c) || vars.iter().any(|v| v == *c))
             .map(|c| c.to_string())
             .or_else(|| groups.first().map(|g| g.to_string()))
             .ok_or_else(|| {
