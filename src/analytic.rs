@@ -119,15 +119,7 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
         let z = crate::power::normal_quantile(1.0 - alpha / 2.0);
         crate::measure::norm_cdf(lambda - z) + crate::measure::norm_cdf(-lambda - z)
     } else {
-        use statrs::distribution::{ContinuousCDF, StudentsT};
-        let df = (s.k_treated + s.k_control - 2.0).max(1.0);
-        match StudentsT::new(0.0, 1.0, df) {
-            Ok(t) => {
-                let crit = t.inverse_cdf(1.0 - alpha / 2.0);
-                t.sf(crit - lambda) + t.cdf(-crit - lambda)
-            }
-            Err(_) => f64::NAN,
-        }
+        t_power(lambda, s.k_treated + s.k_control - 2.0, alpha)
     }
 }
 
@@ -317,14 +309,42 @@ pub fn sw_power(
 ) -> f64 {
     let (var, kappa) = sw_config_gls(cfg, design, sw);
     let nclus = design.teams();
-    // The GLS variance with a normal reference: within-cluster comparisons
-    // give stepped-wedge analyses far more than (clusters − 2) df.
-    let _ = normal;
     // The ITT effect: δ·E[g(a)] under an adherence model (δ without one).
     let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(nclus);
     // Under an implementation lag the analysis estimates κ·δ (κ < 1).
     let effect = cfg.effect.difference * eg * kappa;
-    power_from_variance(effect, var, alpha)
+    if normal {
+        return power_from_variance(effect, var, alpha);
+    }
+    // Small-sample tests: a t reference on the between-within df of the
+    // treatment (a cluster-period-level coefficient): observed
+    // cluster-periods − clusters − periods.
+    let m = sw.matrix();
+    let split = crate::design::even_split(nclus as u32, m.len());
+    let excluded = sw.transition == crate::config::Transition::Exclude;
+    let cells: usize = m
+        .iter()
+        .zip(&split)
+        .map(|(row, &k)| {
+            let dropped = usize::from(excluded && row.contains(&1));
+            (row.len() - dropped) * k as usize
+        })
+        .sum();
+    let df = cells as f64 - nclus as f64 - m[0].len() as f64;
+    t_power(effect / var.sqrt(), df, alpha)
+}
+
+/// Power of a two-sided t test with `df` df at standardised effect
+/// `lambda`: P(|T + λ| > t_crit) (the shifted central t).
+fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    match StudentsT::new(0.0, 1.0, df.max(1.0)) {
+        Ok(t) => {
+            let crit = t.inverse_cdf(1.0 - alpha / 2.0);
+            t.sf(crit - lambda.abs()) + t.cdf(-crit - lambda.abs())
+        }
+        Err(_) => f64::NAN,
+    }
 }
 
 /// The GLS variance of a stepped-wedge config's treatment estimate and the
