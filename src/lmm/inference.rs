@@ -163,18 +163,6 @@ impl BlockDiag {
         let n = self.size[c];
         self.data[self.off[c] + i * n + j] = v;
     }
-    fn block(&self, c: usize) -> DMatrix<f64> {
-        let n = self.size[c];
-        DMatrix::from_row_slice(n, n, &self.data[self.off[c]..self.off[c] + n * n])
-    }
-    fn put(&mut self, c: usize, m: &DMatrix<f64>) {
-        let n = self.size[c];
-        for i in 0..n {
-            for j in 0..n {
-                self.data[self.off[c] + i * n + j] = m[(i, j)];
-            }
-        }
-    }
 }
 
 fn blocks(model: &Model, fit: &Fit) -> Blocks {
@@ -212,6 +200,7 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
     let (mut tr_sk, mut tr_sksk) = (0.0, 0.0);
     let mut d1 = BlockDiag::zeros(&ptr);
     let mut d2 = BlockDiag::zeros(&ptr);
+    let mut ws = small::Work::default();
     for c in 0..ncomp {
         let cc = &cols[ptr[c]..ptr[c + 1]];
         let n_c = cc.len();
@@ -242,42 +231,78 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
             d2.set(c, 0, 0, mc * mc * k / (s2 * s2));
             continue;
         }
-        let k = kc.block(c);
-        let l = lc.block(c);
-        let mut rc = DMatrix::<f64>::zeros(n_c, m);
+        // A component of n_c columns (e.g. a cluster and its cluster-periods):
+        // small dense row-major algebra in reused buffers.
+        let nc = n_c;
+        let k = &kc.data[kc.off[c]..kc.off[c] + nc * nc];
+        let l = &lc.data[lc.off[c]..lc.off[c] + nc * nc];
+        let w = &mut ws;
+        w.resize(nc, m);
+        // R_c: the component's rows of Z'[X y].
         for (i, &r) in cc.iter().enumerate() {
-            for j in 0..m {
-                rc[(i, j)] = pls.ztxy[r * m + j];
+            w.r[i * m..(i + 1) * m].copy_from_slice(&pls.ztxy[r * m..(r + 1) * m]);
+        }
+        // C = L'KL + I, then S = L C⁻¹ L'.
+        small::mul(k, l, &mut w.t1, nc, nc, nc); // KL
+        small::mul_tn(l, &w.t1, &mut w.t2, nc, nc, nc); // L'KL
+        for i in 0..nc {
+            w.t2[i * nc + i] += 1.0;
+        }
+        if !small::inverse_spd(&mut w.t2, &mut w.t3, nc) {
+            w.t2.iter_mut().for_each(|v| *v = 0.0);
+            for i in 0..nc {
+                w.t2[i * nc + i] = 1.0;
             }
         }
-        let cmat = l.transpose() * &k * &l + DMatrix::identity(n_c, n_c);
-        let cinv = cmat
-            .cholesky()
-            .map(|ch| ch.inverse())
-            .unwrap_or_else(|| DMatrix::identity(n_c, n_c));
-        let sc = &l * cinv * l.transpose();
-        let ks = &k * &sc;
-        let mc = DMatrix::identity(n_c, n_c) - &ks;
-        let mk = &mc * &k;
-        let mmk = &mc * &mk;
-        let mr = &mc * &rc;
-        let mmr = &mc * &mr;
-        for (i, &r) in cc.iter().enumerate() {
-            for j in 0..m {
-                u_w[(r, j)] = mr[(i, j)] / s2;
-                u_ww[(r, j)] = mmr[(i, j)] / (s2 * s2);
+        small::mul(l, &w.t2, &mut w.t1, nc, nc, nc); // L C⁻¹
+        small::mul_nt(&w.t1, l, &mut w.sc, nc, nc, nc); // S
+        small::mul(k, &w.sc, &mut w.ks, nc, nc, nc); // KS
+                                                     // M = I − KS; MK; MMK.
+        for i in 0..nc {
+            for j in 0..nc {
+                w.mc[i * nc + j] = f64::from(u8::from(i == j)) - w.ks[i * nc + j];
             }
         }
-        let sr = &sc * &rc;
-        let ksr = &k * &sr;
-        rsr += rc.transpose() * &sr;
-        rsksr += sr.transpose() * &ksr;
-        rsksksr += ksr.transpose() * (&sc * &ksr);
-        let skm = &sc * &k;
-        tr_sk += skm.trace();
-        tr_sksk += (&skm * &skm).trace();
-        d1.put(c, &(mk / s2));
-        d2.put(c, &(mmk / (s2 * s2)));
+        small::mul(&w.mc, k, &mut w.mk, nc, nc, nc);
+        small::mul(&w.mc, &w.mk, &mut w.mmk, nc, nc, nc);
+        small::mul(&w.mc, &w.r, &mut w.mr, nc, nc, m);
+        small::mul(&w.mc, &w.mr, &mut w.mmr, nc, nc, m);
+        for (i, &r) in cc.iter().enumerate() {
+            for j in 0..m {
+                u_w[(r, j)] = w.mr[i * m + j] / s2;
+                u_ww[(r, j)] = w.mmr[i * m + j] / (s2 * s2);
+            }
+        }
+        small::mul(&w.sc, &w.r, &mut w.sr, nc, nc, m); // SR
+        small::mul(k, &w.sr, &mut w.ksr, nc, nc, m); // KSR
+        small::mul(&w.sc, &w.ksr, &mut w.sksr, nc, nc, m); // S·KSR
+        for a in 0..m {
+            for b in 0..m {
+                let (mut x1, mut x2, mut x3) = (0.0, 0.0, 0.0);
+                for i in 0..nc {
+                    x1 += w.r[i * m + a] * w.sr[i * m + b];
+                    x2 += w.sr[i * m + a] * w.ksr[i * m + b];
+                    x3 += w.ksr[i * m + a] * w.sksr[i * m + b];
+                }
+                rsr[(a, b)] += x1;
+                rsksr[(a, b)] += x2;
+                rsksksr[(a, b)] += x3;
+            }
+        }
+        // tr(SK) and tr(SKSK).
+        small::mul(&w.sc, k, &mut w.t1, nc, nc, nc);
+        for i in 0..nc {
+            tr_sk += w.t1[i * nc + i];
+            for j in 0..nc {
+                tr_sksk += w.t1[i * nc + j] * w.t1[j * nc + i];
+            }
+        }
+        for i in 0..nc {
+            for j in 0..nc {
+                d1.set(c, i, j, w.mk[i * nc + j] / s2);
+                d2.set(c, i, j, w.mmk[i * nc + j] / (s2 * s2));
+            }
+        }
     }
     let mut krr = DMatrix::<f64>::zeros(m, m);
     for a in 0..m {
@@ -981,5 +1006,129 @@ pub fn lrt(null: &Fit, alt: &Fit) -> Lrt {
         chisq,
         df,
         p: p_chisq(chisq, df),
+    }
+}
+
+/// Small dense row-major matrix helpers for per-component algebra (a
+/// component is a handful of columns: nalgebra's general routines cost more
+/// in setup than in arithmetic at that size).
+mod small {
+    /// Scratch buffers for one component, grown as needed.
+    #[derive(Default)]
+    pub struct Work {
+        pub r: Vec<f64>,
+        pub t1: Vec<f64>,
+        pub t2: Vec<f64>,
+        pub t3: Vec<f64>,
+        pub sc: Vec<f64>,
+        pub ks: Vec<f64>,
+        pub mc: Vec<f64>,
+        pub mk: Vec<f64>,
+        pub mmk: Vec<f64>,
+        pub mr: Vec<f64>,
+        pub mmr: Vec<f64>,
+        pub sr: Vec<f64>,
+        pub ksr: Vec<f64>,
+        pub sksr: Vec<f64>,
+    }
+
+    impl Work {
+        /// Size the buffers for an n × n component and m columns of [X y].
+        pub fn resize(&mut self, n: usize, m: usize) {
+            for v in [
+                &mut self.t1,
+                &mut self.t2,
+                &mut self.t3,
+                &mut self.sc,
+                &mut self.ks,
+                &mut self.mc,
+                &mut self.mk,
+                &mut self.mmk,
+            ] {
+                v.resize(n * n, 0.0);
+            }
+            for v in [
+                &mut self.r,
+                &mut self.mr,
+                &mut self.mmr,
+                &mut self.sr,
+                &mut self.ksr,
+                &mut self.sksr,
+            ] {
+                v.resize(n * m, 0.0);
+            }
+        }
+    }
+
+    /// out (n × m) = a (n × k) · b (k × m).
+    pub fn mul(a: &[f64], b: &[f64], out: &mut [f64], n: usize, k: usize, m: usize) {
+        for i in 0..n {
+            let row = &mut out[i * m..(i + 1) * m];
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for t in 0..k {
+                let x = a[i * k + t];
+                if x != 0.0 {
+                    for (o, &y) in row.iter_mut().zip(&b[t * m..(t + 1) * m]) {
+                        *o += x * y;
+                    }
+                }
+            }
+        }
+    }
+
+    /// out (n × m) = a' · b with a (k × n), b (k × m).
+    pub fn mul_tn(a: &[f64], b: &[f64], out: &mut [f64], n: usize, k: usize, m: usize) {
+        out[..n * m].iter_mut().for_each(|v| *v = 0.0);
+        for t in 0..k {
+            for i in 0..n {
+                let x = a[t * n + i];
+                if x != 0.0 {
+                    for j in 0..m {
+                        out[i * m + j] += x * b[t * m + j];
+                    }
+                }
+            }
+        }
+    }
+
+    /// out (n × m) = a · b' with a (n × k), b (m × k).
+    pub fn mul_nt(a: &[f64], b: &[f64], out: &mut [f64], n: usize, k: usize, m: usize) {
+        for i in 0..n {
+            for j in 0..m {
+                out[i * m + j] = (0..k).map(|t| a[i * k + t] * b[j * k + t]).sum();
+            }
+        }
+    }
+
+    /// Invert a symmetric positive-definite n × n matrix in place (`scratch`
+    /// n × n); false if it is not positive definite.
+    pub fn inverse_spd(a: &mut [f64], scratch: &mut [f64], n: usize) -> bool {
+        scratch[..n * n].copy_from_slice(&a[..n * n]);
+        if !crate::lmm::pls::dense_cholesky_lower(scratch, n) {
+            return false;
+        }
+        // Solve L L' X = I column by column.
+        for col in 0..n {
+            let mut x = vec![0.0; n];
+            x[col] = 1.0;
+            for i in 0..n {
+                let mut v = x[i];
+                for t in 0..i {
+                    v -= scratch[i * n + t] * x[t];
+                }
+                x[i] = v / scratch[i * n + i];
+            }
+            for i in (0..n).rev() {
+                let mut v = x[i];
+                for t in i + 1..n {
+                    v -= scratch[t * n + i] * x[t];
+                }
+                x[i] = v / scratch[i * n + i];
+            }
+            for i in 0..n {
+                a[i * n + col] = x[i];
+            }
+        }
+        true
     }
 }
