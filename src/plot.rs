@@ -244,20 +244,12 @@ pub struct TeamPoint {
 /// `treat`, `qpr`, `team_adherence`, no `team`) gives one point per cluster
 /// instead: see [`sw_adherence_points`].
 pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
-    use crate::lmm::data::{ColumnData, DataFrame};
+    use crate::lmm::data::DataFrame;
     let df = DataFrame::read_csv(csv_path)?;
     if df.column("team").is_err() && df.column("cluster").is_ok() {
         return sw_adherence_points(csv_path, &df);
     }
-    let num = |name: &str| -> Result<Vec<f64>> {
-        match &df.column(name)?.data {
-            ColumnData::Numeric(v) => Ok(v.clone()),
-            ColumnData::Categorical { .. } => Err(Error::Usage(format!(
-                "{}: column `{name}` must be numeric",
-                csv_path.display()
-            ))),
-        }
-    };
+    let num = |name: &str| numeric_column(&df, name, csv_path);
     let (arm, qpr, part) = (num("arm")?, num("qpr")?, num("team_adherence")?);
     let team = df.column("team")?;
     let mut by: BTreeMap<String, (f64, usize, f64, bool)> = BTreeMap::new();
@@ -288,6 +280,21 @@ pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
         .collect())
 }
 
+/// A numeric column of a CSV's data frame (error naming file and column).
+fn numeric_column(
+    df: &crate::lmm::data::DataFrame,
+    name: &str,
+    csv_path: &Path,
+) -> Result<Vec<f64>> {
+    match &df.column(name)?.data {
+        crate::lmm::data::ColumnData::Numeric(v) => Ok(v.clone()),
+        crate::lmm::data::ColumnData::Categorical { .. } => Err(Error::Usage(format!(
+            "{}: column `{name}` must be numeric",
+            csv_path.display()
+        ))),
+    }
+}
+
 /// Stepped-wedge clusters: each cluster's change after crossover, the mean
 /// of its period-adjusted scores (each score minus its period's mean over
 /// all clusters) in exposed periods minus that in unexposed periods,
@@ -297,16 +304,7 @@ fn sw_adherence_points(
     csv_path: &Path,
     df: &crate::lmm::data::DataFrame,
 ) -> Result<Vec<TeamPoint>> {
-    use crate::lmm::data::ColumnData;
-    let num = |name: &str| -> Result<Vec<f64>> {
-        match &df.column(name)?.data {
-            ColumnData::Numeric(v) => Ok(v.clone()),
-            ColumnData::Categorical { .. } => Err(Error::Usage(format!(
-                "{}: column `{name}` must be numeric",
-                csv_path.display()
-            ))),
-        }
-    };
+    let num = |name: &str| numeric_column(df, name, csv_path);
     let (treat, qpr, part) = (num("treat")?, num("qpr")?, num("team_adherence")?);
     let (cluster, period) = (df.column("cluster")?, df.column("period")?);
     let ok = |i: usize| {
