@@ -24,7 +24,7 @@ use super::frame::ModelFrame;
 /// Where θ's entries sit: term `t` has k(k+1)/2 entries, the lower triangle
 /// of T_t column by column (lme4's order); see [`tri`].
 /// The PLS structure and workspace for one model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Pls {
     /// Rows.
     pub n: usize,
@@ -320,28 +320,18 @@ impl Pls {
             c_colptr,
             c_rowind,
             ztz,
-            c_val: vec![0.0; nc],
             rec_ptr,
             rec,
             lam_ptr,
             lam,
             l_colptr,
             l_rowind,
-            l_val: vec![0.0; nnz_l],
             row_ptr,
             row_ent,
             diag,
-            ztxy: vec![0.0; q * (p + 1)],
-            xyxy: vec![0.0; (p + 1) * (p + 1)],
-            work: vec![0.0; q],
-            rzx: vec![0.0; q * (p + 1)],
-            lm: vec![0.0; (p + 1) * (p + 1)],
-            ldl2: 0.0,
-            ldrx2: 0.0,
-            pwrss: 0.0,
+            ..Pls::default()
         };
-        pls.set_x_products(mf);
-        pls.set_response(mf, &mf.y);
+        pls.finish(mf);
         pls
     }
 
@@ -365,30 +355,34 @@ impl Pls {
             lower: vec![0.0],
             c_colptr: iota.clone(),
             c_rowind: (0..q).collect(),
-            c_val: vec![0.0; q],
             rec_ptr: iota.clone(),
             rec: (0..q as u32).map(|g| (g, 0, 0)).collect(),
             lam_ptr: iota.clone(),
             lam: (0..q as u32).map(|g| (g, 0)).collect(),
             l_colptr: iota,
             l_rowind: (0..q).collect(),
-            l_val: vec![0.0; q],
             row_ptr: vec![0; q + 1],
             row_ent: Vec::new(),
             diag: Some(ztz.iter().map(|&v| (v, 0u32)).collect()),
             ztz,
-            ztxy: vec![0.0; q * (p + 1)],
-            xyxy: vec![0.0; (p + 1) * (p + 1)],
-            work: vec![0.0; q],
-            rzx: vec![0.0; q * (p + 1)],
-            lm: vec![0.0; (p + 1) * (p + 1)],
-            ldl2: 0.0,
-            ldrx2: 0.0,
-            pwrss: 0.0,
+            ..Pls::default()
         };
-        pls.set_x_products(mf);
-        pls.set_response(mf, &mf.y);
+        pls.finish(mf);
         pls
+    }
+
+    /// Size the numeric workspace for the structure, then install the
+    /// model's X and y products.
+    fn finish(&mut self, mf: &ModelFrame) {
+        let (q, m) = (self.q, self.p + 1);
+        self.c_val = vec![0.0; self.c_rowind.len()];
+        self.l_val = vec![0.0; self.l_rowind.len()];
+        self.ztxy = vec![0.0; q * m];
+        self.xyxy = vec![0.0; m * m];
+        self.work = vec![0.0; q];
+        self.rzx = vec![0.0; q * m];
+        self.lm = vec![0.0; m * m];
+        self.set_design(mf);
     }
 
     /// Install new fixed effects and response for the same random-effects
