@@ -141,6 +141,19 @@ impl AdherenceModel {
         }
     }
 
+    /// Participation at copula quantile `p` (Beta and mixture teams; the
+    /// draw in [`AdherenceModel::team`] is this at p = Φ(latent)). None for
+    /// fixed or full participation, which do not depend on the team effect.
+    pub fn team_at(&self, p: f64) -> Option<f64> {
+        match &self.team {
+            TeamDist::Beta { a, b } => Some(inv_beta_reg(*a, *b, p.clamp(1e-12, 1.0 - 1e-12))),
+            TeamDist::Mixture { high, low, p_high } => {
+                Some(if p > 1.0 - p_high { *high } else { *low })
+            }
+            TeamDist::Full | TeamDist::Fixed(_) => None,
+        }
+    }
+
     /// A staff member's adherence around the team's value.
     pub fn staff<R: Rng + ?Sized>(&self, team: f64, rng: &mut R) -> f64 {
         match self.staff_concentration {

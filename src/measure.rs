@@ -107,6 +107,11 @@ fn marginal_moments(measure: Measure, mu: f64, sd: f64, item_noise: f64) -> (f64
     (ex, var, sd * ext / w0)
 }
 
+/// Mean reported score when the latent total T ~ N(mu, sd²).
+pub fn marginal_mean(measure: Measure, mu: f64, sd: f64, item_noise: f64) -> f64 {
+    marginal_moments(measure, mu, sd, item_noise).0
+}
+
 /// The change in the mean reported score when the latent total T ~ N(mu,
 /// sd²) shifts by `shift`: E[X(T + shift)] − E[X(T)]. Equals `shift` for a
 /// continuous outcome; smaller near the QPR-15 floor or ceiling.

@@ -383,12 +383,55 @@ impl Simulator {
     /// bounded QPR-15 scale the latent shift δ/b is mapped through the
     /// scale (see [`crate::measure::mean_shift`]), team by team over the
     /// participation distribution: a large effect near the ceiling shows
-    /// up smaller than δ. (Marginal over the control population; period
-    /// trends and baseline adjustment are not part of the mapping.)
+    /// up smaller than δ. Under confounding (participation correlated with
+    /// the team or cluster effect) the expectation is taken jointly over
+    /// both. (Marginal over the control population; period trends and
+    /// baseline adjustment are not part of the mapping.)
     pub fn itt_effect(&self) -> f64 {
         let teams = self.design.teams();
         if self.measure == Measure::Continuous {
             return self.config.effect.difference * self.adherence.mean_g(teams);
+        }
+        // Under confounding, participation goes with the team effect u, and
+        // teams nearer the ceiling take part more: integrate over (u, the
+        // copula's own noise) on a grid.
+        let sd_u = match &self.sw {
+            Some(sw) => sw.sd_cluster,
+            None => self.sd_team,
+        };
+        let r = self.adherence.confounding;
+        if r != 0.0 && sd_u > 0.0 && self.adherence.team_at(0.5).is_some() {
+            let rest = (self.sd_latent * self.sd_latent - sd_u * sd_u)
+                .max(0.0)
+                .sqrt();
+            let h = 0.25;
+            let zs: Vec<(f64, f64)> = (-24..=24)
+                .map(|i| {
+                    let z = i as f64 * h;
+                    (z, (-0.5 * z * z).exp())
+                })
+                .collect();
+            let wsum: f64 = zs.iter().map(|z| z.1).sum();
+            let rc = (1.0 - r * r).sqrt();
+            let mut treated = 0.0;
+            for &(zu, wu) in &zs {
+                for &(e, we) in &zs {
+                    let p = measure::norm_cdf(r * zu + rc * e);
+                    let a = self.adherence.team_at(p).unwrap_or(1.0);
+                    let shift = self.delta * self.adherence.staff_mean_g(a);
+                    treated += wu
+                        * we
+                        * measure::marginal_mean(
+                            self.measure,
+                            self.mu + sd_u * zu + shift,
+                            rest,
+                            self.item_noise,
+                        );
+                }
+            }
+            let control =
+                measure::marginal_mean(self.measure, self.mu, self.sd_latent, self.item_noise);
+            return treated / (wsum * wsum) - control;
         }
         self.adherence
             .team_support(teams)
