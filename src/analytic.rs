@@ -336,7 +336,7 @@ pub fn sw_power(
 
 /// Power of a two-sided t test with `df` df at standardised effect
 /// `lambda`: P(|T + λ| > t_crit) (the shifted central t).
-fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
+pub(crate) fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
     use statrs::distribution::{ContinuousCDF, StudentsT};
     match StudentsT::new(0.0, 1.0, df.max(1.0)) {
         Ok(t) => {

@@ -472,6 +472,80 @@ impl PowerStudy {
         })
     }
 
+    /// Expected Kenward–Roger power of a stepped-wedge analysis: KR's
+    /// adjusted variance and df depend only on the design and the variance
+    /// parameters, not on the outcome, so evaluating them at the true
+    /// parameters on one simulated design gives the power the KR test is
+    /// planned to have, with the cost of estimating the variances from few
+    /// clusters included (Kackar–Harville). None unless the design is a
+    /// stepped wedge and the formula's random effects are the ones the data
+    /// are generated with (cluster, cluster-period, and person for cohorts).
+    pub fn sw_expected_kr_power(&self) -> Option<f64> {
+        use crate::config::{DesignKind, Sampling};
+        let cfg = &self.config;
+        let sw = cfg.stepped_wedge.as_ref()?;
+        if cfg.trial.design != DesignKind::SteppedWedge {
+            return None;
+        }
+        let o = &cfg.outcome;
+        let var = o.sd * o.sd;
+        let cac = o.cac?;
+        let resid = (1.0 - o.icc - o.icc_staff) * var;
+        let iac = match sw.sampling {
+            Sampling::Cohort => o.iac.unwrap_or(0.0),
+            Sampling::CrossSectional => 0.0,
+        };
+        let d = self.sim.simulate(cfg.trial.seed.unwrap_or(1), 0);
+        let data = self.sim.data_frame(&d);
+        let mut model = Model::from_formula(&self.parsed, &data, true).ok()?;
+        let mut has_person = false;
+        let mut theta = Vec::new();
+        let s2 = resid * (1.0 - iac);
+        for t in &model.frame.terms {
+            if t.k != 1 {
+                return None;
+            }
+            let v = match t.group.as_str() {
+                "cluster" => o.icc * cac * var,
+                "cluster:period" => o.icc * (1.0 - cac) * var,
+                "cluster:individual" if iac > 0.0 => {
+                    has_person = true;
+                    iac * resid
+                }
+                _ => return None,
+            };
+            theta.push((v / s2).sqrt());
+        }
+        if iac > 0.0 && !has_person {
+            return None; // a cohort analysed without its people: misspecified
+        }
+        let mut fit = model.fit_at(crate::lmm::optim::OptResult {
+            x: theta,
+            f: f64::NAN,
+            evals: 0,
+            converged: true,
+            grad: 0.0,
+            message: "true variance parameters".into(),
+        });
+        fit.sigma = s2.sqrt();
+        let j = model.frame.x_names.iter().position(|n| n == &self.term)?;
+        let t = coef_tests_with(
+            &model,
+            &fit,
+            TestOptions {
+                satterthwaite: false,
+                kenward_roger: true,
+                between_within: false,
+            },
+        );
+        let (se, df) = (*t.se_kenward_roger.get(j)?, *t.df_kenward_roger.get(j)?);
+        let (_, kappa) = crate::analytic::sw_config_gls(cfg, self.sim.design(), sw);
+        let eg = self.sim.adherence().mean_g(self.sim.design().teams());
+        let effect = cfg.effect.difference * eg * kappa;
+        let p = crate::analytic::t_power(effect / se, df, self.alpha);
+        p.is_finite().then_some(p)
+    }
+
     /// Scenarios run: 1 (effect) or 2 (effect and null).
     pub fn scenarios(&self) -> u8 {
         if self.sim_null.is_some() {
@@ -787,6 +861,11 @@ pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
         .map(|m| {
             if m.starts_with("adh_") {
                 f64::NAN // no closed form for the adherence analyses
+            } else if let Some(kr) = (m == "lmm_kenward_roger")
+                .then(|| study.sw_expected_kr_power())
+                .flatten()
+            {
+                kr
             } else {
                 crate::analytic::power(
                     &study.config,
