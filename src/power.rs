@@ -74,6 +74,17 @@ pub struct Record {
     pub outcome: Outcome,
 }
 
+/// A stepped-wedge analysis evaluated at the true variance parameters.
+struct SmallSample {
+    /// The effect the analysis estimates (δ·E[g]·κ).
+    effect: f64,
+    /// GLS variance Φ of the treatment estimate.
+    var_gls: f64,
+    /// Kenward–Roger's adjusted variance Φ + 2Λ, and its df.
+    var_kr: f64,
+    df_kr: f64,
+}
+
 /// Per-thread scratch space for [`PowerStudy::replicate`]: the simulated
 /// data and the last model (reused across replicates with the same design).
 #[derive(Default)]
@@ -481,6 +492,27 @@ impl PowerStudy {
     /// stepped wedge and the formula's random effects are the ones the data
     /// are generated with (cluster, cluster-period, and person for cohorts).
     pub fn sw_expected_kr_power(&self) -> Option<f64> {
+        let e = self.sw_expected_small_sample()?;
+        let p = crate::analytic::t_power(e.effect / e.var_kr.sqrt(), e.df_kr, self.alpha);
+        p.is_finite().then_some(p)
+    }
+
+    /// Expected power of the Wald z test with estimated variances, from the
+    /// same evaluation (Kackar–Harville): KR's adjustment is 2Λ, so δ̂ has
+    /// variance about Φ + Λ while the model SE estimates about √Φ; the z
+    /// test rejects when |δ̂| > z·√Φ. (Φ: the GLS variance at the truth.)
+    pub fn sw_expected_z_power(&self) -> Option<f64> {
+        let e = self.sw_expected_small_sample()?;
+        let lambda = 0.5 * (e.var_kr - e.var_gls).max(0.0);
+        let sd = (e.var_gls + lambda).sqrt();
+        let z = normal_quantile(1.0 - self.alpha / 2.0);
+        let crit = z * e.var_gls.sqrt() / sd;
+        let l = e.effect.abs() / sd;
+        let p = crate::measure::norm_cdf(l - crit) + crate::measure::norm_cdf(-l - crit);
+        p.is_finite().then_some(p)
+    }
+
+    fn sw_expected_small_sample(&self) -> Option<SmallSample> {
         use crate::config::{DesignKind, Sampling};
         let cfg = &self.config;
         let sw = cfg.stepped_wedge.as_ref()?;
@@ -527,6 +559,9 @@ impl PowerStudy {
             grad: 0.0,
             message: "true variance parameters".into(),
         });
+        // fit_at estimated σ from this dataset; the truth replaces it (vcov
+        // scales with σ², so Φ at the truth is vcov·σ²/σ̂²).
+        let sigma_hat = fit.sigma;
         fit.sigma = s2.sqrt();
         let j = model.frame.x_names.iter().position(|n| n == &self.term)?;
         let t = coef_tests_with(
@@ -541,9 +576,12 @@ impl PowerStudy {
         let (se, df) = (*t.se_kenward_roger.get(j)?, *t.df_kenward_roger.get(j)?);
         let (_, kappa) = crate::analytic::sw_config_gls(cfg, self.sim.design(), sw);
         let eg = self.sim.adherence().mean_g(self.sim.design().teams());
-        let effect = cfg.effect.difference * eg * kappa;
-        let p = crate::analytic::t_power(effect / se, df, self.alpha);
-        p.is_finite().then_some(p)
+        Some(SmallSample {
+            effect: cfg.effect.difference * eg * kappa,
+            var_gls: (fit.se(j) * fit.sigma / sigma_hat).powi(2),
+            var_kr: se * se,
+            df_kr: df,
+        })
     }
 
     /// Scenarios run: 1 (effect) or 2 (effect and null).
@@ -866,6 +904,11 @@ pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
                 .flatten()
             {
                 kr
+            } else if let Some(z) = (m == "lmm_z")
+                .then(|| study.sw_expected_z_power())
+                .flatten()
+            {
+                z
             } else {
                 crate::analytic::power(
                     &study.config,
