@@ -213,15 +213,18 @@ fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Levels) {
     let parts: Vec<(Vec<u32>, Levels)> = cols.iter().map(|c| factor_codes(c, rows)).collect();
     // Combined level index in mixed radix: sorting by it is R's order.
     let radix: Vec<u64> = parts.iter().map(|p| p.1.len().max(1) as u64).collect();
+    let total = radix.iter().try_fold(1u64, |a, &r| a.checked_mul(r));
+    if total.is_none() {
+        return tuple_group_codes(&parts, rows.len());
+    }
     let keys: Vec<u64> = (0..rows.len())
         .map(|r| {
             parts
                 .iter()
                 .zip(&radix)
-                .fold(0u64, |acc, (p, &k)| acc.wrapping_mul(k) + u64::from(p.0[r]))
+                .fold(0u64, |acc, (p, &k)| acc * k + u64::from(p.0[r]))
         })
         .collect();
-    let total = radix.iter().try_fold(1u64, |a, &r| a.checked_mul(r));
     let (codes, present): (Vec<u32>, Vec<u64>) = match total {
         // A dense table when the combinations are few (the usual case).
         Some(t) if t <= 4 * rows.len() as u64 + 1024 => {
@@ -266,6 +269,29 @@ fn group_codes(cols: &[&Column], rows: &[usize]) -> (Vec<u32>, Levels) {
                 name.push_str(p.1.name(idx[j] as usize));
             }
             name
+        })
+        .collect();
+    (codes, Levels::owned(names))
+}
+
+/// [`group_codes`] when the combinations outnumber u64 (very many columns or
+/// levels): the same order, with each row's level tuple as the key.
+fn tuple_group_codes(parts: &[(Vec<u32>, Levels)], n: usize) -> (Vec<u32>, Levels) {
+    let tuple = |r: usize| -> Vec<u32> { parts.iter().map(|p| p.0[r]).collect() };
+    let mut present: Vec<Vec<u32>> = (0..n).map(tuple).collect();
+    present.sort_unstable();
+    present.dedup();
+    let codes = (0..n)
+        .map(|r| present.binary_search(&tuple(r)).unwrap_or(0) as u32)
+        .collect();
+    let names = present
+        .iter()
+        .map(|t| {
+            t.iter()
+                .zip(parts)
+                .map(|(&l, p)| p.1.name(l as usize))
+                .collect::<Vec<_>>()
+                .join(":")
         })
         .collect();
     (codes, Levels::owned(names))
@@ -523,5 +549,29 @@ impl ModelFrame {
             n_missing,
             response: formula.response.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuple_keys_give_the_same_levels_as_mixed_radix_keys() {
+        let names: Vec<String> = ["C1", "C10", "C2"].iter().map(|s| s.to_string()).collect();
+        let a = Column::categorical("a", vec![2, 0, 1, 0, 2, 1, 0], names);
+        let b = Column::numeric("b", vec![3.0, 1.0, 1.0, 2.0, 3.0, 1.0, 1.0]);
+        let rows: Vec<usize> = (0..7).collect();
+        let (codes, levels) = group_codes(&[&a, &b], &rows);
+        let parts = vec![factor_codes(&a, &rows), factor_codes(&b, &rows)];
+        let (tcodes, tlevels) = tuple_group_codes(&parts, rows.len());
+        assert_eq!(codes, tcodes);
+        let nm = |l: &Levels| {
+            (0..l.len())
+                .map(|k| l.name(k).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nm(&levels), nm(&tlevels));
+        assert_eq!(nm(&levels), ["C1:1", "C1:2", "C10:1", "C2:3"]);
     }
 }
