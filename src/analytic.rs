@@ -321,13 +321,18 @@ pub fn sw_power(
     // cluster-periods − clusters − periods.
     let m = sw.matrix();
     let split = crate::design::even_split(nclus as u32, m.len());
-    let excluded = sw.transition == crate::config::Transition::Exclude;
     let cells: usize = m
         .iter()
         .zip(&split)
         .map(|(row, &k)| {
-            let dropped = usize::from(excluded && row.contains(&1));
-            (row.len() - dropped) * k as usize
+            let observed = (0..row.len())
+                .filter(|&t| {
+                    crate::design::sw_cell(row, t, sw.transition, &sw.lag)
+                        .exposure
+                        .is_some()
+                })
+                .count();
+            observed * k as usize
         })
         .sum();
     let df = cells as f64 - nclus as f64 - m[0].len() as f64;
@@ -355,7 +360,6 @@ pub fn sw_config_gls(
     design: &Design,
     sw: &crate::config::SteppedWedge,
 ) -> (f64, f64) {
-    use crate::config::Transition;
     let m = sw.matrix();
     let nclus = design.teams();
     let split = crate::design::even_split(nclus as u32, m.len());
@@ -366,25 +370,17 @@ pub fn sw_config_gls(
     let mut truth: Vec<Vec<f64>> = Vec::new();
     let mut sizes = Vec::new();
     for (q, row) in m.iter().enumerate() {
-        let first = row.iter().position(|&x| x == 1);
         // The analysis's treatment column (1, 0.5 in a half-exposed
         // transition, cell dropped when excluded) and the true effect's
         // shape (that times the implementation lag).
-        let mut cells: Vec<Option<f64>> = Vec::with_capacity(row.len());
-        let mut true_cells: Vec<f64> = Vec::with_capacity(row.len());
-        for (t, &x) in row.iter().enumerate() {
-            let since = first.filter(|_| x == 1).map(|f| t as i64 - f as i64);
-            let lag = since
-                .and_then(|e| sw.lag.get(e as usize).copied())
-                .unwrap_or(1.0);
-            let cell = match (since, sw.transition) {
-                (Some(0), Transition::Exclude) => None,
-                (Some(0), Transition::Half) => Some(0.5),
-                _ => Some(f64::from(x)),
-            };
-            true_cells.push(cell.unwrap_or(0.0) * lag);
-            cells.push(cell);
-        }
+        let sw_cells: Vec<crate::design::SwCell> = (0..row.len())
+            .map(|t| crate::design::sw_cell(row, t, sw.transition, &sw.lag))
+            .collect();
+        let cells: Vec<Option<f64>> = sw_cells.iter().map(|c| c.exposure).collect();
+        let true_cells: Vec<f64> = sw_cells
+            .iter()
+            .map(|c| c.exposure.unwrap_or(0.0) * c.lag)
+            .collect();
         for _ in 0..split[q] {
             exposure.push(cells.clone());
             truth.push(true_cells.clone());

@@ -266,6 +266,44 @@ impl Design {
     }
 }
 
+/// One cluster-period of a stepped-wedge sequence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SwCell {
+    /// The treatment column the analysis sees: 0/1, 0.5 in a half-exposed
+    /// transition period, None when the transition period is excluded.
+    pub exposure: Option<f64>,
+    /// Periods since crossover (0 in the first exposed period; −1 before).
+    pub since: i32,
+    /// Share of the effect reached (the implementation lag; 1 without one).
+    pub lag: f64,
+}
+
+/// Period `t` of a sequence's 0/1 `row`: the one rule the simulator and the
+/// GLS power both use for transitions and implementation lag.
+pub fn sw_cell(row: &[u8], t: usize, transition: crate::config::Transition, lag: &[f64]) -> SwCell {
+    use crate::config::Transition;
+    let first = row.iter().position(|&x| x == 1);
+    let since = match first {
+        Some(f) if row[t] == 1 => t as i32 - f as i32,
+        _ => -1,
+    };
+    let exposure = match (since, transition) {
+        (0, Transition::Exclude) => None,
+        (0, Transition::Half) => Some(0.5),
+        _ => Some(f64::from(row[t])),
+    };
+    let lag = if since >= 0 {
+        lag.get(since as usize).copied().unwrap_or(1.0)
+    } else {
+        1.0
+    };
+    SwCell {
+        exposure,
+        since,
+        lag,
+    }
+}
+
 /// Split `n` items over `k` groups as evenly as possible, earlier groups first.
 pub fn even_split(n: u32, k: usize) -> Vec<u32> {
     let k32 = k as u32;

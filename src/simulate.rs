@@ -545,7 +545,6 @@ impl Simulator {
     /// individuals each period (cross-sectional) or one cohort per cluster
     /// with individual autocorrelation.
     fn simulate_sw(&self, sw: &SwParams, rng: &mut TrialRng, d: &mut Dataset) {
-        use crate::config::Transition;
         let nclus = self.design.teams();
         let nseq = sw.matrix.len();
         // Randomise clusters to sequences (an even split over sequences).
@@ -598,24 +597,11 @@ impl Simulator {
             let mut rows = 0u32;
             for t in 0..sw.periods {
                 let v = sw.sd_cp * rng.sample::<f64, _>(StandardNormal);
-                let x = row[t];
-                let since = match first {
-                    Some(f) if x == 1 => t as i32 - f as i32,
-                    _ => -1,
+                let cell = crate::design::sw_cell(row, t, sw.transition, &sw.lag);
+                let Some(exposure) = cell.exposure else {
+                    continue; // an excluded transition period
                 };
-                let mut exposure = f64::from(x);
-                if since == 0 {
-                    match sw.transition {
-                        Transition::Exclude => continue,
-                        Transition::Half => exposure = 0.5,
-                        Transition::None => {}
-                    }
-                }
-                let lagf = if since >= 0 {
-                    sw.lag.get(since as usize).copied().unwrap_or(1.0)
-                } else {
-                    1.0
-                };
+                let (since, lagf) = (cell.since, cell.lag);
                 let mean = self.mu + sw.trend[t] + self.delta * exposure * lagf * g + u + v;
                 let n = if sw.cohort {
                     cohort_n
