@@ -85,6 +85,27 @@ struct SmallSample {
     df_kr: f64,
 }
 
+impl SmallSample {
+    /// The KR test's power: t on KR's df with KR's variance.
+    fn kr_power(&self, alpha: f64) -> Option<f64> {
+        let p = crate::analytic::t_power(self.effect / self.var_kr.sqrt(), self.df_kr, alpha);
+        p.is_finite().then_some(p)
+    }
+
+    /// The Wald z test's power: KR's adjustment is 2Λ, so δ̂ has variance
+    /// about Φ + Λ (Kackar–Harville) while the model SE estimates about √Φ;
+    /// the test rejects when |δ̂| > z·√Φ.
+    fn z_power(&self, alpha: f64) -> Option<f64> {
+        let lambda = 0.5 * (self.var_kr - self.var_gls).max(0.0);
+        let sd = (self.var_gls + lambda).sqrt();
+        let z = normal_quantile(1.0 - alpha / 2.0);
+        let crit = z * self.var_gls.sqrt() / sd;
+        let l = self.effect.abs() / sd;
+        let p = crate::measure::norm_cdf(l - crit) + crate::measure::norm_cdf(-l - crit);
+        p.is_finite().then_some(p)
+    }
+}
+
 /// Per-thread scratch space for [`PowerStudy::replicate`]: the simulated
 /// data and the last model (reused across replicates with the same design).
 #[derive(Default)]
@@ -457,7 +478,6 @@ impl PowerStudy {
         let mut vars = parsed.variables();
         let adherence = if methods.iter().any(|m| m.starts_with("adh_")) {
             vars.push("team_adherence".into());
-
             Some(AdherenceAnalyses::new(
                 &formula,
                 &term,
@@ -492,24 +512,13 @@ impl PowerStudy {
     /// stepped wedge and the formula's random effects are the ones the data
     /// are generated with (cluster, cluster-period, and person for cohorts).
     pub fn sw_expected_kr_power(&self) -> Option<f64> {
-        let e = self.sw_expected_small_sample()?;
-        let p = crate::analytic::t_power(e.effect / e.var_kr.sqrt(), e.df_kr, self.alpha);
-        p.is_finite().then_some(p)
+        self.sw_expected_small_sample()?.kr_power(self.alpha)
     }
 
     /// Expected power of the Wald z test with estimated variances, from the
-    /// same evaluation (Kackar–Harville): KR's adjustment is 2Λ, so δ̂ has
-    /// variance about Φ + Λ while the model SE estimates about √Φ; the z
-    /// test rejects when |δ̂| > z·√Φ. (Φ: the GLS variance at the truth.)
+    /// same evaluation (Kackar–Harville): see [`SmallSample::z_power`].
     pub fn sw_expected_z_power(&self) -> Option<f64> {
-        let e = self.sw_expected_small_sample()?;
-        let lambda = 0.5 * (e.var_kr - e.var_gls).max(0.0);
-        let sd = (e.var_gls + lambda).sqrt();
-        let z = normal_quantile(1.0 - self.alpha / 2.0);
-        let crit = z * e.var_gls.sqrt() / sd;
-        let l = e.effect.abs() / sd;
-        let p = crate::measure::norm_cdf(l - crit) + crate::measure::norm_cdf(-l - crit);
-        p.is_finite().then_some(p)
+        self.sw_expected_small_sample()?.z_power(self.alpha)
     }
 
     fn sw_expected_small_sample(&self) -> Option<SmallSample> {
@@ -893,22 +902,26 @@ pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
         let null = (study.scenarios() == 2).then(|| performance(&pick(1), 0.0, study.alpha));
         perf.push((eff, null));
     }
+    // Stepped wedges: KR and z at the true parameters (one evaluation).
+    let small = study
+        .methods
+        .iter()
+        .any(|m| m == "lmm_kenward_roger" || m == "lmm_z")
+        .then(|| study.sw_expected_small_sample())
+        .flatten();
+    let expected = |m: &str| match (m, &small) {
+        ("lmm_kenward_roger", Some(e)) => e.kr_power(study.alpha),
+        ("lmm_z", Some(e)) => e.z_power(study.alpha),
+        _ => None,
+    };
     let analytic = study
         .methods
         .iter()
         .map(|m| {
             if m.starts_with("adh_") {
                 f64::NAN // no closed form for the adherence analyses
-            } else if let Some(kr) = (m == "lmm_kenward_roger")
-                .then(|| study.sw_expected_kr_power())
-                .flatten()
-            {
-                kr
-            } else if let Some(z) = (m == "lmm_z")
-                .then(|| study.sw_expected_z_power())
-                .flatten()
-            {
-                z
+            } else if let Some(p) = expected(m) {
+                p
             } else {
                 crate::analytic::power(
                     &study.config,
