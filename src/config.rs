@@ -495,23 +495,7 @@ impl SteppedWedge {
             ));
         }
         let o = &cfg.outcome;
-        match o.cac {
-            None => {
-                return Err(Error::invalid(
-                    "outcome.cac",
-                    "(missing)",
-                    "is required for a stepped-wedge design",
-                ))
-            }
-            Some(c) if !(0.0..=1.0).contains(&c) => {
-                return Err(Error::invalid(
-                    "outcome.cac",
-                    c,
-                    "must be in [0, 1] for a stepped-wedge design",
-                ))
-            }
-            _ => {}
-        }
+        required_unit("outcome.cac", o.cac, "a stepped-wedge design")?;
         if let Some(sc) = cfg.adherence.as_ref().and_then(|a| a.staff_concentration) {
             return Err(Error::invalid(
                 "adherence.staff_concentration",
@@ -520,23 +504,7 @@ impl SteppedWedge {
             ));
         }
         if self.sampling == Sampling::Cohort {
-            match o.iac {
-                None => {
-                    return Err(Error::invalid(
-                        "outcome.iac",
-                        "(missing)",
-                        "is required for cohort sampling",
-                    ))
-                }
-                Some(c) if !(0.0..=1.0).contains(&c) => {
-                    return Err(Error::invalid(
-                        "outcome.iac",
-                        c,
-                        "must be in [0, 1] for cohort sampling",
-                    ))
-                }
-                _ => {}
-            }
+            required_unit("outcome.iac", o.iac, "cohort sampling")?;
         }
         if o.baseline {
             return Err(Error::invalid(
@@ -569,6 +537,23 @@ impl SteppedWedge {
                 }
             })
             .collect()
+    }
+}
+
+/// `key` must be given (it is required for `what`) and lie in [0, 1].
+fn required_unit(key: &str, v: Option<f64>, what: &str) -> Result<f64> {
+    match v {
+        None => Err(Error::invalid(
+            key,
+            "(missing)",
+            &format!("is required for {what}"),
+        )),
+        Some(x) if !(0.0..=1.0).contains(&x) => Err(Error::invalid(
+            key,
+            x,
+            &format!("must be in [0, 1] for {what}"),
+        )),
+        Some(x) => Ok(x),
     }
 }
 

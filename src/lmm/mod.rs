@@ -206,16 +206,7 @@ impl Model {
                 linv[r * p + c] = e[r];
             }
         }
-        let mut vcov = vec![0.0; p * p];
-        for a in 0..p {
-            for b in 0..p {
-                let mut s = 0.0;
-                for k in 0..p {
-                    s += linv[k * p + a] * linv[k * p + b];
-                }
-                vcov[a * p + b] = sigma2 * s;
-            }
-        }
+        let vcov = scaled_crossprod(&linv, p, sigma2);
         // u = L⁻ᵀ (c_u − R_ZX β), b = Λ u.
         let mut u: Vec<f64> = (0..q)
             .map(|r| {
@@ -336,23 +327,26 @@ impl Model {
 
 /// σ² T T' for one term (k × k, row-major) from its θ entries.
 pub fn term_cov(theta: &[f64], k: usize, s2: f64) -> Vec<f64> {
-    let mut t = vec![0.0; k * k];
+    // T' (row-major): row a holds T's column a; then T T' = (T')'(T').
+    let mut tt = vec![0.0; k * k];
     for a in 0..k {
         for c in a..k {
-            t[c * k + a] = theta[pls::tri(k, c, a)];
+            tt[a * k + c] = theta[pls::tri(k, c, a)];
         }
     }
-    let mut cov = vec![0.0; k * k];
-    for r in 0..k {
-        for c in 0..k {
-            let mut s = 0.0;
-            for m in 0..k {
-                s += t[r * k + m] * t[c * k + m];
-            }
-            cov[r * k + c] = s2 * s;
+    scaled_crossprod(&tt, k, s2)
+}
+
+/// s2 · M'M for a row-major n × n matrix M.
+fn scaled_crossprod(m: &[f64], n: usize, s2: f64) -> Vec<f64> {
+    let mut out = vec![0.0; n * n];
+    for a in 0..n {
+        for b in 0..n {
+            let s: f64 = (0..n).map(|k| m[k * n + a] * m[k * n + b]).sum();
+            out[a * n + b] = s2 * s;
         }
     }
-    cov
+    out
 }
 
 /// A complete analysis: the model, its fit, coefficient tests and an optional LRT.

@@ -176,7 +176,8 @@ impl Pls {
             let start = c_rowind.len();
             for &(r, v) in &by_col[bucket[s]..bucket[s + 1]] {
                 let r = r as usize;
-                if slot[r] >= start && slot[r] != usize::MAX && c_rowind[slot[r]] == r {
+                // slot[r] points into this column only if r was seen in it.
+                if slot[r] != usize::MAX && slot[r] >= start {
                     ztz[slot[r]] += v;
                 } else {
                     slot[r] = c_rowind.len();
