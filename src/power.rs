@@ -494,7 +494,7 @@ impl PowerStudy {
             truths,
             methods,
             alpha: config.alpha(),
-            true_effect: sim.itt_effect(),
+            true_effect: itt,
             formula,
             term,
             sim,
