@@ -37,8 +37,7 @@ methods = ["lmm_z", "lmm_satterthwaite", "lmm_kenward_roger", "cluster_t"]
         out: None,
         resume: false,
     };
-    let recs = power::execute(&study, &opts, |_, _| {}).expect("run");
-    let s = power::summarise(&study, 2025, &recs);
+    let s = power::execute(&study, &opts, |_, _| {}).expect("run");
     print!("{}", power::summary_table(&study, &s));
     for (a, m) in s.methods.iter().enumerate() {
         let (e, _) = &s.perf[a];

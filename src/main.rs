@@ -210,13 +210,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             let data = sim.simulate(seed, replicate);
             match out {
                 Some(path) => {
-                    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-                    if sim.is_stepped_wedge() {
-                        output::write_sw_csv(&data, sim.adherence().is_active(), BufWriter::new(f))
-                    } else {
-                        output::write_csv(&data, sim.design(), BufWriter::new(f))
-                    }
-                    .map_err(|e| Error::io(&path, e))?;
+                    power::store::atomic_write_with(&path, |w| {
+                        output::write_trial(&sim, &data, w)
+                    })?;
                     eprintln!(
                         "wrote {} service users ({} with follow-up) to {}",
                         data.len(),
@@ -224,19 +220,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                         path.display()
                     );
                 }
-                None => {
-                    let stdout = std::io::stdout();
-                    if sim.is_stepped_wedge() {
-                        output::write_sw_csv(
-                            &data,
-                            sim.adherence().is_active(),
-                            BufWriter::new(stdout.lock()),
-                        )
-                    } else {
-                        output::write_csv(&data, sim.design(), BufWriter::new(stdout.lock()))
-                    }
-                    .map_err(|e| Error::io("<stdout>", e))?;
-                }
+                None => output::write_trial(&sim, &data, BufWriter::new(std::io::stdout().lock()))
+                    .map_err(|e| Error::io("<stdout>", e))?,
             }
         }
         Command::Power {
@@ -331,8 +316,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let csv_text = sweep::tidy_csv(&results);
                 if let Some(dir) = &out {
                     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                    let p = dir.join("sweep.csv");
-                    std::fs::write(&p, &csv_text).map_err(|e| Error::io(&p, e))?;
+                    power::store::atomic_write(&dir.join("sweep.csv"), csv_text.as_bytes())?;
                 }
                 let text_out = if json {
                     let arr: Vec<serde_json::Value> = results
@@ -357,7 +341,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             let study = power::PowerStudy::new(cfg, !(no_null || null))?;
             let bar = progress_bar();
-            let records = power::execute(&study, &opts, |done, total| {
+            let summary = power::execute(&study, &opts, |done, total| {
                 if let Some(b) = &bar {
                     b.set_length(total);
                     b.set_position(done);
@@ -366,9 +350,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
-            let (summary, json_v) =
-                power::summarise_and_store(&study, seed, &records, out.as_deref())?;
-            print_summary(&study, &summary, &json_v, json)?;
+            if let Some(dir) = &out {
+                power::store_summary(&study, &summary, dir)?;
+            }
+            print_summary(&study, &summary, json)?;
         }
         Command::Adherence {
             data,
@@ -426,15 +411,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let _ = json;
                 return Ok(());
             }
-            let (manifest, cfg_text, records) = power::merge(&dirs)?;
-            let cfg = Config::from_toml_str(&cfg_text, &[])?;
-            let study = power::PowerStudy::new(cfg, manifest.null)?;
-            if let Some(dir) = &out {
-                power::write_run(&study, dir, manifest.seed, &records)?;
-            }
-            let (summary, json_v) =
-                power::summarise_and_store(&study, manifest.seed, &records, out.as_deref())?;
-            print_summary(&study, &summary, &json_v, json)?;
+            let merged = power::merge(&dirs, out.as_deref())?;
+            print_summary(&merged.study, &merged.summary, json)?;
         }
         Command::Fit {
             data,
@@ -493,11 +471,11 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 fn print_summary(
     study: &power::PowerStudy,
     summary: &power::Summary,
-    json_v: &serde_json::Value,
     json: bool,
 ) -> Result<(), Error> {
     let text = if json {
-        serde_json::to_string_pretty(json_v).unwrap_or_default() + "\n"
+        serde_json::to_string_pretty(&power::summary_json(study, summary)).unwrap_or_default()
+            + "\n"
     } else {
         power::summary_table(study, summary)
     };

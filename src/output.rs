@@ -114,3 +114,17 @@ pub fn write_sw_csv<W: Write>(d: &Dataset, participation: bool, mut w: W) -> io:
     }
     w.flush()
 }
+
+/// Write a simulated trial as CSV, whatever its design (parallel or stepped
+/// wedge).
+pub fn write_trial<W: Write>(
+    sim: &crate::simulate::Simulator,
+    d: &Dataset,
+    w: W,
+) -> io::Result<()> {
+    if sim.is_stepped_wedge() {
+        write_sw_csv(d, sim.adherence().is_active(), w)
+    } else {
+        write_csv(d, sim.design(), w)
+    }
+}

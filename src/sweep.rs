@@ -156,17 +156,18 @@ pub fn run_grid(
             .out
             .as_ref()
             .map(|d| d.join(format!("point{:03}", k + 1)));
-        let recs = power::execute(&study, &o, |_, _| {})?;
+        let summary = power::execute(&study, &o, |_, _| {})?;
         if let Some(dir) = &o.out {
             let path = dir.join("point.json");
             let kv: Vec<serde_json::Value> = point
                 .iter()
                 .map(|(k, v)| serde_json::json!([k, v]))
                 .collect();
-            std::fs::write(&path, serde_json::to_string(&kv).unwrap_or_default() + "\n")
-                .map_err(|e| Error::io(&path, e))?;
+            power::store::atomic_write(
+                &path,
+                (serde_json::to_string(&kv).unwrap_or_default() + "\n").as_bytes(),
+            )?;
         }
-        let summary = power::summarise(&study, opts.seed, &recs);
         results.push(PointResult {
             point: point.clone(),
             study,
@@ -324,8 +325,7 @@ pub fn solve(
             .out
             .as_ref()
             .map(|d| d.join(format!("{}={v}", key.replace('/', "_"))));
-        let recs = power::execute(&study, &o, |_, _| {})?;
-        let s = power::summarise(&study, opts.seed, &recs);
+        let s = power::execute(&study, &o, |_, _| {})?;
         let (p, se) = (s.perf[a_idx].0.reject, s.perf[a_idx].0.reject_mc_se);
         evaluated.push((v, p, se));
         progress(v, p);
@@ -455,6 +455,27 @@ pub fn solution_text(s: &Solution, reps: u64) -> String {
     t
 }
 
+/// A merged sweep goes to a new or empty directory, or to one holding only
+/// this sweep's points (each then checked to be the same merged run).
+fn check_sweep_out(out: &std::path::Path, points: &[String]) -> Result<()> {
+    let entries = match std::fs::read_dir(out) {
+        Ok(it) => it,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(out, e)),
+    };
+    for e in entries {
+        let e = e.map_err(|e| Error::io(out, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name == ".lock" || name == "sweep.csv" || points.contains(&name)) {
+            return Err(Error::Usage(format!(
+                "{} is not empty (it holds {name}); merge writes only to a new or empty directory: choose another --out",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Merge the shard directories of a sweep (each holding `pointNNN/`
 /// subdirectories written by `power --sweep ... --shard i/n --out DIR`):
 /// every point is merged across shards, then summarised. Optionally writes
@@ -479,6 +500,9 @@ pub fn merge_sweep(
             first.display()
         )));
     }
+    if let Some(o) = out {
+        check_sweep_out(o, &points)?;
+    }
     let mut results = Vec::new();
     for name in &points {
         let shard_dirs: Vec<std::path::PathBuf> = dirs.iter().map(|d| d.join(name)).collect();
@@ -490,19 +514,16 @@ pub fn merge_sweep(
                 )));
             }
         }
-        let (manifest, cfg_text, records) = power::merge(&shard_dirs)?;
-        let cfg = Config::from_toml_str(&cfg_text, &[])?;
-        let study = PowerStudy::new(cfg, manifest.null)?;
         let pj = shard_dirs[0].join("point.json");
         let text = std::fs::read_to_string(&pj).map_err(|e| Error::io(&pj, e))?;
         let kv: Vec<(String, String)> = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("{}: {e}", pj.display())))?;
-        if let Some(o) = out {
-            let dir = o.join(name);
-            power::write_run(&study, &dir, manifest.seed, &records)?;
-            std::fs::copy(&pj, dir.join("point.json")).map_err(|e| Error::io(&pj, e))?;
+        let dir = out.map(|o| o.join(name));
+        let merged = power::merge(&shard_dirs, dir.as_deref())?;
+        if let Some(dir) = &dir {
+            power::store::atomic_write(&dir.join("point.json"), text.as_bytes())?;
         }
-        let summary = power::summarise(&study, manifest.seed, &records);
+        let (study, summary) = (merged.study, merged.summary);
         results.push(PointResult {
             point: kv,
             study,
@@ -510,8 +531,7 @@ pub fn merge_sweep(
         });
     }
     if let Some(o) = out {
-        let p = o.join("sweep.csv");
-        std::fs::write(&p, tidy_csv(&results)).map_err(|e| Error::io(&p, e))?;
+        power::store::atomic_write(&o.join("sweep.csv"), tidy_csv(&results).as_bytes())?;
     }
     Ok(results)
 }

@@ -49,8 +49,7 @@ fn monte_carlo_power_agrees_with_analytic_power() {
     // 4000-replicate check at effect 2.5 is `examples/analytic_check.rs`.
     let cfg = common::cfg(LARGE, &[]);
     let study = PowerStudy::new(cfg, false).unwrap();
-    let recs = power::execute(&study, &opts(600, 2, (1, 1), None), |_, _| {}).unwrap();
-    let s = power::summarise(&study, 77, &recs);
+    let s = power::execute(&study, &opts(600, 2, (1, 1), None), |_, _| {}).unwrap();
     for a in 0..2 {
         let (e, _) = &s.perf[a];
         let z = (e.reject - s.analytic[a]).abs() / e.reject_mc_se;
@@ -66,8 +65,7 @@ fn monte_carlo_power_agrees_with_analytic_power() {
 fn refocus_preset_reproduces_published_precision_and_test_size() {
     let cfg = common::refocus(&[]);
     let study = PowerStudy::new(cfg, true).unwrap();
-    let recs = power::execute(&study, &opts(2000, 2, (1, 1), None), |_, _| {}).unwrap();
-    let s = power::summarise(&study, 77, &recs);
+    let s = power::execute(&study, &opts(2000, 2, (1, 1), None), |_, _| {}).unwrap();
     eprint!("{}", power::summary_table(&study, &s));
     let idx = |m: &str| s.methods.iter().position(|x| x == m).unwrap();
     let (sat, sat0) = &s.perf[idx("lmm_satterthwaite")];
@@ -114,8 +112,8 @@ fn identical_for_any_thread_count_and_after_merging_shards() {
         read(&one.join("replicates.csv")),
         read(&two.join("replicates.csv"))
     );
-    let j1 = power::summary_json(&study, &power::summarise(&study, 77, &r1)).to_string();
-    let j2 = power::summary_json(&study, &power::summarise(&study, 77, &r2)).to_string();
+    let j1 = power::summary_json(&study, &r1).to_string();
+    let j2 = power::summary_json(&study, &r2).to_string();
     assert_eq!(j1, j2);
     // Three shards, merged.
     let shards: Vec<PathBuf> = (1..=3).map(|i| tmpdir(&format!("s{i}"))).collect();
@@ -127,15 +125,14 @@ fn identical_for_any_thread_count_and_after_merging_shards() {
         )
         .unwrap();
     }
-    let (m, _, merged) = power::merge(&shards).unwrap();
-    assert_eq!(m.seed, 77);
     let merged_dir = tmpdir("merged");
-    power::write_run(&study, &merged_dir, 77, &merged).unwrap();
+    let m = power::merge(&shards, Some(&merged_dir)).unwrap();
+    assert_eq!(m.manifest.seed, 77);
     assert_eq!(
         read(&one.join("replicates.csv")),
         read(&merged_dir.join("replicates.csv"))
     );
-    let jm = power::summary_json(&study, &power::summarise(&study, 77, &merged)).to_string();
+    let jm = power::summary_json(&study, &m.summary).to_string();
     assert_eq!(j1, jm);
 }
 
@@ -200,8 +197,11 @@ fn bad_input_is_a_clear_error() {
     let mut o = opts(20, 1, (2, 2), Some(b.clone()));
     o.seed = 5;
     power::execute(&study, &o, |_, _| {}).unwrap();
-    let e = power::merge(&[a.clone(), b]).unwrap_err().to_string();
+    let e = power::merge(&[a.clone(), b], None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("not a shard of the same run"), "{e}");
-    let e = power::merge(&[a]).unwrap_err().to_string();
+    let e = power::merge(&[a], None).err().unwrap().to_string();
     assert!(e.contains("shards missing: 2/2"), "{e}");
 }

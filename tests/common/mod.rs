@@ -129,6 +129,5 @@ pub fn run_study(
         out: None,
         resume: false,
     };
-    let recs = crtsim::power::execute(study, &o, |_, _| {}).unwrap();
-    crtsim::power::summarise(study, seed, &recs)
+    crtsim::power::execute(study, &o, |_, _| {}).unwrap()
 }

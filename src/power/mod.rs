@@ -28,8 +28,15 @@ use crate::simulate::{Dataset, Simulator};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use statrs::distribution::{ContinuousCDF, StudentsT};
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod run;
+pub mod store;
+mod tally;
+
+pub use run::{execute, merge, Merged, RunOptions, MAX_REPS};
+pub use store::{read_manifest, Manifest};
+pub use tally::{performance, Performance, Tally};
 
 /// Replicates per batch (the unit of streaming and of resumption).
 pub const BATCH: u64 = 256;
@@ -760,12 +767,19 @@ impl PowerStudy {
         self.outcome(b2[1], cov[(1, 1)].sqrt(), df, false, true)
     }
 
-    /// Run replicates `reps` (in order), in parallel batches, handing each
-    /// finished batch's records (sorted) to `sink`.
+    /// An empty tally of this study's analyses and scenarios.
+    pub fn tally(&self) -> Tally {
+        Tally::new(&self.truths, self.scenarios(), self.alpha)
+    }
+
+    /// Run replicates `reps` (in order), in parallel batches of [`BATCH`],
+    /// handing each finished batch's records (sorted) to `sink`. The
+    /// replicate numbers are drawn from the iterator one batch at a time, so
+    /// memory does not grow with their number.
     pub fn run<F: FnMut(&[Record]) -> Result<()>>(
         &self,
         seed: u64,
-        reps: &[u64],
+        reps: impl IntoIterator<Item = u64>,
         threads: usize,
         mut sink: F,
     ) -> Result<()> {
@@ -774,7 +788,14 @@ impl PowerStudy {
             .build()
             .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
         let scen = self.scenarios();
-        for chunk in reps.chunks(BATCH as usize) {
+        let mut reps = reps.into_iter();
+        let mut chunk: Vec<u64> = Vec::with_capacity(BATCH as usize);
+        loop {
+            chunk.clear();
+            chunk.extend(reps.by_ref().take(BATCH as usize));
+            if chunk.is_empty() {
+                return Ok(());
+            }
             let mut recs: Vec<Record> = pool.install(|| {
                 chunk
                     .par_iter()
@@ -799,7 +820,6 @@ impl PowerStudy {
             recs.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
             sink(&recs)?;
         }
-        Ok(())
     }
 }
 
@@ -813,58 +833,6 @@ fn median(v: &[f64]) -> f64 {
         s[n / 2]
     } else {
         0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
-}
-
-/// Performance of one analysis in one scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Performance {
-    pub n: usize,
-    pub reject: f64,
-    pub reject_mc_se: f64,
-    pub mean_estimate: f64,
-    pub bias: f64,
-    pub bias_mc_se: f64,
-    pub empirical_se: f64,
-    pub empirical_se_mc_se: f64,
-    pub mean_model_se: f64,
-    pub mean_model_se_mc_se: f64,
-    pub coverage: f64,
-    pub coverage_mc_se: f64,
-    pub n_singular: usize,
-    pub n_nonconverged: usize,
-    pub n_failed: usize,
-}
-
-/// Summarise the records of one (scenario, analysis) against the true value.
-pub fn performance(records: &[&Outcome], truth: f64, alpha: f64) -> Performance {
-    let ok: Vec<&&Outcome> = records.iter().filter(|o| !o.failed).collect();
-    let n = ok.len();
-    let nf = n as f64;
-    let mean = |f: &dyn Fn(&Outcome) -> f64| ok.iter().map(|o| f(o)).sum::<f64>() / nf;
-    let reject = mean(&|o| f64::from(u8::from(o.p < alpha)));
-    let est = mean(&|o| o.estimate);
-    let var_est = ok.iter().map(|o| (o.estimate - est).powi(2)).sum::<f64>() / (nf - 1.0);
-    let emp_se = var_est.sqrt();
-    let mse = mean(&|o| o.se);
-    let var_se = ok.iter().map(|o| (o.se - mse).powi(2)).sum::<f64>() / (nf - 1.0);
-    let cover = mean(&|o| f64::from(u8::from(o.lo <= truth && truth <= o.hi)));
-    Performance {
-        n,
-        reject,
-        reject_mc_se: (reject * (1.0 - reject) / nf).sqrt(),
-        mean_estimate: est,
-        bias: est - truth,
-        bias_mc_se: (var_est / nf).sqrt(),
-        empirical_se: emp_se,
-        empirical_se_mc_se: emp_se / (2.0 * (nf - 1.0)).sqrt(),
-        mean_model_se: mse,
-        mean_model_se_mc_se: (var_se / nf).sqrt(),
-        coverage: cover,
-        coverage_mc_se: (cover * (1.0 - cover) / nf).sqrt(),
-        n_singular: records.iter().filter(|o| o.singular).count(),
-        n_nonconverged: records.iter().filter(|o| !o.failed && !o.converged).count(),
-        n_failed: records.len() - n,
     }
 }
 
@@ -882,26 +850,21 @@ pub struct Summary {
     pub analytic: Vec<f64>,
 }
 
-/// Summarise sorted records.
+/// Summarise records (any order: they are sorted first).
 pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
-    let reps = records
-        .iter()
-        .map(|r| r.rep)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len() as u64;
-    let mut perf = Vec::new();
-    for a in 0..study.methods.len() {
-        let pick = |s: u8| -> Vec<&Outcome> {
-            records
-                .iter()
-                .filter(|r| r.analysis == a && r.scenario == s)
-                .map(|r| &r.outcome)
-                .collect()
-        };
-        let eff = performance(&pick(0), study.truths[a], study.alpha);
-        let null = (study.scenarios() == 2).then(|| performance(&pick(1), 0.0, study.alpha));
-        perf.push((eff, null));
+    let mut sorted: Vec<&Record> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
+    let mut tally = study.tally();
+    for r in sorted {
+        tally.add(r);
     }
+    summary_from_tally(study, seed, &tally)
+}
+
+/// The summary of a run from its tally.
+pub fn summary_from_tally(study: &PowerStudy, seed: u64, tally: &Tally) -> Summary {
+    let reps = tally.reps();
+    let perf = tally.performances();
     // Stepped wedges: KR and z at the true parameters (one evaluation).
     let small = study
         .methods
@@ -990,6 +953,15 @@ pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
         "config": config_toml(&study.config),
         "analyses": analyses,
     })
+}
+
+/// Write `dir/summary.json` (atomically).
+pub fn store_summary(study: &PowerStudy, summary: &Summary, dir: &Path) -> Result<()> {
+    let v = summary_json(study, summary);
+    store::atomic_write(
+        &dir.join("summary.json"),
+        (serde_json::to_string_pretty(&v).unwrap_or_default() + "\n").as_bytes(),
+    )
 }
 
 /// The resolved config as TOML text (recorded with every output).
@@ -1135,139 +1107,9 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
 
 // ------------------------------------------------------------------ storage
 
-const HEADER: &str = "rep,scenario,analysis,estimate,se,df,p,ci_lo,ci_hi,singular,converged,failed";
-
-fn fmt_f(x: f64) -> String {
-    if x.is_nan() {
-        "NA".into()
-    } else {
-        format!("{x}")
-    }
-}
-
-/// One CSV line per record.
-pub fn record_line(r: &Record, methods: &[String]) -> String {
-    let o = &r.outcome;
-    format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{}",
-        r.rep,
-        if r.scenario == 0 { "effect" } else { "null" },
-        methods[r.analysis],
-        fmt_f(o.estimate),
-        fmt_f(o.se),
-        fmt_f(o.df),
-        fmt_f(o.p),
-        fmt_f(o.lo),
-        fmt_f(o.hi),
-        u8::from(o.singular),
-        u8::from(o.converged),
-        u8::from(o.failed)
-    )
-}
-
-fn parse_line(line: &str, methods: &[String]) -> Option<Record> {
-    let f: Vec<&str> = line.split(',').collect();
-    if f.len() != 12 {
-        return None;
-    }
-    let num = |s: &str| -> Option<f64> {
-        if s == "NA" {
-            Some(f64::NAN)
-        } else if s == "inf" {
-            Some(f64::INFINITY)
-        } else {
-            s.parse().ok()
-        }
-    };
-    let flag = |s: &str| -> Option<bool> {
-        match s {
-            "0" => Some(false),
-            "1" => Some(true),
-            _ => None,
-        }
-    };
-    Some(Record {
-        rep: f[0].parse().ok()?,
-        scenario: match f[1] {
-            "effect" => 0,
-            "null" => 1,
-            _ => return None,
-        },
-        analysis: methods.iter().position(|m| m == f[2])?,
-        outcome: Outcome {
-            estimate: num(f[3])?,
-            se: num(f[4])?,
-            df: num(f[5])?,
-            p: num(f[6])?,
-            lo: num(f[7])?,
-            hi: num(f[8])?,
-            singular: flag(f[9])?,
-            converged: flag(f[10])?,
-            failed: flag(f[11])?,
-        },
-    })
-}
-
 /// FNV-1a hash of the resolved config (identifies a run across shards).
 pub fn config_hash(cfg: &Config) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in config_toml(cfg).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// The manifest of a run directory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Manifest {
-    pub seed: u64,
-    pub config_hash: String,
-    pub null: bool,
-    pub shard: (u64, u64),
-    pub methods: Vec<String>,
-}
-
-fn manifest_json(study: &PowerStudy, m: &Manifest) -> Value {
-    json!({
-        "crtsim_version": env!("CARGO_PKG_VERSION"),
-        "seed": m.seed,
-        "config_hash": m.config_hash,
-        "null": m.null,
-        "shard": format!("{}/{}", m.shard.0, m.shard.1),
-        "methods": m.methods,
-        "config": config_toml(&study.config),
-    })
-}
-
-/// Read a run directory's manifest.
-pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
-    let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::Usage(format!(
-            "{}: not a crtsim run manifest: {e}",
-            path.display()
-        ))
-    })?;
-    let bad = || Error::Usage(format!("{}: incomplete run manifest", path.display()));
-    let shard = v["shard"].as_str().ok_or_else(bad)?;
-    let (i, n) = parse_shard(shard)?;
-    Ok((
-        Manifest {
-            seed: v["seed"].as_u64().ok_or_else(bad)?,
-            config_hash: v["config_hash"].as_str().ok_or_else(bad)?.to_string(),
-            null: v["null"].as_bool().ok_or_else(bad)?,
-            shard: (i, n),
-            methods: v["methods"]
-                .as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .filter_map(|m| m.as_str().map(str::to_string))
-                .collect(),
-        },
-        v["config"].as_str().unwrap_or_default().to_string(),
-    ))
+    store::hash_text(&config_toml(cfg))
 }
 
 /// Parse `i/n` (1 ≤ i ≤ n).
@@ -1286,240 +1128,6 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64)> {
         return Err(err());
     }
     Ok((i, n))
-}
-
-/// Read the complete replicates of a run directory (a replicate counts when
-/// all its records are present; a torn last line is ignored).
-pub fn read_records(dir: &Path, methods: &[String], scenarios: u8) -> Result<Vec<Record>> {
-    let path = dir.join("replicates.csv");
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    let mut recs = Vec::new();
-    for (k, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(&path, e))?;
-        if k == 0 {
-            if line != HEADER {
-                return Err(Error::Usage(format!(
-                    "{}: not a crtsim replicates file",
-                    path.display()
-                )));
-            }
-            continue;
-        }
-        if let Some(r) = parse_line(&line, methods) {
-            recs.push(r);
-        }
-    }
-    let per_rep = methods.len() * scenarios as usize;
-    let mut count: std::collections::BTreeMap<u64, usize> = Default::default();
-    for r in &recs {
-        *count.entry(r.rep).or_default() += 1;
-    }
-    recs.retain(|r| count[&r.rep] == per_rep);
-    recs.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
-    recs.dedup_by_key(|r| (r.rep, r.scenario, r.analysis));
-    Ok(recs)
-}
-
-/// Options of a power run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub reps: u64,
-    pub seed: u64,
-    pub threads: usize,
-    pub shard: (u64, u64),
-    pub out: Option<PathBuf>,
-    pub resume: bool,
-}
-
-/// Run (or resume) a study; records stream to `out/replicates.csv` batch by
-/// batch. Returns all records of this run (shard), sorted.
-pub fn execute(
-    study: &PowerStudy,
-    opts: &RunOptions,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<Vec<Record>> {
-    let (si, sn) = opts.shard;
-    let mine: Vec<u64> = (0..opts.reps).filter(|r| r % sn == si - 1).collect();
-    let manifest = Manifest {
-        seed: opts.seed,
-        config_hash: config_hash(&study.config),
-        null: study.scenarios() == 2,
-        shard: opts.shard,
-        methods: study.methods.clone(),
-    };
-    let mut done: Vec<Record> = Vec::new();
-    let mut writer: Option<std::io::BufWriter<std::fs::File>> = None;
-    if let Some(dir) = &opts.out {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mpath = dir.join("run.json");
-        if mpath.exists() {
-            let (old, _) = read_manifest(dir)?;
-            if old != manifest {
-                return Err(Error::Usage(format!(
-                    "{} holds a different run (seed, config, null scenario, shard or analyses differ); use another --out",
-                    dir.display()
-                )));
-            }
-            done = read_records(dir, &study.methods, study.scenarios())?;
-            if !done.is_empty() && !opts.resume {
-                return Err(Error::Usage(format!(
-                    "{} already holds {} finished replicates; pass --resume to continue (or raise --reps to extend), or choose another --out",
-                    dir.display(),
-                    done.len() / (study.methods.len() * study.scenarios() as usize)
-                )));
-            }
-        } else {
-            let text =
-                serde_json::to_string_pretty(&manifest_json(study, &manifest)).unwrap_or_default();
-            std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))?;
-        }
-        // Rewrite the finished replicates (dropping a torn line), then append.
-        let rpath = dir.join("replicates.csv");
-        let mut w = std::io::BufWriter::new(
-            std::fs::File::create(&rpath).map_err(|e| Error::io(&rpath, e))?,
-        );
-        writeln!(w, "{HEADER}").map_err(|e| Error::io(&rpath, e))?;
-        for r in &done {
-            writeln!(w, "{}", record_line(r, &study.methods)).map_err(|e| Error::io(&rpath, e))?;
-        }
-        w.flush().map_err(|e| Error::io(&rpath, e))?;
-        writer = Some(w);
-    }
-    let have: std::collections::BTreeSet<u64> = done.iter().map(|r| r.rep).collect();
-    let todo: Vec<u64> = mine.iter().copied().filter(|r| !have.contains(r)).collect();
-    let total = mine.len() as u64;
-    let mut finished = have.len() as u64;
-    progress(finished, total);
-    let out_dir = opts.out.clone();
-    study.run(opts.seed, &todo, opts.threads, |batch| {
-        if let (Some(w), Some(dir)) = (writer.as_mut(), out_dir.as_ref()) {
-            let path = dir.join("replicates.csv");
-            for r in batch {
-                writeln!(w, "{}", record_line(r, &study.methods))
-                    .map_err(|e| Error::io(&path, e))?;
-            }
-            w.flush().map_err(|e| Error::io(&path, e))?;
-        }
-        done.extend_from_slice(batch);
-        finished +=
-            batch.len() as u64 / (study.methods.len() as u64 * u64::from(study.scenarios()));
-        progress(finished, total);
-        Ok(())
-    })?;
-    done.retain(|r| r.rep < opts.reps && r.rep % sn == si - 1);
-    done.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
-    Ok(done)
-}
-
-/// Merge shard directories of one run; checks they belong together.
-pub fn merge(dirs: &[PathBuf]) -> Result<(Manifest, String, Vec<Record>)> {
-    if dirs.is_empty() {
-        return Err(Error::Usage(
-            "merge needs at least one run directory".into(),
-        ));
-    }
-    let mut first: Option<(Manifest, String)> = None;
-    let mut shards = std::collections::BTreeSet::new();
-    let mut all = Vec::new();
-    for d in dirs {
-        let (m, cfg) = read_manifest(d)?;
-        if let Some((f, _)) = &first {
-            if f.seed != m.seed
-                || f.config_hash != m.config_hash
-                || f.null != m.null
-                || f.methods != m.methods
-            {
-                return Err(Error::Usage(format!(
-                    "{} is not a shard of the same run as {}: seed, config or analyses differ (seed {} vs {}, config {} vs {})",
-                    d.display(),
-                    dirs[0].display(),
-                    m.seed,
-                    f.seed,
-                    m.config_hash,
-                    f.config_hash
-                )));
-            }
-            if f.shard.1 != m.shard.1 {
-                return Err(Error::Usage(format!(
-                    "{} was split into {} shards, {} into {}",
-                    d.display(),
-                    m.shard.1,
-                    dirs[0].display(),
-                    f.shard.1
-                )));
-            }
-        }
-        if !shards.insert(m.shard.0) {
-            return Err(Error::Usage(format!(
-                "shard {}/{} is given twice",
-                m.shard.0, m.shard.1
-            )));
-        }
-        all.extend(read_records(d, &m.methods, if m.null { 2 } else { 1 })?);
-        if first.is_none() {
-            first = Some((m, cfg));
-        }
-    }
-    let (m, cfg) = first.expect("at least one directory");
-    if shards.len() as u64 != m.shard.1 {
-        let missing: Vec<String> = (1..=m.shard.1)
-            .filter(|i| !shards.contains(i))
-            .map(|i| format!("{i}/{}", m.shard.1))
-            .collect();
-        return Err(Error::Usage(format!(
-            "shards missing: {}",
-            missing.join(", ")
-        )));
-    }
-    all.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
-    Ok((m, cfg, all))
-}
-
-/// Summarise sorted records; with `out`, also write `out/summary.json`.
-pub fn summarise_and_store(
-    study: &PowerStudy,
-    seed: u64,
-    records: &[Record],
-    out: Option<&Path>,
-) -> Result<(Summary, Value)> {
-    let summary = summarise(study, seed, records);
-    let json_v = summary_json(study, &summary);
-    if let Some(dir) = out {
-        let p = dir.join("summary.json");
-        std::fs::write(
-            &p,
-            serde_json::to_string_pretty(&json_v).unwrap_or_default() + "\n",
-        )
-        .map_err(|e| Error::io(&p, e))?;
-    }
-    Ok((summary, json_v))
-}
-
-/// Write records as a single (unsharded) run directory would hold them.
-pub fn write_run(study: &PowerStudy, dir: &Path, seed: u64, records: &[Record]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let manifest = Manifest {
-        seed,
-        config_hash: config_hash(&study.config),
-        null: study.scenarios() == 2,
-        shard: (1, 1),
-        methods: study.methods.clone(),
-    };
-    let mpath = dir.join("run.json");
-    let text = serde_json::to_string_pretty(&manifest_json(study, &manifest)).unwrap_or_default();
-    std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))?;
-    let rpath = dir.join("replicates.csv");
-    let mut w =
-        std::io::BufWriter::new(std::fs::File::create(&rpath).map_err(|e| Error::io(&rpath, e))?);
-    writeln!(w, "{HEADER}").map_err(|e| Error::io(&rpath, e))?;
-    for r in records {
-        writeln!(w, "{}", record_line(r, &study.methods)).map_err(|e| Error::io(&rpath, e))?;
-    }
-    w.flush().map_err(|e| Error::io(&rpath, e))
 }
 
 /// OLS coefficients of y on the columns `xs` (None if singular).

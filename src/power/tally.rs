@@ -1,0 +1,159 @@
+//! Streaming performance measures: a run's records are folded in, replicate
+//! by replicate, so memory does not grow with the number of replicates.
+//!
+//! Every path that summarises a run (a fresh run, a resumed or repaired one,
+//! merged shards) folds records in replicate order, so the summary is
+//! byte-identical whatever the threads, shards or interruptions.
+
+use super::{Outcome, Record};
+
+/// Running sums for one (scenario, analysis): Welford's mean and sum of
+/// squared deviations for the estimate and the model SE, and counts.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    total: u64,
+    ok: u64,
+    reject: u64,
+    cover: u64,
+    singular: u64,
+    nonconverged: u64,
+    mean_est: f64,
+    m2_est: f64,
+    mean_se: f64,
+    m2_se: f64,
+}
+
+impl Acc {
+    fn add(&mut self, o: &Outcome, truth: f64, alpha: f64) {
+        self.total += 1;
+        self.singular += u64::from(o.singular);
+        if o.failed {
+            return;
+        }
+        self.nonconverged += u64::from(!o.converged);
+        self.ok += 1;
+        self.reject += u64::from(o.p < alpha);
+        self.cover += u64::from(o.lo <= truth && truth <= o.hi);
+        let n = self.ok as f64;
+        let d = o.estimate - self.mean_est;
+        self.mean_est += d / n;
+        self.m2_est += d * (o.estimate - self.mean_est);
+        let d = o.se - self.mean_se;
+        self.mean_se += d / n;
+        self.m2_se += d * (o.se - self.mean_se);
+    }
+
+    fn performance(&self, truth: f64) -> Performance {
+        let n = self.ok as usize;
+        let nf = self.ok as f64;
+        let reject = self.reject as f64 / nf;
+        let var_est = self.m2_est / (nf - 1.0);
+        let emp_se = var_est.sqrt();
+        let var_se = self.m2_se / (nf - 1.0);
+        let cover = self.cover as f64 / nf;
+        let nan_if_empty = |x: f64| if n == 0 { f64::NAN } else { x };
+        Performance {
+            n,
+            reject,
+            reject_mc_se: (reject * (1.0 - reject) / nf).sqrt(),
+            mean_estimate: nan_if_empty(self.mean_est),
+            bias: nan_if_empty(self.mean_est - truth),
+            bias_mc_se: (var_est / nf).sqrt(),
+            empirical_se: emp_se,
+            empirical_se_mc_se: emp_se / (2.0 * (nf - 1.0)).sqrt(),
+            mean_model_se: nan_if_empty(self.mean_se),
+            mean_model_se_mc_se: (var_se / nf).sqrt(),
+            coverage: cover,
+            coverage_mc_se: (cover * (1.0 - cover) / nf).sqrt(),
+            n_singular: self.singular as usize,
+            n_nonconverged: self.nonconverged as usize,
+            n_failed: (self.total - self.ok) as usize,
+        }
+    }
+}
+
+/// Performance of one analysis in one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Performance {
+    pub n: usize,
+    pub reject: f64,
+    pub reject_mc_se: f64,
+    pub mean_estimate: f64,
+    pub bias: f64,
+    pub bias_mc_se: f64,
+    pub empirical_se: f64,
+    pub empirical_se_mc_se: f64,
+    pub mean_model_se: f64,
+    pub mean_model_se_mc_se: f64,
+    pub coverage: f64,
+    pub coverage_mc_se: f64,
+    pub n_singular: usize,
+    pub n_nonconverged: usize,
+    pub n_failed: usize,
+}
+
+/// Summarise the outcomes of one (scenario, analysis) against the true value.
+pub fn performance(records: &[&Outcome], truth: f64, alpha: f64) -> Performance {
+    let mut acc = Acc::default();
+    for o in records {
+        acc.add(o, truth, alpha);
+    }
+    acc.performance(truth)
+}
+
+/// The running summary of a run: one accumulator per (scenario, analysis).
+#[derive(Debug, Clone)]
+pub struct Tally {
+    methods: usize,
+    scenarios: u8,
+    alpha: f64,
+    truths: Vec<f64>,
+    accs: Vec<Acc>,
+    records: u64,
+}
+
+impl Tally {
+    /// An empty tally for `truths.len()` analyses in `scenarios` scenarios
+    /// (scenario 0: the effect, with these true values; 1: the null, truth 0).
+    pub fn new(truths: &[f64], scenarios: u8, alpha: f64) -> Tally {
+        Tally {
+            methods: truths.len(),
+            scenarios,
+            alpha,
+            truths: truths.to_vec(),
+            accs: vec![Acc::default(); truths.len() * scenarios as usize],
+            records: 0,
+        }
+    }
+
+    /// Fold in one record (records must come in replicate order for the
+    /// summary to be reproducible bit for bit).
+    pub fn add(&mut self, r: &Record) {
+        let truth = if r.scenario == 0 {
+            self.truths[r.analysis]
+        } else {
+            0.0
+        };
+        self.accs[r.scenario as usize * self.methods + r.analysis]
+            .add(&r.outcome, truth, self.alpha);
+        self.records += 1;
+    }
+
+    /// Replicates folded in.
+    pub fn reps(&self) -> u64 {
+        let per = (self.methods * self.scenarios as usize).max(1) as u64;
+        self.records / per
+    }
+
+    /// Per analysis: (effect scenario, null scenario if run).
+    pub fn performances(&self) -> Vec<(Performance, Option<Performance>)> {
+        (0..self.methods)
+            .map(|a| {
+                let eff = self.accs[a].performance(self.truths[a]);
+                let null =
+                    (self.scenarios == 2).then(|| self.accs[self.methods + a].performance(0.0));
+                (eff, null)
+            })
+            .collect()
+    }
+}
