@@ -116,7 +116,7 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
     let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(design.teams());
     let lambda = (cfg.effect.difference * eg).abs() / se;
     if normal {
-        let z = crate::power::normal_quantile(1.0 - alpha / 2.0);
+        let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
         crate::measure::norm_cdf(lambda - z) + crate::measure::norm_cdf(-lambda - z)
     } else {
         t_power(lambda, s.k_treated + s.k_control - 2.0, alpha)
@@ -273,7 +273,7 @@ pub fn hussey_hughes_variance(x: &[Vec<f64>], m: f64, icc: f64, sd: f64) -> f64 
 
 /// Normal-approximation power of a two-sided test at `alpha` given Var(θ̂).
 pub fn power_from_variance(effect: f64, var: f64, alpha: f64) -> f64 {
-    let z = crate::power::normal_quantile(1.0 - alpha / 2.0);
+    let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
     let l = effect.abs() / var.sqrt();
     crate::measure::norm_cdf(l - z) + crate::measure::norm_cdf(-l - z)
 }
@@ -339,17 +339,10 @@ pub fn sw_power(
     t_power(effect / var.sqrt(), df, alpha)
 }
 
-/// Power of a two-sided t test with `df` df at standardised effect
-/// `lambda`: P(|T + λ| > t_crit) (the shifted central t).
+/// Power of a two-sided t test (see [`crate::stats::t_power`]); df below 1
+/// count as 1, as before.
 pub(crate) fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
-    match StudentsT::new(0.0, 1.0, df.max(1.0)) {
-        Ok(t) => {
-            let crit = t.inverse_cdf(1.0 - alpha / 2.0);
-            t.sf(crit - lambda.abs()) + t.cdf(-crit - lambda.abs())
-        }
-        Err(_) => f64::NAN,
-    }
+    crate::stats::t_power(lambda, df.max(1.0), alpha)
 }
 
 /// The GLS variance of a stepped-wedge config's treatment estimate and the

@@ -16,6 +16,7 @@
 //! | [`adherence`] | team participation, staff adherence, dose–response and their estimands |
 //! | [`analytic`] | closed-form design effects, standard errors and power |
 //! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
+//! | [`stats`] | normal and t quantiles and tails (guarded), power helpers |
 //! | [`sweep`] | grids over config keys, tidy CSV, sample-size search |
 //! | [`plot`] | power curves (SVG, PNG) |
 //! | [`lmm`] | linear mixed models: formula, frame, PLS, optimiser, inference |
@@ -59,6 +60,7 @@ pub mod power;
 pub mod report;
 pub mod rng;
 pub mod simulate;
+pub mod stats;
 pub mod sweep;
 
 pub use error::{Error, Result};

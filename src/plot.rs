@@ -402,7 +402,6 @@ fn draw_adherence<DB: DrawingBackend>(
     pts: &[TeamPoint],
     labels: &AdherenceLabels,
 ) -> std::result::Result<(), String> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let ys: Vec<f64> = pts.iter().map(|p| p.mean_qpr).collect();
     let (ylo, yhi) = ys
@@ -442,9 +441,7 @@ fn draw_adherence<DB: DrawingBackend>(
         .map(|p| (p.mean_qpr - icpt - slope * p.participation).powi(2))
         .sum();
     let s = (rss / (k - 2.0).max(1.0)).sqrt();
-    let tcrit = StudentsT::new(0.0, 1.0, (k - 2.0).max(1.0))
-        .map(|t| t.inverse_cdf(0.975))
-        .unwrap_or(1.96);
+    let tcrit = crate::stats::t_quantile(0.975, (k - 2.0).max(1.0));
     let grid: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
     let half = |x: f64| {
         tcrit

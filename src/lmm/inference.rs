@@ -23,7 +23,7 @@
 
 use super::{Fit, Model};
 use nalgebra::{DMatrix, DVector};
-use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
+use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// Degrees-of-freedom method for fixed-effect tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,10 +74,7 @@ pub fn p_t(t: f64, df: f64) -> f64 {
         // 2Φ(−|t|); Φ's erfc approximation has relative error < 1.2e-7.
         return 2.0 * crate::measure::norm_cdf(-t.abs());
     }
-    match StudentsT::new(0.0, 1.0, df) {
-        Ok(d) => 2.0 * d.sf(t.abs()),
-        Err(_) => f64::NAN,
-    }
+    2.0 * crate::stats::t_sf(t.abs(), df)
 }
 
 /// χ² upper-tail probability.

@@ -27,7 +27,6 @@ use crate::rng::replicate_rng;
 use crate::simulate::{Dataset, Simulator};
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use statrs::distribution::{ContinuousCDF, StudentsT};
 use std::path::Path;
 
 mod run;
@@ -105,7 +104,7 @@ impl SmallSample {
     fn z_power(&self, alpha: f64) -> Option<f64> {
         let lambda = 0.5 * (self.var_kr - self.var_gls).max(0.0);
         let sd = (self.var_gls + lambda).sqrt();
-        let z = normal_quantile(1.0 - alpha / 2.0);
+        let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
         let crit = z * self.var_gls.sqrt() / sd;
         let l = self.effect.abs() / sd;
         let p = crate::measure::norm_cdf(l - crit) + crate::measure::norm_cdf(-l - crit);
@@ -143,67 +142,6 @@ pub struct PowerStudy {
     adherence: Option<AdherenceAnalyses>,
 }
 
-fn quantile_t(df: f64, p: f64) -> f64 {
-    if df.is_infinite() {
-        return normal_quantile(p);
-    }
-    StudentsT::new(0.0, 1.0, df)
-        .map(|d| d.inverse_cdf(p))
-        .unwrap_or(f64::NAN)
-}
-
-/// Standard normal quantile (Acklam's rational approximation refined by one
-/// Newton step; |error| < 1e-12).
-pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let q = if p < 0.02425 {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p > 1.0 - 0.02425 {
-        let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    };
-    // One Newton step on Φ(x) = p.
-    let e = crate::measure::norm_cdf(q) - p;
-    let dens = (-0.5 * q * q).exp() / (2.0 * std::f64::consts::PI).sqrt();
-    q - e / dens
-}
-
 /// An outcome from an estimate, SE and df: two-sided p and the (1 − alpha) CI.
 pub fn make_outcome(
     est: f64,
@@ -219,7 +157,7 @@ pub fn make_outcome(
         o.singular = singular;
         return o;
     }
-    let crit = quantile_t(df, 1.0 - alpha / 2.0);
+    let crit = crate::stats::t_quantile(1.0 - alpha / 2.0, df);
     Outcome {
         estimate: est,
         se,
@@ -269,6 +207,16 @@ impl AdherenceAnalyses {
         cut: Option<f64>,
         alpha: f64,
     ) -> Result<AdherenceAnalyses> {
+        if !(alpha > 0.0 && alpha < 0.5) {
+            return Err(Error::Usage(format!(
+                "--alpha {alpha}: must be in (0, 0.5)"
+            )));
+        }
+        if let Some(c) = cut.filter(|c| !(0.0..=1.0).contains(c)) {
+            return Err(Error::Usage(format!(
+                "--cut {c}: the high/low participation cut must be in [0, 1]"
+            )));
+        }
         let parsed = crate::lmm::formula::Formula::parse(formula)?;
         if !parsed.fixed.iter().any(|t| t.len() == 1 && t[0] == term) {
             return Err(Error::Usage(format!(
