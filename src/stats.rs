@@ -44,7 +44,7 @@ fn valid_df(df: f64) -> bool {
 /// Quantile of Student's t with `df` df (df = ∞ gives the normal). NaN for
 /// df below [`MIN_DF`] or NaN, or p outside (0, 1).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    if !valid_df(df) || !(p > 0.0 && p < 1.0) {
+    if !(valid_df(df) && p > 0.0 && p < 1.0) {
         return f64::NAN;
     }
     if df > T_EXPANSION_DF {
@@ -100,7 +100,7 @@ mod tests {
         // beta; statrs gives 1.82656 at 1e7 df and does not return above 2e7).
         let cases = [
             (1e3, 1.962_339_080_826_408),
-            (1e5, 1.959_987_707_534_610),
+            (1e5, 1.959_987_707_534_61),
             (1e6, 1.959_966_356_814_107),
             (1e9, 1.959_963_986_912_326),
         ];
