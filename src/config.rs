@@ -32,8 +32,52 @@ pub struct Config {
     pub stepped_wedge: Option<SteppedWedge>,
     /// `[sweep]`: config keys to vary over a grid, e.g.
     /// `"clusters.teams" = [20, 30, 40]` (quoted dotted keys).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    /// Keys may also be written unquoted (`clusters.teams = [...]`), which
+    /// TOML reads as nested tables; both spellings mean the same key.
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        deserialize_with = "flat_sweep"
+    )]
     pub sweep: std::collections::BTreeMap<String, Vec<toml::Value>>,
+}
+
+/// `[sweep]` as dotted keys, whether written quoted or as nested tables.
+fn flat_sweep<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<std::collections::BTreeMap<String, Vec<toml::Value>>, D::Error> {
+    use serde::de::Error as _;
+    fn walk(
+        prefix: &str,
+        t: toml::Table,
+        out: &mut std::collections::BTreeMap<String, Vec<toml::Value>>,
+    ) -> std::result::Result<(), String> {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(sub) => walk(&key, sub, out)?,
+                toml::Value::Array(vals) => {
+                    if out.insert(key.clone(), vals).is_some() {
+                        return Err(format!("sweep key {key} is given twice"));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "sweep.\"{key}\" = {other}: expected a list of values, e.g. [20, 30, 40]"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+    let t = toml::Table::deserialize(d)?;
+    let mut out = std::collections::BTreeMap::new();
+    walk("", t, &mut out).map_err(D::Error::custom)?;
+    Ok(out)
 }
 
 /// `[trial]`: name and design family.
@@ -665,8 +709,11 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Check every value range; the first violation is returned.
+    /// Check every value range; the first violation is returned. Cheap
+    /// bounds on every number come first ([`Config::check_bounds`]), so no
+    /// later check costs time or memory in proportion to a value.
     pub fn validate(&self) -> Result<()> {
+        self.check_bounds()?;
         let c = &self.clusters;
         if c.sites.is_empty() {
             return Err(Error::invalid(
@@ -690,8 +737,8 @@ impl Config {
                     &format!("must have one entry per site ({} sites)", c.sites.len()),
                 ));
             }
-            let sum: u32 = st.iter().sum();
-            if sum != c.teams {
+            let sum: u64 = st.iter().map(|&x| u64::from(x)).sum();
+            if sum != u64::from(c.teams) {
                 return Err(Error::invalid(
                     "clusters.site_teams",
                     format!("{st:?}"),
@@ -950,12 +997,33 @@ impl Config {
                     "must name at least one analysis",
                 ));
             }
-            for name in m {
+            for (i, name) in m.iter().enumerate() {
                 if !ANALYSES.contains(&name.as_str()) {
                     return Err(Error::invalid(
                         "analysis.methods",
                         format!("{name:?}"),
                         &format!("is not an analysis; choose from {}", ANALYSES.join(", ")),
+                    ));
+                }
+                if m[..i].contains(name) {
+                    return Err(Error::invalid(
+                        "analysis.methods",
+                        format!("{name:?}"),
+                        "is listed twice; name each analysis once",
+                    ));
+                }
+                if name.starts_with("adh_") && self.adherence.is_none() {
+                    return Err(Error::invalid(
+                        "analysis.methods",
+                        format!("{name:?}"),
+                        "needs an [adherence] section (team participation) to analyse",
+                    ));
+                }
+                if name == "cluster_t" && self.trial.design == DesignKind::SteppedWedge {
+                    return Err(Error::invalid(
+                        "analysis.methods",
+                        "\"cluster_t\"",
+                        "needs a treatment constant within clusters; it does not apply to a stepped wedge",
                     ));
                 }
             }
@@ -980,6 +1048,238 @@ impl Config {
                 "\"mar\"",
                 "needs outcome.baseline = true (missingness depends on the baseline)",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest values the config accepts (documented in the README's config
+/// reference). They sit far beyond any real trial and keep memory and time
+/// bounded whatever a typo asks for.
+pub mod limits {
+    /// `clusters.teams`.
+    pub const TEAMS: u32 = 100_000;
+    /// `clusters.size.mean` and `clusters.size.min`.
+    pub const TEAM_SIZE: f64 = 100_000.0;
+    /// Expected participants in one trial (teams × mean size × periods).
+    pub const PARTICIPANTS: f64 = 10_000_000.0;
+    /// `clusters.size.cv`.
+    pub const SIZE_CV: f64 = 10.0;
+    /// `clusters.staff_per_team` (fixed, or the range's max).
+    pub const STAFF: u32 = 1_000;
+    /// `clusters.sites` (names).
+    pub const SITES: usize = 1_000;
+    /// |`outcome.mean`| for a continuous outcome.
+    pub const MEAN: f64 = 1e6;
+    /// `outcome.sd` for a continuous outcome: [SD_MIN, SD_MAX].
+    pub const SD_MIN: f64 = 1e-6;
+    pub const SD_MAX: f64 = 1e6;
+    /// `outcome.sd` for the QPR-15 measures (a 0–60 total).
+    pub const QPR_SD_MAX: f64 = 30.0;
+    /// `outcome.item_noise` (0–4 item scale).
+    pub const ITEM_NOISE: f64 = 10.0;
+    /// |`effect.difference`|, |`outcome.site_effects`|, |`stepped_wedge.time_trend`|
+    /// and the total linear trend, in multiples of `outcome.sd`.
+    pub const SHIFT_SDS: f64 = 100.0;
+    /// `stepped_wedge.sequences`, and a matrix's rows and columns.
+    pub const SW_DIM: usize = 1_000;
+    /// `adherence.team.concentration`, `adherence.staff_concentration`.
+    pub const CONCENTRATION: f64 = 1e4;
+    /// `adherence.ec50`.
+    pub const EC50: f64 = 100.0;
+    /// Characters in `trial.name`, `analysis.formula`, `analysis.term` and a site name.
+    pub const TEXT: usize = 10_000;
+}
+
+/// `x` must be finite and in [lo, hi].
+fn in_range(key: &str, x: f64, lo: f64, hi: f64) -> Result<()> {
+    if x.is_finite() && (lo..=hi).contains(&x) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            key,
+            x,
+            &format!("must be a finite number in [{}, {}]", bound(lo), bound(hi)),
+        ))
+    }
+}
+
+/// A range limit as a person writes it (1e-6, 635, 1e6).
+fn bound(x: f64) -> String {
+    if x != 0.0 && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{}", (x * 1e6).round() / 1e6)
+    }
+}
+
+fn text_len(key: &str, s: &str) -> Result<()> {
+    if s.len() > limits::TEXT {
+        return Err(Error::invalid(
+            key,
+            format!("({} characters)", s.len()),
+            &format!("must be at most {} characters", limits::TEXT),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Bounds on every number and list, checked before anything that costs
+    /// time or memory in proportion to a value.
+    pub fn check_bounds(&self) -> Result<()> {
+        use limits::*;
+        let c = &self.clusters;
+        text_len("trial.name", &self.trial.name)?;
+        if c.teams > TEAMS {
+            return Err(Error::invalid(
+                "clusters.teams",
+                c.teams,
+                &format!("must be at most {TEAMS}"),
+            ));
+        }
+        if c.sites.len() > SITES {
+            return Err(Error::invalid(
+                "clusters.sites",
+                format!("{} names", c.sites.len()),
+                &format!("at most {SITES} sites"),
+            ));
+        }
+        for s in &c.sites {
+            text_len("clusters.sites", s)?;
+        }
+        let size = &c.size;
+        if !(size.mean.is_finite() && size.mean > 0.0 && size.mean <= TEAM_SIZE) {
+            return Err(Error::invalid(
+                "clusters.size.mean",
+                size.mean,
+                &format!("must be a number in (0, {TEAM_SIZE}]"),
+            ));
+        }
+        if f64::from(size.min) > TEAM_SIZE {
+            return Err(Error::invalid(
+                "clusters.size.min",
+                size.min,
+                &format!("must be at most {TEAM_SIZE}"),
+            ));
+        }
+        if let Some(cv) = size.cv {
+            in_range("clusters.size.cv", cv, 0.0, SIZE_CV)?;
+        }
+        let staff_max = match c.staff_per_team {
+            StaffSpec::Fixed(n) => n,
+            StaffSpec::Range { max, .. } => max,
+        };
+        if staff_max > STAFF {
+            return Err(Error::invalid(
+                "clusters.staff_per_team",
+                staff_max,
+                &format!("at most {STAFF} staff per team"),
+            ));
+        }
+        let o = &self.outcome;
+        let continuous = o.measure == Measure::Continuous;
+        if continuous {
+            in_range("outcome.mean", o.mean, -MEAN, MEAN)?;
+            in_range("outcome.sd", o.sd, SD_MIN, SD_MAX)?;
+        } else {
+            in_range("outcome.mean", o.mean, 0.0, 60.0)?;
+            in_range("outcome.sd", o.sd, SD_MIN, QPR_SD_MAX)?;
+            in_range("outcome.item_noise", o.item_noise, 0.0, ITEM_NOISE)?;
+        }
+        let shift = SHIFT_SDS * o.sd;
+        in_range("effect.difference", self.effect.difference, -shift, shift)?;
+        for &g in o.site_effects.iter().flatten() {
+            in_range("outcome.site_effects", g, -shift, shift)?;
+        }
+        in_range("attrition.rate", self.attrition.rate, 0.0, 1.0)?;
+        in_range("attrition.slope", self.attrition.slope, -20.0, 20.0)?;
+        if let Some(a) = self.analysis.alpha {
+            in_range("analysis.alpha", a, 0.0, 0.5)?;
+        }
+        for (key, t) in [
+            ("analysis.formula", &self.analysis.formula),
+            ("analysis.term", &self.analysis.term),
+        ] {
+            if let Some(t) = t {
+                text_len(key, t)?;
+            }
+        }
+        let mut periods = 1usize;
+        if let Some(sw) = &self.stepped_wedge {
+            if let Some(s) = sw.sequences {
+                if s as usize > SW_DIM {
+                    return Err(Error::invalid(
+                        "stepped_wedge.sequences",
+                        s,
+                        &format!("must be at most {SW_DIM}"),
+                    ));
+                }
+            }
+            if let Some(m) = &sw.matrix {
+                if m.len() > SW_DIM || m.iter().any(|r| r.len() > SW_DIM) {
+                    return Err(Error::invalid(
+                        "stepped_wedge.matrix",
+                        format!("{} rows", m.len()),
+                        &format!("at most {SW_DIM} sequences and {SW_DIM} periods"),
+                    ));
+                }
+            }
+            periods = match (&sw.matrix, sw.sequences) {
+                (Some(m), _) => m.first().map_or(0, Vec::len),
+                (None, Some(s)) => s as usize + 1,
+                (None, None) => 0,
+            };
+            for &b in sw.time_trend.iter().flatten() {
+                in_range("stepped_wedge.time_trend", b, -shift, shift)?;
+            }
+            let span = (periods.max(2) - 1) as f64;
+            in_range(
+                "stepped_wedge.trend_slope",
+                sw.trend_slope,
+                -shift / span,
+                shift / span,
+            )?;
+            for &l in &sw.lag {
+                in_range("stepped_wedge.lag", l, 0.0, 1.0)?;
+            }
+        }
+        let participants = f64::from(c.teams) * size.mean * periods as f64;
+        if participants > PARTICIPANTS {
+            return Err(Error::invalid(
+                "clusters.size.mean",
+                size.mean,
+                &format!(
+                    "with {} teams{} that is {participants:e} expected participants per trial; at most {PARTICIPANTS:e}",
+                    c.teams,
+                    if periods > 1 { format!(" and {periods} periods") } else { String::new() }
+                ),
+            ));
+        }
+        if let Some(ad) = &self.adherence {
+            // Ranges within [0, 1] are checked (with their own messages) by
+            // the section's validator; here only the unbounded magnitudes.
+            for (key, v, hi) in [
+                (
+                    "adherence.team.concentration",
+                    ad.team.concentration,
+                    CONCENTRATION,
+                ),
+                (
+                    "adherence.staff_concentration",
+                    ad.staff_concentration,
+                    CONCENTRATION,
+                ),
+                ("adherence.ec50", ad.ec50, EC50),
+            ] {
+                if let Some(x) = v.filter(|x| !(*x <= hi)) {
+                    return Err(Error::invalid(
+                        key,
+                        x,
+                        &format!("must be a number at most {hi}"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

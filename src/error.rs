@@ -31,10 +31,13 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::Invalid`].
+    /// Long values are shortened: a number that prints with many digits
+    /// (1e-300 as 0.000…1) is shown in scientific notation, and any other
+    /// value is cut to 120 characters, so the error stays one short line.
     pub fn invalid(key: &str, value: impl std::fmt::Display, expected: &str) -> Self {
         Error::Invalid {
             key: key.to_string(),
-            value: value.to_string(),
+            value: short_value(&value.to_string()),
             expected: expected.to_string(),
         }
     }
@@ -46,6 +49,21 @@ impl Error {
             source,
         }
     }
+}
+
+/// A value as it should appear in a one-line error.
+pub fn short_value(v: &str) -> String {
+    const MAX: usize = 120;
+    if v.len() > 16 {
+        if let Ok(x) = v.parse::<f64>() {
+            return format!("{x:e}");
+        }
+    }
+    if v.chars().count() > MAX {
+        let cut: String = v.chars().take(MAX).collect();
+        return format!("{cut}… ({} characters)", v.chars().count());
+    }
+    v.replace(['\n', '\r'], " ")
 }
 
 /// The crate's result type.

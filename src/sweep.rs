@@ -51,10 +51,28 @@ pub fn parse_axis(spec: &str) -> Result<Axis> {
             "--sweep {spec}: no values to sweep over"
         )));
     }
+    check_distinct(&format!("--sweep {}", key.trim()), &values)?;
     Ok(Axis {
         key: key.trim().to_string(),
         values,
     })
+}
+
+/// The most grid points one sweep may have.
+pub const MAX_POINTS: usize = 10_000;
+
+/// A swept key's values must differ (a repeated value would run twice and
+/// print two rows for one point).
+fn check_distinct(what: &str, values: &[String]) -> Result<()> {
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(Error::Usage(format!(
+                "{what}: the value {} is given twice; list each value once",
+                crate::error::short_value(v)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Axes from a config's `[sweep]` section.
@@ -69,12 +87,28 @@ pub fn axes_from_config(cfg: &Config) -> Result<Vec<Axis>> {
                     "needs at least one value",
                 ));
             }
+            let values: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
+            check_distinct(&format!("sweep.\"{k}\""), &values)?;
             Ok(Axis {
                 key: k.clone(),
-                values: vs.iter().map(|v| v.to_string()).collect(),
+                values,
             })
         })
         .collect()
+}
+
+/// Check the grid's size before it is built.
+pub fn check_grid(axes: &[Axis]) -> Result<()> {
+    let mut n: usize = 1;
+    for a in axes {
+        n = n.saturating_mul(a.values.len());
+    }
+    if n > MAX_POINTS {
+        return Err(Error::Usage(format!(
+            "the sweep has {n} grid points; at most {MAX_POINTS}: sweep fewer values or keys"
+        )));
+    }
+    Ok(())
 }
 
 /// The grid: every combination, first axis varying slowest.
@@ -142,6 +176,7 @@ pub fn run_grid(
             "the sweep is empty: give [sweep] keys or --sweep key=v1,v2".into(),
         ));
     }
+    check_grid(axes)?;
     let pts = grid(axes);
     let mut results = Vec::with_capacity(pts.len());
     for (k, point) in pts.iter().enumerate() {

@@ -69,11 +69,14 @@ fn arms_and_teams() {
 
 #[test]
 fn sizes_sd_and_attrition() {
-    assert_err(&["outcome.sd=0"], &["outcome.sd = 0: must be > 0"]);
+    assert_err(
+        &["outcome.sd=0"],
+        &["outcome.sd = 0: must be a finite number in [1e-6, 30]"],
+    );
     assert_err(&["outcome.sd=-2"], &["outcome.sd = -2"]);
     assert_err(
         &["clusters.size.mean=0"],
-        &["clusters.size.mean = 0: must be > 0"],
+        &["clusters.size.mean = 0: must be a number in (0, 100000]"],
     );
     assert_err(&["clusters.size.mean=-5"], &["clusters.size.mean = -5"]);
     assert_err(&["clusters.size.min=0"], &["clusters.size.min = 0"]);

@@ -186,6 +186,9 @@ impl DataFrame {
                 });
             }
         }
+        if cols[0].is_empty() {
+            return Err(Error::Usage("the CSV has a header but no data rows".into()));
+        }
         Self::from_raw(headers.into_iter().zip(cols).collect())
     }
 

@@ -661,7 +661,19 @@ fn satterthwaite(
     for (k, h2) in hess2.iter().enumerate() {
         h += h2 * gd.grad[k];
     }
-    let h = (&h + h.transpose()) * 0.5;
+    let mut h = (&h + h.transpose()) * 0.5;
+    // The cut for a zero eigenvalue is made on the Hessian in (θ, σ/σ̂),
+    // which does not change with the response's units: lmerTest cuts in
+    // (θ, σ), where the σ entry scales as 1/σ², so rescaling y by 10⁶ turns a
+    // well-determined σ into a false "boundary" there (df 191,345 instead
+    // of 69.9). On data in ordinary units (σ of order 1–100) both cuts
+    // agree, and crtsim matches lmerTest on every reference case.
+    let last = nphi - 1;
+    let sd = fit.sigma;
+    for i in 0..nphi {
+        h[(i, last)] *= sd;
+        h[(last, i)] *= sd;
+    }
     let eig = h.clone().symmetric_eigen();
     let tol = 1e-8;
     let mut hinv = DMatrix::zeros(nphi, nphi);
@@ -674,9 +686,13 @@ fn satterthwaite(
             dropped += 1;
         }
     }
+    for i in 0..nphi {
+        hinv[(i, last)] *= sd;
+        hinv[(last, i)] *= sd;
+    }
     if dropped > 0 {
         notes.push(format!(
-            "Satterthwaite: the Hessian of the deviance in (theta, sigma) has {dropped} eigenvalue(s) <= 1e-8 (a variance on the boundary); as lmerTest, its generalised inverse is used"
+            "Satterthwaite: the Hessian of the deviance in (theta, sigma/sigma_hat) has {dropped} eigenvalue(s) <= 1e-8 (a variance on the boundary); as lmerTest, its generalised inverse is used"
         ));
     }
     let a = hinv * 2.0;

@@ -403,10 +403,49 @@ impl PowerStudy {
         // config error, not a thousand failed fits.
         let formula = config.analysis_formula();
         let term = config.analysis_term();
-        let probe = sim.data_frame(&sim.simulate(0, 0));
+        let probe_data = sim.simulate(0, 0);
+        let probe = sim.data_frame(&probe_data);
         let model = Model::new(&formula, &probe, true).map_err(|e| {
-            Error::invalid("analysis.formula", format!("{formula:?}"), &e.to_string())
+            // A formula that parses but cannot be fitted to the design's data
+            // (e.g. attrition leaves too few rows): say which trial was tried.
+            let why = if crate::lmm::formula::Formula::parse(&formula).is_ok() {
+                format!(
+                    "cannot be fitted to a simulated trial (seed 0, replicate 0: {} service users, {} with a follow-up): {e}",
+                    probe_data.len(),
+                    probe_data.n_followup()
+                )
+            } else {
+                e.to_string()
+            };
+            Error::invalid("analysis.formula", format!("{formula:?}"), &why)
         })?;
+        // Aliasing is order-dependent in the frame (later columns are
+        // dropped): test the treatment last, so it counts as aliased whenever
+        // it lies in the span of the other columns.
+        let aliased = if model.frame.dropped.is_empty() {
+            false
+        } else {
+            let mut last = crate::lmm::formula::Formula::parse(&formula)?;
+            if let Some(i) = last.fixed.iter().position(|t| t.len() == 1 && t[0] == term) {
+                let t = last.fixed.remove(i);
+                last.fixed.push(t);
+            }
+            Model::from_formula(&last, &probe, true)
+                .map(|m| m.frame.dropped.contains(&term))
+                .unwrap_or(false)
+        };
+        if aliased {
+            let hint = if config.trial.design == crate::config::DesignKind::SteppedWedge {
+                ": in every period all sequences have the same exposure, so the effect is confounded with the period effects; give stepped_wedge.matrix (or sequences) at least two sequences that cross over at different times"
+            } else {
+                ": the design cannot separate it from the other fixed effects"
+            };
+            return Err(Error::invalid(
+                "analysis.term",
+                format!("{term:?}"),
+                &format!("is aliased with other columns of {formula:?}{hint}"),
+            ));
+        }
         if !model.frame.x_names.contains(&term) {
             return Err(Error::invalid(
                 "analysis.term",
