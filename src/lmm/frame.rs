@@ -318,6 +318,7 @@ impl ModelFrame {
         data: &DataFrame,
         prev: Option<&ModelFrame>,
     ) -> Result<ModelFrame> {
+        check_terms(formula)?;
         let vars = formula.variables();
         let mut used: Vec<&Column> = Vec::with_capacity(vars.len());
         for v in &vars {
@@ -348,6 +349,15 @@ impl ModelFrame {
         // Response.
         let ycol = numeric_column(col(&formula.response), "the response")?;
         let y: Vec<f64> = rows.iter().map(|&i| ycol[i]).collect();
+        if let Some(k) = y.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Usage(format!(
+                "the response `{}` is {} in data row {} (CSV line {}): every value must be a finite number (or NA for missing)",
+                formula.response,
+                y[k],
+                rows[k] + 1,
+                rows[k] + 2
+            )));
+        }
         if y.iter().all(|&v| v == y[0]) {
             return Err(Error::Usage(format!(
                 "the response `{}` is constant ({}) in the {n} rows used: there is nothing to model",
@@ -534,6 +544,30 @@ impl ModelFrame {
                 "the formula has no random-effects term such as (1|team); use a linear model instead".into(),
             ));
         }
+        for (i, xc) in xcols.iter().enumerate() {
+            if let Some(k) = xc.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Usage(format!(
+                    "the fixed-effect column `{}` is {} in data row {} (CSV line {}): values must be finite numbers",
+                    names[i],
+                    xc[k],
+                    rows[k] + 1,
+                    rows[k] + 2
+                )));
+            }
+        }
+        for t in &terms {
+            if let Some(k) = t.z.iter().position(|v| !v.is_finite()) {
+                let i = k / t.k;
+                return Err(Error::Usage(format!(
+                    "the random slope `{}` is {} in data row {} (CSV line {}): values must be finite numbers",
+                    t.col_names[k % t.k],
+                    t.z[k],
+                    rows[i] + 1,
+                    rows[i] + 2
+                )));
+            }
+            check_identifiable(t, &x, n, p, &xtx)?;
+        }
         // lme4 order: decreasing number of levels, stable.
         terms.sort_by_key(|t| std::cmp::Reverse(t.nlevels()));
         Ok(ModelFrame {
@@ -550,6 +584,129 @@ impl ModelFrame {
             response: formula.response.clone(),
         })
     }
+}
+
+/// Formula-level mistakes that would fit without complaint: the response
+/// among its own predictors, and a random-effects term given twice.
+fn check_terms(formula: &Formula) -> Result<()> {
+    let resp = &formula.response;
+    if formula.fixed.iter().flatten().any(|v| v == resp)
+        || formula.random.iter().any(|r| r.slopes.contains(resp))
+    {
+        return Err(Error::Usage(format!(
+            "the response `{resp}` also appears on the right-hand side of the formula: a variable cannot predict itself; remove it there"
+        )));
+    }
+    for (i, a) in formula.random.iter().enumerate() {
+        for b in &formula.random[..i] {
+            let overlap = a.group_name() == b.group_name()
+                && ((a.intercept && b.intercept) || a.slopes.iter().any(|s| b.slopes.contains(s)));
+            if overlap {
+                return Err(Error::Usage(format!(
+                    "the random effects for `{}` are given twice (two terms share a column): their variances cannot be told apart; keep one term",
+                    a.group_name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A random-effects term must add something the fixed effects do not
+/// already fit: with H the hat matrix of X, S = Σ_l Z_l'(I − H) Z_l (k × k
+/// over the levels l) must be positive definite. Otherwise some variance of
+/// the term has no information in the REML likelihood (e.g. 2 or 3 teams
+/// whose every difference the arm and site effects already absorb, or
+/// `(c|g)` with `c` constant), and an optimiser would report whatever value
+/// it stopped at. Costs O(n·k·p + levels·k·p²).
+fn check_identifiable(t: &ReTerm, x: &[f64], n: usize, p: usize, xtx: &[f64]) -> Result<()> {
+    let (k, nl) = (t.k, t.nlevels());
+    // Cholesky of X'X (X has full column rank here).
+    let mut l = xtx.to_vec();
+    for j in 0..p {
+        for c in 0..=j {
+            let mut v = l[j * p + c];
+            for m in 0..c {
+                v -= l[j * p + m] * l[c * p + m];
+            }
+            l[j * p + c] = if c == j {
+                v.max(0.0).sqrt()
+            } else {
+                v / l[c * p + c]
+            };
+        }
+    }
+    // Per level: Z_l'X (k × p) and the k × k sum of Z_l'Z_l.
+    let mut zx = vec![0.0; nl * k * p];
+    let mut s = vec![0.0; k * k];
+    for i in 0..n {
+        let lev = t.refs[i] as usize;
+        let zi = &t.z[i * k..(i + 1) * k];
+        for a in 0..k {
+            for b in 0..k {
+                s[a * k + b] += zi[a] * zi[b];
+            }
+            let row = &mut zx[(lev * k + a) * p..(lev * k + a + 1) * p];
+            for j in 0..p {
+                row[j] += zi[a] * x[j * n + i];
+            }
+        }
+    }
+    let scale: Vec<f64> = (0..k).map(|a| s[a * k + a]).collect();
+    // Subtract Σ_l W_l'W_l with W_l = L⁻¹ X'Z_l.
+    let mut w = vec![0.0; p * k];
+    for lev in 0..nl {
+        for a in 0..k {
+            for j in 0..p {
+                let mut v = zx[(lev * k + a) * p + j];
+                for m in 0..j {
+                    v -= l[j * p + m] * w[m * k + a];
+                }
+                w[j * k + a] = if l[j * p + j] > 0.0 {
+                    v / l[j * p + j]
+                } else {
+                    0.0
+                };
+            }
+        }
+        for a in 0..k {
+            for b in 0..k {
+                s[a * k + b] -= (0..p).map(|j| w[j * k + a] * w[j * k + b]).sum::<f64>();
+            }
+        }
+    }
+    // Cholesky of S with a pivot tolerance relative to each column's norm.
+    for a in 0..k {
+        for b in 0..=a {
+            let mut v = s[a * k + b];
+            for m in 0..b {
+                v -= s[a * k + m] * s[b * k + m];
+            }
+            if a == b {
+                if !(v > 1e-9 * scale[a]) {
+                    let what = if k == 1 {
+                        format!(
+                            "the fixed effects already separate all {nl} levels of `{}` (e.g. each level is the only one of its arm or site), so its variance cannot be estimated; use more levels of `{}` or fewer fixed effects that are constant within them",
+                            t.group, t.group
+                        )
+                    } else {
+                        format!(
+                            "its column `{}` is a combination of the term's other columns and the fixed effects (e.g. a slope constant within every level), so its covariance cannot be estimated; drop that column from the term",
+                            t.col_names[a]
+                        )
+                    };
+                    return Err(Error::Usage(format!(
+                        "random-effects term for `{}` is not identifiable: {what}",
+                        t.group
+                    )));
+                }
+                s[a * k + a] = v.sqrt();
+            } else {
+                s[a * k + b] = v / s[b * k + b];
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

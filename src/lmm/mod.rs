@@ -367,9 +367,49 @@ pub fn analyse(
     ml: bool,
     null_formula: Option<&str>,
 ) -> Result<Analysis> {
-    let mut model = Model::new(formula, data, !ml)?;
-    let fit = model.fit();
-    let tests = inference::coef_tests(&model, &fit);
+    // A response of extreme magnitude (its squares overflow or underflow)
+    // is fitted in units of a power of two, which is exact, and the results
+    // are returned in the original units.
+    let parsed = Formula::parse(formula)?;
+    let scale = response_scale(data, &parsed.response);
+    let scaled;
+    let data = if scale == 1.0 {
+        data
+    } else {
+        let mut d = data.clone();
+        if let data::ColumnData::Numeric(v) = &data.column(&parsed.response)?.data {
+            d.set_numeric(&parsed.response, v.iter().map(|v| v * scale).collect())?;
+        }
+        scaled = d;
+        &scaled
+    };
+    let mut model = Model::from_formula(&parsed, data, !ml)?;
+    let mut fit = model.fit();
+    if !(fit.objective.is_finite() && fit.sigma.is_finite() && fit.sigma > 0.0) {
+        return Err(Error::Usage(format!(
+            "the fit failed: the {} criterion at the optimum is {} and the residual SD {}; check the response `{}` for extreme values",
+            if ml { "ML" } else { "REML" },
+            fit.objective,
+            fit.sigma,
+            parsed.response
+        )));
+    }
+    let mut tests = inference::coef_tests(&model, &fit);
+    if scale != 1.0 {
+        unscale(&mut fit, &mut tests, &model, scale);
+        let s2 = fit.sigma * fit.sigma;
+        let representable = fit.objective.is_finite()
+            && s2.is_normal()
+            && fit.vcov.iter().all(|v| v.is_finite())
+            && model.varcorr(&fit).iter().all(|v| v.vcov.is_finite());
+        if !representable {
+            return Err(Error::Usage(format!(
+                "the response `{}` is on a scale (largest |value| about 2^{}) whose variances a double cannot hold (beyond 1e308 or below 1e-308); rescale it (e.g. divide by 1e150 or multiply by 1e150) and fit again",
+                parsed.response,
+                -(scale.log2() as i64)
+            )));
+        }
+    }
     let lrt = match null_formula {
         None => None,
         Some(nf) => {
@@ -393,6 +433,44 @@ pub fn analyse(
         tests,
         lrt,
     })
+}
+
+/// The power of two by which a response is rescaled before fitting: 1
+/// unless its largest magnitude is beyond 2^±200 (where sums of squares over
+/// many rows leave the range of a double).
+fn response_scale(data: &DataFrame, response: &str) -> f64 {
+    let Ok(col) = data.column(response) else {
+        return 1.0;
+    };
+    let data::ColumnData::Numeric(v) = &col.data else {
+        return 1.0;
+    };
+    let m = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0f64, |a, x| a.max(x.abs()));
+    if m == 0.0 || (2f64.powi(-200)..=2f64.powi(200)).contains(&m) {
+        return 1.0;
+    }
+    2f64.powi(-(m.log2().round() as i32))
+}
+
+/// Return a fit made on y·scale to y's units: β, its covariance, σ, the
+/// conditional modes, the criterion (+2(n−p)·ln(1/scale) for REML, +2n·ln
+/// for ML) and the Kenward–Roger SEs; θ, t, df and p do not change.
+fn unscale(fit: &mut Fit, tests: &mut inference::CoefTests, model: &Model, scale: f64) {
+    let c = 1.0 / scale;
+    fit.beta.iter_mut().for_each(|b| *b *= c);
+    fit.vcov.iter_mut().for_each(|v| *v *= c * c);
+    fit.b.iter_mut().for_each(|b| *b *= c);
+    fit.sigma *= c;
+    let dof = if fit.reml {
+        fit.n - model.frame.p
+    } else {
+        fit.n
+    };
+    fit.objective += 2.0 * dof as f64 * c.ln();
+    tests.se_kenward_roger.iter_mut().for_each(|s| *s *= c);
 }
 
 /// Check that `null` is nested in `alt`: same rows, its fixed-effect columns

@@ -134,11 +134,11 @@ pub fn summary(
     };
     let _ = writeln!(
         s,
-        "{crit} at convergence: {:.4}   logLik {:.4}   AIC {:.4}   BIC {:.4}",
-        fit.objective,
-        fit.loglik(),
-        fit.aic(),
-        fit.bic()
+        "{crit} at convergence: {}   logLik {}   AIC {}   BIC {}",
+        fmt_num(fit.objective, 4),
+        fmt_num(fit.loglik(), 4),
+        fmt_num(fit.aic(), 4),
+        fmt_num(fit.bic(), 4)
     );
     let _ = writeln!(s, "\nRandom effects:");
     let _ = writeln!(
@@ -158,11 +158,11 @@ pub fn summary(
             .collect();
         let _ = writeln!(
             s,
-            " {:<14} {:<12} {:>12.4} {:>10.4} {:>6}",
+            " {:<14} {:<12} {:>12} {:>10} {:>6}",
             v.group,
             name,
-            v.vcov,
-            v.sdcor,
+            fmt_num(v.vcov, 4),
+            fmt_num(v.sdcor, 4),
             corr.join(" ")
         );
     }
@@ -217,16 +217,16 @@ pub fn summary(
         };
         let _ = writeln!(
             s,
-            " {:<16} {:>12.5} {:>11.5} {:>9.2} {:>8.3} {:>10}",
+            " {:<16} {:>12} {:>11} {:>9} {:>8.3} {:>10}",
             fit.names[j],
-            fit.beta[j],
-            se,
-            d,
+            fmt_num(fit.beta[j], 5),
+            fmt_num(se, 5),
+            fmt_num(d, 2),
             fit.beta[j] / se,
             fmt_p(p)
         );
     }
-    let _ = writeln!(s, "Residual SD (sigma): {:.5}", fit.sigma);
+    let _ = writeln!(s, "Residual SD (sigma): {}", fmt_num(fit.sigma, 5));
     if !model.frame.dropped.is_empty() {
         let _ = writeln!(
             s,
@@ -262,4 +262,15 @@ pub fn summary(
         );
     }
     s
+}
+
+/// A number with `prec` decimals, or in scientific notation when that would
+/// print more than 10 digits before the point or hide it in zeros.
+fn fmt_num(x: f64, prec: usize) -> String {
+    let a = x.abs();
+    if x != 0.0 && x.is_finite() && !(1e-4..1e10).contains(&a) {
+        format!("{x:.prec$e}")
+    } else {
+        format!("{x:.prec$}")
+    }
 }

@@ -151,13 +151,15 @@ pub fn make_outcome(
     converged: bool,
     alpha: f64,
 ) -> Outcome {
-    if !(se.is_finite() && se > 0.0 && df > 0.0) {
+    // A df a t test cannot have (≤ 0, tiny or NaN) or a non-finite estimate
+    // or SE makes this analysis fail for this replicate; it is counted.
+    let crit = crate::stats::t_quantile(1.0 - alpha / 2.0, df);
+    if !(est.is_finite() && se.is_finite() && se > 0.0 && crit.is_finite()) {
         let mut o = Outcome::failed();
         o.estimate = est;
         o.singular = singular;
         return o;
     }
-    let crit = crate::stats::t_quantile(1.0 - alpha / 2.0, df);
     Outcome {
         estimate: est,
         se,
@@ -636,6 +638,7 @@ impl PowerStudy {
         if needs_lmm {
             let fit = model.fit();
             let model = &*model;
+            let usable = fit.objective.is_finite() && fit.sigma.is_finite() && fit.sigma > 0.0;
             let opts = TestOptions {
                 satterthwaite: self.methods.iter().any(|m| m == "lmm_satterthwaite"),
                 kenward_roger: self.methods.iter().any(|m| m == "lmm_kenward_roger"),
@@ -652,7 +655,9 @@ impl PowerStudy {
                     "lmm_between_within" => (se, tests.df_between_within[j]),
                     _ => continue,
                 };
-                out[k] = self.outcome(est, se_k, df, fit.singular, fit.optimizer.converged);
+                if usable {
+                    out[k] = self.outcome(est, se_k, df, fit.singular, fit.optimizer.converged);
+                }
             }
         }
         if let Some(k) = self.methods.iter().position(|m| m == "cluster_t") {
@@ -1032,7 +1037,23 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     );
     for (a, name) in s.methods.iter().enumerate() {
         let (e, nl) = &s.perf[a];
-        let f = |v: f64, se: f64| format!("{v:.3} ({se:.3})");
+        // Not estimable (e.g. every replicate failed, or one success leaves
+        // no SD): a dash, never NaN.
+        let cell = |v: f64, se: f64, signed: bool| {
+            let v_txt = if signed {
+                format!("{v:+.3}")
+            } else {
+                format!("{v:.3}")
+            };
+            if !v.is_finite() {
+                "-".to_string()
+            } else if !se.is_finite() {
+                format!("{v_txt} (-)")
+            } else {
+                format!("{v_txt} ({se:.3})")
+            }
+        };
+        let f = |v: f64, se: f64| cell(v, se, false);
         let _ = writeln!(
             t,
             "  {:<20} {:>15} {:>15} {:>8} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
@@ -1046,7 +1067,7 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
             } else {
                 "-".to_string()
             },
-            format!("{:+.3} ({:.3})", e.bias, e.bias_mc_se),
+            cell(e.bias, e.bias_mc_se, true),
             f(e.empirical_se, e.empirical_se_mc_se),
             f(e.mean_model_se, e.mean_model_se_mc_se),
             f(e.coverage, e.coverage_mc_se),
@@ -1057,6 +1078,16 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     // Where Monte Carlo and analytic power disagree, say why.
     for (a, name) in s.methods.iter().enumerate() {
         let (e, nl) = &s.perf[a];
+        if e.n_failed > 0 {
+            let _ = writeln!(
+                t,
+                "note: {name}: {} of {} replicates failed (no usable fit: {}); the measures above use the {} that did not",
+                e.n_failed,
+                e.n + e.n_failed,
+                if e.n == 0 { "every one" } else { "too few rows, a non-identifiable variance, or no valid df" },
+                e.n
+            );
+        }
         if s.analytic[a].is_finite()
             && (e.reject - s.analytic[a]).abs() > 2.5 * e.reject_mc_se.max(1e-9)
         {
