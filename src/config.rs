@@ -508,6 +508,30 @@ impl SteppedWedge {
                 "entries must be 0 or 1",
             ));
         }
+        // Some period must compare exposed with unexposed clusters, else the
+        // effect is confounded with the period effects (a before-after study).
+        let contrast = (0..periods).any(|t| {
+            let mut seen: Option<f64> = None;
+            m.iter().any(|row| {
+                match crate::design::sw_cell(row, t, self.transition, &self.lag).exposure {
+                    Some(e) => match seen {
+                        Some(v) => v != e,
+                        None => {
+                            seen = Some(e);
+                            false
+                        }
+                    },
+                    None => false,
+                }
+            })
+        });
+        if !contrast {
+            return Err(Error::invalid(
+                "stepped_wedge.matrix",
+                format!("{m:?}"),
+                "in every period all sequences have the same exposure, so the effect is confounded with time; a stepped wedge needs at least two sequences that cross over at different times",
+            ));
+        }
         if (cfg.clusters.teams as usize) < m.len() {
             return Err(Error::invalid(
                 "clusters.teams",

@@ -252,11 +252,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let opts = power::RunOptions {
                 reps,
                 seed,
-                threads: threads.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                }),
+                threads: worker_threads(threads)?,
                 shard: match &shard {
                     Some(s) => power::parse_shard(s)?,
                     None => (1, 1),
@@ -264,6 +260,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 out: out.clone(),
                 resume,
             };
+            opts.validate()?;
             if let (Some(key), Some(target)) = (&solve, target_power) {
                 let (lo, hi) = solve_range
                     .split_once(':')
@@ -452,6 +449,25 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Worker threads: as asked, but at most the available cores (more would
+/// only add overhead; results do not depend on the count).
+fn worker_threads(asked: Option<usize>) -> Result<usize, Error> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match asked {
+        None => Ok(cores),
+        Some(0) => Err(Error::Usage(
+            "--threads 0: must be at least 1 (omit it to use every core)".into(),
+        )),
+        Some(t) if t > cores => {
+            eprintln!("note: --threads {t}: this machine has {cores} cores; using {cores}");
+            Ok(cores)
+        }
+        Some(t) => Ok(t),
+    }
 }
 
 fn progress_bar() -> Option<indicatif::ProgressBar> {

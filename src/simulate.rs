@@ -286,7 +286,23 @@ impl Simulator {
         keep: Option<&[String]>,
     ) -> crate::lmm::data::DataFrame {
         use crate::lmm::data::{Column, DataFrame};
-        let want = |name: &str| keep.is_none_or(|k| k.iter().any(|s| s == name));
+        // A stepped wedge has clusters, periods and individuals; the parallel
+        // design's site, team, staff, arm and baseline columns do not exist
+        // there (a formula naming them gets the list of columns that do).
+        let sw_design = self.sw.is_some();
+        let parallel_only = [
+            "site",
+            "team",
+            "staff",
+            "user",
+            "arm",
+            "adherence",
+            "baseline",
+        ];
+        let want = |name: &str| {
+            keep.is_none_or(|k| k.iter().any(|s| s == name))
+                && !(sw_design && parallel_only.contains(&name))
+        };
         let mut cols = Vec::with_capacity(8);
         if want("site") {
             cols.push(Column::categorical(

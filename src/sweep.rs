@@ -58,6 +58,9 @@ pub fn parse_axis(spec: &str) -> Result<Axis> {
     })
 }
 
+/// The widest `--solve-range` (the analytic bracket scans it value by value).
+pub const MAX_SOLVE_RANGE: i64 = 10_000;
+
 /// The most grid points one sweep may have.
 pub const MAX_POINTS: usize = 10_000;
 
@@ -316,6 +319,12 @@ pub fn solve(
             "--target-power {target}: must be in (0, 1)"
         )));
     }
+    opts.validate()?;
+    if hi - lo > MAX_SOLVE_RANGE || lo < 0 {
+        return Err(Error::Usage(format!(
+            "--solve-range {lo}:{hi}: must be non-negative and span at most {MAX_SOLVE_RANGE} values"
+        )));
+    }
     let cfg_at = |v: i64| point_config(text, sets, &[(key.to_string(), v.to_string())]);
     let base = cfg_at(lo.max(1))
         .or_else(|_| cfg_at(hi))
@@ -469,15 +478,34 @@ pub fn solution_text(s: &Solution, reps: u64) -> String {
         .filter(|e| e.0 < s.value)
         .max_by_key(|e| e.0);
     if let Some(&(_, p, se)) = at {
-        let z = (p - s.target) / se.max(1e-12);
+        // With every (or no) replicate rejecting, the MC SE is 0 and a
+        // distance in MC SEs means nothing: say so instead.
+        let by = |d: f64, se: f64| {
+            if se > 0.0 {
+                format!("{:.1} MC SE", d / se)
+            } else {
+                format!("{d:.3} (MC SE 0: every replicate gave the same decision)")
+            }
+        };
+        let z = if se > 0.0 {
+            (p - s.target) / se
+        } else {
+            f64::INFINITY
+        };
         let _ = write!(
             t,
-            "  Monte Carlo answer: {} = {} (power exceeds the target by {z:.1} MC SE",
-            s.key, s.value
+            "  Monte Carlo answer: {} = {} (power {p:.3} exceeds the target by {}",
+            s.key,
+            s.value,
+            by(p - s.target, se)
         );
         if let Some(&(vb, pb, seb)) = below {
-            let zb = (s.target - pb) / seb.max(1e-12);
-            let _ = write!(t, "; at {vb} it falls short by {zb:.1} MC SE");
+            let zb = if seb > 0.0 {
+                (s.target - pb) / seb
+            } else {
+                f64::INFINITY
+            };
+            let _ = write!(t, "; at {vb} it falls short by {}", by(s.target - pb, seb));
             if z < 2.0 || zb < 2.0 {
                 let _ = write!(
                     t,

@@ -383,9 +383,17 @@ impl Formula {
                         ));
                     }
                     for r in rs {
-                        if !random.contains(&r) {
-                            random.push(r);
+                        if random.contains(&r) {
+                            return Err(syntax(
+                                text,
+                                0,
+                                &format!(
+                                    "the random-effects term for `{}` is given twice; its variance would be split between two identical terms: keep one",
+                                    r.group_name()
+                                ),
+                            ));
                         }
+                        random.push(r);
                     }
                 }
             }

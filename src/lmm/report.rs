@@ -217,12 +217,12 @@ pub fn summary(
         };
         let _ = writeln!(
             s,
-            " {:<16} {:>12} {:>11} {:>9} {:>8.3} {:>10}",
+            " {:<16} {:>12} {:>11} {:>9} {:>8} {:>10}",
             fit.names[j],
             fmt_num(fit.beta[j], 5),
             fmt_num(se, 5),
             fmt_num(d, 2),
-            fit.beta[j] / se,
+            fmt_num(fit.beta[j] / se, 3),
             fmt_p(p)
         );
     }
@@ -268,7 +268,9 @@ pub fn summary(
 /// print more than 10 digits before the point or hide it in zeros.
 fn fmt_num(x: f64, prec: usize) -> String {
     let a = x.abs();
-    if x != 0.0 && x.is_finite() && !(1e-4..1e10).contains(&a) {
+    if !x.is_finite() {
+        "NA".to_string()
+    } else if x != 0.0 && !(1e-4..1e10).contains(&a) {
         format!("{x:.prec$e}")
     } else {
         format!("{x:.prec$}")
