@@ -259,6 +259,13 @@ fn merge_refuses_to_overwrite_and_checks_reps() {
     assert_eq!(csv(&merged), csv(&single));
     // Merging again into the same (identical) directory is a no-op.
     assert_eq!(ok(&refs(&with_out(&merged))), table);
+    // A merge killed after its manifest but before its replicates landed
+    // (leaving a temporary file) is completed by the next merge.
+    std::fs::remove_file(merged.join("replicates.csv")).unwrap();
+    std::fs::write(merged.join(".replicates.csv.tmp-99999"), "rep,scen").unwrap();
+    assert_eq!(ok(&refs(&with_out(&merged))), table);
+    assert_eq!(csv(&merged), csv(&single));
+    assert!(!merged.join(".replicates.csv.tmp-99999").exists());
     // So is the single run it reproduces.
     assert_eq!(ok(&refs(&with_out(&single))), table);
     // A directory holding another finished run is refused, untouched.

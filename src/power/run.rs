@@ -460,6 +460,13 @@ fn write_merged(
     stream: &mut MergeStream,
     tally: &mut Tally,
 ) -> Result<()> {
+    // The manifest first: a merge killed before the replicates are in place
+    // leaves a directory that the next merge recognises and completes.
+    let m = Manifest {
+        reps: stream.reps,
+        ..manifest.clone()
+    };
+    m.write(dir, &config_toml(&study.config))?;
     let mut failure: Option<Error> = None;
     let written = store::atomic_write_with(&dir.join("replicates.csv"), |w| {
         writeln!(w, "{}", store::HEADER)?;
@@ -483,11 +490,14 @@ fn write_merged(
         return Err(e);
     }
     written?;
-    let m = Manifest {
-        reps: Some(tally.reps()),
-        ..manifest.clone()
-    };
-    m.write(dir, &config_toml(&study.config))
+    if stream.reps.is_none() {
+        let m = Manifest {
+            reps: Some(tally.reps()),
+            ..m
+        };
+        m.write(dir, &config_toml(&study.config))?;
+    }
+    Ok(())
 }
 
 /// A non-empty output directory is accepted only when it already holds
@@ -511,6 +521,10 @@ fn check_identical(
     };
     if !old.same_run(manifest) {
         return Err(refuse("holds a different run (or one of the shards)"));
+    }
+    if !dir.join("replicates.csv").exists() {
+        // An earlier merge of this run stopped before its replicates landed.
+        return write_merged(study, manifest, dir, stream, tally);
     }
     let layout = manifest.layout();
     let mut existing = RepReader::open(&dir.join("replicates.csv"), &manifest.methods, layout)

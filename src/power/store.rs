@@ -190,6 +190,16 @@ impl DirLock {
             f.seek(std::io::SeekFrom::Start(0))?;
             f.write_all(pid.as_bytes())
         });
+        // Holding the lock, any temporary file here is an interrupted
+        // atomic write of a process that has ended: remove it.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(DirLock { _file: f })
     }
 }
@@ -564,11 +574,12 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
     ))
 }
 
-/// Whether a directory is absent or holds nothing (a leftover lock file
-/// counts as nothing).
+/// Whether a directory is absent or holds nothing (a leftover lock file, or
+/// a temporary file of an interrupted atomic write, counts as nothing).
 pub fn is_empty_dir(dir: &Path) -> Result<bool> {
+    let ours = |name: &str| name == ".lock" || (name.starts_with('.') && name.contains(".tmp-"));
     match std::fs::read_dir(dir) {
-        Ok(mut it) => Ok(it.all(|e| e.map(|e| e.file_name() == ".lock").unwrap_or(false))),
+        Ok(mut it) => Ok(it.all(|e| e.is_ok_and(|e| ours(&e.file_name().to_string_lossy())))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(Error::io(dir, e)),
     }
