@@ -31,18 +31,9 @@ const KR: TestOptions = TestOptions {
 fn refocus_reference() -> DataFrame {
     let p = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/reference/data/crt_parallel.csv"
+        "/tests/data/lme4/data/crt_parallel.csv"
     );
-    DataFrame::read_csv(p).unwrap_or_else(|_| {
-        // Fall back to a simulated REFOCUS trial when shared/ is absent.
-        let cfg = crtsim::config::Config::load(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/configs/refocus.toml"),
-            &[],
-        )
-        .unwrap();
-        let sim = Simulator::new(cfg).unwrap();
-        sim.data_frame(&sim.simulate(1, 0))
-    })
+    DataFrame::read_csv(p).expect("tests/data/lme4/data/crt_parallel.csv")
 }
 
 fn new_responses(model: &Model, k: usize) -> Vec<Vec<f64>> {

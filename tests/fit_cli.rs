@@ -6,17 +6,11 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crtsim");
 
-fn reference() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference");
-    let found = d.join("fits").is_dir();
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "../shared/reference is missing"
-    );
-    if !found {
-        eprintln!("skipping: ../shared/reference not found");
-    }
-    found.then_some(d)
+/// The vendored lme4 reference fits and data (a missing fixture fails).
+fn reference() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/lme4");
+    assert!(d.join("fits").is_dir(), "{} is missing", d.display());
+    d
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -30,7 +24,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn every_reference_case_gives_summary_and_json() {
-    let Some(dir) = reference() else { return };
+    let dir = reference();
     for entry in std::fs::read_dir(dir.join("fits")).unwrap() {
         let path = entry.unwrap().path();
         let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -96,7 +90,7 @@ fn every_reference_case_gives_summary_and_json() {
 
 #[test]
 fn df_methods_in_the_summary() {
-    let Some(dir) = reference() else { return };
+    let dir = reference();
     let data = dir.join("data/crt_parallel.csv");
     let f = "qpr ~ arm + baseline + site + (1|team)";
     for (m, needle) in [
@@ -125,7 +119,7 @@ fn write(name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let Some(dir) = reference() else { return };
+    let dir = reference();
     let crt = dir.join("data/crt_parallel.csv");
     let crt = crt.to_str().unwrap();
     let one = write("one.csv", "y,g,x\n1,a,1\n2,a,2\n3,a,4\n");

@@ -1,5 +1,6 @@
 //! The LMM engine against lme4 / lmerTest / pbkrtest reference fits in
-//! ../shared/reference (tolerances from its README).
+//! tests/data/lme4 (tolerances from its README; `make_reference.R` there
+//! regenerates them).
 
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::formula::Formula;
@@ -8,15 +9,11 @@ use crtsim::lmm::Model;
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn reference_dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference");
-    let found = d.join("fits").is_dir();
-    // CI lays shared/ beside the checkout: there its absence is a failure.
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "../shared/reference is missing"
-    );
-    found.then_some(d)
+/// The vendored reference fits (a missing fixture fails the test).
+fn reference_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/lme4");
+    assert!(d.join("fits").is_dir(), "{} is missing", d.display());
+    d
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -220,10 +217,7 @@ fn run_case(dir: &std::path::Path, name: &str, rep: &mut Report) {
 
 #[test]
 fn all_reference_fits_match_lme4() {
-    let Some(dir) = reference_dir() else {
-        eprintln!("skipping: ../shared/reference not found");
-        return;
-    };
+    let dir = reference_dir();
     let mut names: Vec<String> = std::fs::read_dir(dir.join("fits"))
         .unwrap()
         .map(|e| {

@@ -1,5 +1,5 @@
 //! Printing a fitted model: lme4-style summary text and the JSON schema of
-//! the reference fits (`shared/reference/fits/*.json`).
+//! the reference fits (`tests/data/lme4/fits/*.json`).
 
 use super::inference::{CoefTests, Lrt};
 use super::{Fit, Model};
