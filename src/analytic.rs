@@ -106,7 +106,11 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
         return sw_power(cfg, design, sw, alpha, normal);
     }
     let s = parallel_summary(cfg, design);
-    let adjusted = cfg.outcome.baseline && formula.contains("baseline");
+    // Adjusted when `baseline` is itself a fixed-effect term (not a random
+    // slope, an interaction alone, or another column whose name contains it).
+    let adjusted = cfg.outcome.baseline
+        && crate::lmm::formula::Formula::parse(formula)
+            .is_ok_and(|f| f.fixed.iter().any(|t| t.len() == 1 && t[0] == "baseline"));
     let se = if adjusted {
         s.se_ancova
     } else {

@@ -109,8 +109,10 @@ enum Command {
         /// The input CSV (for `design`: the stepped-wedge config).
         results: PathBuf,
         /// Output path without extension (writes PREFIX.svg and PREFIX.png).
-        #[arg(long, default_value = "power")]
-        out: PathBuf,
+        /// Default: the input's path without its extension, plus `_` and
+        /// the plot kind (sweep.csv → sweep_power.svg, sweep_power.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run the ITT and adherence analyses (high vs low participation,
     /// dose-response, CACE/IV) on one trial CSV with a `team_adherence` column.
@@ -386,6 +388,14 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .map_err(|e| Error::io("<stdout>", e))?;
         }
         Command::Plot { what, results, out } => {
+            let out = out.unwrap_or_else(|| {
+                let stem = results.with_extension("");
+                let name = stem
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                stem.with_file_name(format!("{name}_{}", what.replace('-', "_")))
+            });
             let written = match what.as_str() {
                 "adherence" => plot::adherence_scatter(&results, &out)?,
                 "adherence-power" => plot::adherence_power(&results, &out)?,
