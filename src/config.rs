@@ -562,6 +562,52 @@ impl SteppedWedge {
                 "each fraction must be in [0, 1]",
             ));
         }
+        // Keys of the parallel design that a stepped wedge has no use for:
+        // refused by name rather than silently ignored (the simulator has no
+        // staff level, one site, and randomises clusters to sequences).
+        let c = &cfg.clusters;
+        let unused: [(&str, bool, String); 6] = [
+            (
+                "outcome.icc_staff",
+                cfg.outcome.icc_staff != 0.0,
+                cfg.outcome.icc_staff.to_string(),
+            ),
+            (
+                "clusters.staff_per_team",
+                c.staff_per_team != StaffSpec::Fixed(1),
+                match c.staff_per_team {
+                    StaffSpec::Fixed(n) => n.to_string(),
+                    StaffSpec::Range { min, max } => format!("{{ min = {min}, max = {max} }}"),
+                },
+            ),
+            (
+                "clusters.treated",
+                c.treated.is_some(),
+                format!("{:?}", c.treated.unwrap_or(0)),
+            ),
+            (
+                "clusters.sites",
+                c.sites.len() > 1,
+                format!("{:?}", c.sites),
+            ),
+            (
+                "clusters.site_teams",
+                c.site_teams.is_some(),
+                "(given)".into(),
+            ),
+            (
+                "outcome.site_effects",
+                cfg.outcome.site_effects.is_some(),
+                "(given)".into(),
+            ),
+        ];
+        if let Some((key, _, value)) = unused.into_iter().find(|u| u.1) {
+            return Err(Error::invalid(
+                key,
+                value,
+                "is not modelled in a stepped-wedge design (clusters have no staff level and no sites; sequences are randomised over clusters, so none is fixed as treated): remove it",
+            ));
+        }
         let o = &cfg.outcome;
         required_unit("outcome.cac", o.cac, "a stepped-wedge design")?;
         if let Some(sc) = cfg.adherence.as_ref().and_then(|a| a.staff_concentration) {
@@ -572,7 +618,24 @@ impl SteppedWedge {
             ));
         }
         if self.sampling == Sampling::Cohort {
-            required_unit("outcome.iac", o.iac, "cohort sampling")?;
+            let iac = required_unit("outcome.iac", o.iac, "cohort sampling")?;
+            // As for a parallel baseline: the measurement noise is carved out
+            // of the individual variance, so the latent individual
+            // autocorrelation is iac·resid/(resid − noise) and must stay ≤ 1
+            // (the simulator would otherwise clamp it silently).
+            if let Ok(cal) = crate::measure::calibrate(o.measure, o.mean, o.sd, o.item_noise) {
+                let resid = (1.0 - o.icc - o.icc_staff) * o.sd * o.sd;
+                let latent = iac * resid / (resid - cal.noise_var);
+                if !(latent.abs() <= 1.0) {
+                    return Err(Error::invalid(
+                        "outcome.iac",
+                        iac,
+                        &format!(
+                            "is too large for the measurement noise: the latent individual correlation would be {latent:.3} > 1; lower outcome.item_noise or outcome.iac"
+                        ),
+                    ));
+                }
+            }
         }
         if o.baseline {
             return Err(Error::invalid(

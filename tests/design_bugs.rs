@@ -6,7 +6,11 @@ use crtsim::design::Design;
 
 fn refocus(sets: &[&str]) -> Config {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    Config::load(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/refocus.toml"), &sets).unwrap()
+    Config::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/configs/refocus.toml"),
+        &sets,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -20,4 +24,61 @@ fn ancova_is_decided_by_the_fixed_terms_not_by_a_substring() {
     // A random slope on baseline is no adjustment of the fixed effects (it
     // used to count as one because the formula text contains "baseline").
     assert_eq!(p("qpr ~ arm + site + (baseline|team)"), unadjusted);
+}
+
+fn sw_err(sets: &[&str]) -> String {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Config::load(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/example_stepped_wedge.toml"
+        ),
+        &sets,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default()
+}
+
+#[test]
+fn parallel_only_keys_are_refused_in_a_stepped_wedge() {
+    // icc_staff 0.3 used to shrink the residual variance without simulating
+    // staff effects: simulated variance 69 where 100 was configured.
+    for (set, key) in [
+        ("outcome.icc_staff=0.3", "outcome.icc_staff = 0.3"),
+        ("clusters.staff_per_team=4", "clusters.staff_per_team = 4"),
+        ("clusters.treated=6", "clusters.treated = 6"),
+        ("clusters.sites=[\"a\", \"b\"]", "clusters.sites"),
+    ] {
+        let e = sw_err(&[set]);
+        assert!(
+            e.contains(key) && e.contains("not modelled in a stepped-wedge"),
+            "{set}: {e}"
+        );
+    }
+}
+
+#[test]
+fn cohort_iac_must_fit_the_measurement_noise() {
+    // iac 0.99 with item noise 1 needs a latent correlation of 1.1; the
+    // simulator used to clamp it silently.
+    let e = sw_err(&[
+        "stepped_wedge.sampling=\"cohort\"",
+        "outcome.iac=0.99",
+        "outcome.measure=\"qpr15_items\"",
+        "outcome.item_noise=1",
+    ]);
+    assert!(
+        e.contains("outcome.iac = 0.99") && e.contains("latent individual correlation"),
+        "{e}"
+    );
+    assert_eq!(
+        sw_err(&[
+            "stepped_wedge.sampling=\"cohort\"",
+            "outcome.iac=0.5",
+            "outcome.measure=\"qpr15_items\"",
+            "outcome.item_noise=1",
+        ]),
+        ""
+    );
 }

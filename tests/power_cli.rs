@@ -185,8 +185,14 @@ fn sweep_plot_and_solve_from_the_command_line() {
     // (it used to be ./power.svg for every plot, each overwriting the last).
     let (c, _, e) = run(&["plot", "power", &format!("{d}/sweep.csv")]);
     assert_eq!(c, 0, "{e}");
-    assert!(std::path::Path::new(&format!("{d}/sweep_power.svg")).exists(), "{e}");
-    assert!(std::path::Path::new(&format!("{d}/sweep_power.png")).exists(), "{e}");
+    assert!(
+        std::path::Path::new(&format!("{d}/sweep_power.svg")).exists(),
+        "{e}"
+    );
+    assert!(
+        std::path::Path::new(&format!("{d}/sweep_power.png")).exists(),
+        "{e}"
+    );
     // A [sweep] section in the config.
     let cfg = format!("{d}/swept.toml");
     let mut text = std::fs::read_to_string(REFOCUS).unwrap();
