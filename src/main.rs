@@ -287,7 +287,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                         eprintln!("  {key} = {v}: Monte Carlo power {p:.3}");
                     },
                 )?;
-                let txt = sweep::solution_text(&sol, reps);
+                let txt = if json {
+                    serde_json::to_string_pretty(&sol.to_json(reps)).unwrap_or_default() + "\n"
+                } else {
+                    sweep::solution_text(&sol, reps)
+                };
                 std::io::stdout()
                     .lock()
                     .write_all(txt.as_bytes())
@@ -317,21 +321,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                     power::store::atomic_write(&dir.join("sweep.csv"), csv_text.as_bytes())?;
                 }
-                let text_out = if json {
-                    let arr: Vec<serde_json::Value> = results
-                        .iter()
-                        .map(|r| {
-                            let mut v = power::summary_json(&r.study, &r.summary);
-                            let point: std::collections::BTreeMap<String, String> =
-                                r.point.iter().cloned().collect();
-                            v["point"] = serde_json::json!(point);
-                            v
-                        })
-                        .collect();
-                    serde_json::to_string_pretty(&arr).unwrap_or_default() + "\n"
-                } else {
-                    csv_text
-                };
+                let text_out = if json { sweep_json(&results) } else { csv_text };
                 std::io::stdout()
                     .lock()
                     .write_all(text_out.as_bytes())
@@ -410,12 +400,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             if !dirs[0].join("run.json").exists() {
                 // A sharded sweep: merge every grid point, print the tidy CSV.
                 let results = sweep::merge_sweep(&dirs, out.as_deref())?;
-                let text = sweep::tidy_csv(&results);
+                let text = if json {
+                    sweep_json(&results)
+                } else {
+                    sweep::tidy_csv(&results)
+                };
                 std::io::stdout()
                     .lock()
                     .write_all(text.as_bytes())
                     .map_err(|e| Error::io("<stdout>", e))?;
-                let _ = json;
                 return Ok(());
             }
             let merged = power::merge(&dirs, out.as_deref())?;
@@ -478,6 +471,21 @@ fn worker_threads(asked: Option<usize>) -> Result<usize, Error> {
         }
         Some(t) => Ok(t),
     }
+}
+
+/// A sweep's summaries as a JSON array, each with its grid point.
+fn sweep_json(results: &[sweep::PointResult]) -> String {
+    let arr: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let mut v = power::summary_json(&r.study, &r.summary);
+            let point: std::collections::BTreeMap<String, String> =
+                r.point.iter().cloned().collect();
+            v["point"] = serde_json::json!(point);
+            v
+        })
+        .collect();
+    serde_json::to_string_pretty(&arr).unwrap_or_default() + "\n"
 }
 
 fn progress_bar() -> Option<indicatif::ProgressBar> {

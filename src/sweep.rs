@@ -300,6 +300,25 @@ pub struct Solution {
     pub evaluated: Vec<(i64, f64, f64)>,
 }
 
+impl Solution {
+    /// The solution as JSON: the key, analysis, target, the analytic and
+    /// Monte Carlo answers, and every value simulated with its MC power and
+    /// MC SE.
+    pub fn to_json(&self, reps: u64) -> serde_json::Value {
+        serde_json::json!({
+            "key": self.key,
+            "analysis": self.analysis,
+            "target_power": self.target,
+            "reps": reps,
+            "analytic_value": self.analytic_value,
+            "value": self.value,
+            "evaluated": self.evaluated.iter().map(|(v, p, se)| serde_json::json!({
+                "value": v, "power": p, "power_mc_se": se
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// Smallest integer value of `key` in [lo, hi] reaching `target` power for
 /// `analysis`: analytic power brackets it, Monte Carlo confirms it (integer
 /// bisection on MC power).

@@ -282,3 +282,49 @@ fn sharded_sweep_merges_to_the_single_sweep() {
     assert_eq!(c, 2, "a missing shard is refused");
     assert!(e.contains("shards missing"), "{e}");
 }
+
+#[test]
+fn json_is_printed_on_every_path_that_takes_it() {
+    // --solve used to print its text report whatever --json said.
+    let (c, out, e) = run(&[
+        "power",
+        REFOCUS,
+        "--reps",
+        "40",
+        "--target-power",
+        "0.8",
+        "--solve",
+        "clusters.teams",
+        "--solve-range",
+        "10:60",
+        "--json",
+    ]);
+    assert_eq!(c, 0, "{e}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("solve --json is JSON");
+    assert_eq!(v["key"], "clusters.teams");
+    assert!(
+        v["value"].as_i64().is_some() && v["evaluated"].as_array().is_some_and(|a| !a.is_empty())
+    );
+    // merge of a sharded sweep used to ignore --json.
+    let d = tmp("json-sweep");
+    for i in 1..=2 {
+        let (c, _, e) = run(&[
+            "power",
+            REFOCUS,
+            "--reps",
+            "20",
+            "--no-null",
+            "--sweep",
+            "clusters.teams=20,30",
+            "--shard",
+            &format!("{i}/2"),
+            "--out",
+            &format!("{d}/s{i}"),
+        ]);
+        assert_eq!(c, 0, "{e}");
+    }
+    let (c, out, e) = run(&["merge", &format!("{d}/s1"), &format!("{d}/s2"), "--json"]);
+    assert_eq!(c, 0, "{e}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("merge --json of a sweep is JSON");
+    assert_eq!(v.as_array().map(|a| a.len()), Some(2));
+}
