@@ -82,3 +82,36 @@ fn cohort_iac_must_fit_the_measurement_noise() {
         ""
     );
 }
+
+#[test]
+fn stepped_wedge_expected_kr_power_uses_the_runs_seed() {
+    // With variable cluster-period sizes the design the expected KR power is
+    // evaluated on depends on the seed; it used to be trial.seed's whatever
+    // --seed the run had.
+    let sets: Vec<String> = [
+        "clusters.size={ dist = \"poisson\", mean = 12 }",
+        "analysis.methods=[\"lmm_kenward_roger\"]",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = Config::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pulsar.toml"),
+        &sets,
+    )
+    .unwrap();
+    let study = crtsim::power::PowerStudy::new(cfg, false).unwrap();
+    let opts = |seed: u64| crtsim::power::RunOptions {
+        reps: 2,
+        seed,
+        threads: 1,
+        shard: (1, 1),
+        out: None,
+        resume: false,
+    };
+    let at_trial_seed = study.sw_expected_kr_power(2014).unwrap();
+    let s = crtsim::power::execute(&study, &opts(99), |_, _| {}).unwrap();
+    let at_99 = study.sw_expected_kr_power(99).unwrap();
+    assert_ne!(at_99, at_trial_seed, "Poisson sizes: the designs differ");
+    assert_eq!(s.analytic[0], at_99);
+}

@@ -586,8 +586,8 @@ fn expected_small_sample_power() {
     )
     .unwrap();
     let (ez, ekr) = (
-        study.sw_expected_z_power().unwrap(),
-        study.sw_expected_kr_power().unwrap(),
+        study.sw_expected_z_power(2014).unwrap(),
+        study.sw_expected_kr_power(2014).unwrap(),
     );
     let s = common::run_study(&study, 10_000, 2014);
     for (k, expected) in [(0, ez), (1, ekr)] {

@@ -507,17 +507,20 @@ impl PowerStudy {
     /// clusters included (Kackar–Harville). None unless the design is a
     /// stepped wedge and the formula's random effects are the ones the data
     /// are generated with (cluster, cluster-period, and person for cohorts).
-    pub fn sw_expected_kr_power(&self) -> Option<f64> {
-        self.sw_expected_small_sample()?.kr_power(self.alpha)
+    ///
+    /// The design is replicate 0 of the run's `seed` (it matters when sizes
+    /// vary), the same design the run itself starts from.
+    pub fn sw_expected_kr_power(&self, seed: u64) -> Option<f64> {
+        self.sw_expected_small_sample(seed)?.kr_power(self.alpha)
     }
 
     /// Expected power of the Wald z test with estimated variances, from the
     /// same evaluation (Kackar–Harville): see [`SmallSample::z_power`].
-    pub fn sw_expected_z_power(&self) -> Option<f64> {
-        self.sw_expected_small_sample()?.z_power(self.alpha)
+    pub fn sw_expected_z_power(&self, seed: u64) -> Option<f64> {
+        self.sw_expected_small_sample(seed)?.z_power(self.alpha)
     }
 
-    fn sw_expected_small_sample(&self) -> Option<SmallSample> {
+    fn sw_expected_small_sample(&self, seed: u64) -> Option<SmallSample> {
         use crate::config::{DesignKind, Sampling};
         let cfg = &self.config;
         let sw = cfg.stepped_wedge.as_ref()?;
@@ -532,7 +535,7 @@ impl PowerStudy {
             Sampling::Cohort => o.iac.unwrap_or(0.0),
             Sampling::CrossSectional => 0.0,
         };
-        let d = self.sim.simulate(cfg.trial.seed.unwrap_or(1), 0);
+        let d = self.sim.simulate(seed, 0);
         let data = self.sim.data_frame(&d);
         let mut model = Model::from_formula(&self.parsed, &data, true).ok()?;
         let mut has_person = false;
@@ -862,7 +865,7 @@ pub fn summary_from_tally(study: &PowerStudy, seed: u64, tally: &Tally) -> Summa
         .methods
         .iter()
         .any(|m| m == "lmm_kenward_roger" || m == "lmm_z")
-        .then(|| study.sw_expected_small_sample())
+        .then(|| study.sw_expected_small_sample(seed))
         .flatten();
     let expected = |m: &str| match (m, &small) {
         ("lmm_kenward_roger", Some(e)) => e.kr_power(study.alpha),
