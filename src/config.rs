@@ -1172,6 +1172,10 @@ pub mod limits {
     pub const SW_DIM: usize = 1_000;
     /// `adherence.team.concentration`, `adherence.staff_concentration`.
     pub const CONCENTRATION: f64 = 1e4;
+    /// `adherence.team.concentration`, `adherence.staff_concentration`: above.
+    pub const CONCENTRATION_MIN: f64 = 0.01;
+    /// The smaller Beta shape of team participation, min(mean, 1 − mean)·concentration.
+    pub const BETA_SHAPE_MIN: f64 = 1e-3;
     /// `adherence.ec50`.
     pub const EC50: f64 = 100.0;
     /// Characters in `trial.name`, `analysis.formula`, `analysis.term` and a site name.
@@ -1346,24 +1350,41 @@ impl Config {
         if let Some(ad) = &self.adherence {
             // Ranges within [0, 1] are checked (with their own messages) by
             // the section's validator; here only the unbounded magnitudes.
-            for (key, v, hi) in [
+            for (key, v, lo, hi) in [
                 (
                     "adherence.team.concentration",
                     ad.team.concentration,
+                    CONCENTRATION_MIN,
                     CONCENTRATION,
                 ),
                 (
                     "adherence.staff_concentration",
                     ad.staff_concentration,
+                    CONCENTRATION_MIN,
                     CONCENTRATION,
                 ),
-                ("adherence.ec50", ad.ec50, EC50),
+                ("adherence.ec50", ad.ec50, 0.0, EC50),
             ] {
-                if let Some(x) = v.filter(|x| !(*x <= hi)) {
+                if let Some(x) = v.filter(|x| !(*x > lo && *x <= hi)) {
                     return Err(Error::invalid(
                         key,
                         x,
-                        &format!("must be a number at most {hi}"),
+                        &format!("must be > {} and at most {}", bound(lo), bound(hi)),
+                    ));
+                }
+            }
+            // Beta shapes mean·c and (1 − mean)·c: far below 10⁻³ statrs'
+            // Beta quantile (used by the copula) does not return.
+            if let (Some(m), Some(c)) = (ad.team.mean, ad.team.concentration) {
+                let shape = m.min(1.0 - m) * c;
+                if m > 0.0 && m < 1.0 && !(shape >= BETA_SHAPE_MIN) {
+                    return Err(Error::invalid(
+                        "adherence.team.concentration",
+                        c,
+                        &format!(
+                            "with mean {m} gives a Beta shape of {} (min(mean, 1 - mean) x concentration); it must be at least {BETA_SHAPE_MIN}",
+                            crate::error::short_value(&shape.to_string())
+                        ),
                     ));
                 }
             }

@@ -152,7 +152,7 @@ fn bad_adherence_input_names_the_key() {
         (&["adherence.team.mean=0"], "adherence.team.mean = 0"),
         (
             &["adherence.team.concentration=0"],
-            "adherence.team.concentration = 0: must be > 0",
+            "adherence.team.concentration = 0: must be > 0.01",
         ),
         (
             &["adherence.confounding=1"],

@@ -220,6 +220,9 @@ fn key_values() -> Vec<(&'static str, Vec<&'static str>)> {
 
 struct Case {
     args: Vec<String>,
+    /// Labels the user's data put in the output (a level named `inf` is
+    /// a name, not a number).
+    labels: Vec<String>,
 }
 
 fn config_case(rng: &mut Rng, dir: &Path) -> Case {
@@ -312,7 +315,10 @@ fn config_case(rng: &mut Rng, dir: &Path) -> Case {
     for s in sets {
         args.extend(["--set".into(), s]);
     }
-    Case { args }
+    Case {
+        args,
+        labels: Vec::new(),
+    }
 }
 
 /// A random CSV (with hostile cells) and a random formula for `fit`.
@@ -323,6 +329,7 @@ fn fit_case(rng: &mut Rng, dir: &Path, k: usize) -> Case {
     if rng.chance(0.05) {
         text = String::from("g,h,arm,x,c,y,y\n");
     }
+    let mut labels = Vec::new();
     let scale = rng.pick(&[1.0, 1.0, 1.0, 1e6, 1e100, 1e160, 1e-200, -1.0]);
     for i in 0..n {
         let g = i % groups;
@@ -353,6 +360,8 @@ fn fit_case(rng: &mut Rng, dir: &Path, k: usize) -> Case {
                     "1,2",
                 ])
                 .to_string();
+            // Any column can turn categorical, and its levels are printed.
+            labels.push(cells[c].trim_start_matches('-').to_string());
         }
         if rng.chance(0.01) {
             cells.pop();
@@ -428,7 +437,7 @@ fn fit_case(rng: &mut Rng, dir: &Path, k: usize) -> Case {
             rng.pick(&["0.05", "0", "0.7", "nan"]).into(),
         ];
     }
-    Case { args }
+    Case { args, labels }
 }
 
 /// Peak resident memory (kB) of a running process, from /proc.
@@ -496,14 +505,15 @@ fn run(args: &[String], cwd: &Path) -> Outcome {
     }
 }
 
-/// A NaN or infinity printed as a number.
-fn has_nonfinite(s: &str) -> Option<String> {
+/// A NaN or infinity printed as a number (not one of the data's labels).
+fn has_nonfinite(s: &str, labels: &[String]) -> Option<String> {
     s.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '+' || c == '.'))
         .find(|tok| {
             let t = tok.trim_start_matches(['-', '+']);
-            t.eq_ignore_ascii_case("nan")
+            let bad = t.eq_ignore_ascii_case("nan")
                 || t.eq_ignore_ascii_case("inf")
-                || t.eq_ignore_ascii_case("infinity")
+                || t.eq_ignore_ascii_case("infinity");
+            bad && !labels.iter().any(|l| l.eq_ignore_ascii_case(t))
         })
         .map(str::to_string)
 }
@@ -515,7 +525,7 @@ fn check(k: usize, case: &Case, o: &Outcome) -> Result<(), String> {
     }
     match o.code {
         Some(0) => {
-            if let Some(tok) = has_nonfinite(&o.stdout) {
+            if let Some(tok) = has_nonfinite(&o.stdout, &case.labels) {
                 return Err(format!(
                     "case {k}: exit 0 but the output prints `{tok}`: {cmd}"
                 ));
