@@ -545,6 +545,9 @@ impl ModelFrame {
             ));
         }
         for (i, xc) in xcols.iter().enumerate() {
+            if xc.iter().all(|v| v.is_finite()) {
+                continue;
+            }
             if let Some(k) = xc.iter().position(|v| !v.is_finite()) {
                 return Err(Error::Usage(format!(
                     "the fixed-effect column `{}` is {} in data row {} (CSV line {}): values must be finite numbers",
@@ -621,6 +624,21 @@ fn check_terms(formula: &Formula) -> Result<()> {
 /// it stopped at. Costs O(n·k·p + levels·k·p²).
 fn check_identifiable(t: &ReTerm, x: &[f64], n: usize, p: usize, xtx: &[f64]) -> Result<()> {
     let (k, nl) = (t.k, t.nlevels());
+    if k == 1 {
+        // Z_l v for the levels l with a non-zero column have disjoint
+        // supports, so they are linearly independent: more such levels than
+        // X has columns cannot all lie in X's span, and S > 0. (The usual
+        // case, decided in O(n) without the Schur complement.)
+        let mut live = vec![false; nl];
+        for (&lev, &z) in t.refs.iter().zip(&t.z) {
+            if z != 0.0 {
+                live[lev as usize] = true;
+            }
+        }
+        if live.iter().filter(|&&l| l).count() > p {
+            return Ok(());
+        }
+    }
     // Cholesky of X'X (X has full column rank here).
     let mut l = xtx.to_vec();
     for j in 0..p {
@@ -636,19 +654,27 @@ fn check_identifiable(t: &ReTerm, x: &[f64], n: usize, p: usize, xtx: &[f64]) ->
             };
         }
     }
-    // Per level: Z_l'X (k × p) and the k × k sum of Z_l'Z_l.
+    // Per level: Z_l'X (k × p, stored [level][a][j]) and the k × k sum of
+    // Z_l'Z_l. Column by column, so X is read contiguously.
     let mut zx = vec![0.0; nl * k * p];
     let mut s = vec![0.0; k * k];
-    for i in 0..n {
-        let lev = t.refs[i] as usize;
-        let zi = &t.z[i * k..(i + 1) * k];
+    for zi in t.z.chunks_exact(k) {
         for a in 0..k {
             for b in 0..k {
                 s[a * k + b] += zi[a] * zi[b];
             }
-            let row = &mut zx[(lev * k + a) * p..(lev * k + a + 1) * p];
-            for j in 0..p {
-                row[j] += zi[a] * x[j * n + i];
+        }
+    }
+    for (j, xj) in x.chunks_exact(n).take(p).enumerate() {
+        if k == 1 {
+            for ((&lev, &zi), &xi) in t.refs.iter().zip(&t.z).zip(xj) {
+                zx[lev as usize * p + j] += zi * xi;
+            }
+        } else {
+            for ((&lev, zi), &xi) in t.refs.iter().zip(t.z.chunks_exact(k)).zip(xj) {
+                for (a, &za) in zi.iter().enumerate() {
+                    zx[(lev as usize * k + a) * p + j] += za * xi;
+                }
             }
         }
     }
