@@ -271,7 +271,7 @@ pub fn tidy_csv(results: &[PointResult]) -> String {
                 e.n_nonconverged,
                 e.n_failed,
                 env!("CARGO_PKG_VERSION"),
-                power::config_hash(&r.study.config)
+                r.study.config_id
             );
         }
     }

@@ -115,3 +115,40 @@ fn stepped_wedge_expected_kr_power_uses_the_runs_seed() {
     assert_ne!(at_99, at_trial_seed, "Poisson sizes: the designs differ");
     assert_eq!(s.analytic[0], at_99);
 }
+
+#[test]
+fn run_identity_is_canonical_and_old_manifests_still_resume() {
+    // The identity hashes canonical JSON (sorted keys, shortest round-trip
+    // numbers), not the TOML crate's layout: pinned, so a dependency upgrade
+    // that changed it would fail here rather than orphan users' runs.
+    let cfg = refocus(&[]);
+    let id = crtsim::power::config_hash(&cfg).unwrap();
+    assert_eq!(id, "4918bda6e291458b");
+    // A manifest written before (hash of the TOML text) is still the same run.
+    let dir = std::env::temp_dir().join(format!("crtsim-legacy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let study = crtsim::power::PowerStudy::new(cfg, false).unwrap();
+    let mut o = crtsim::power::RunOptions {
+        reps: 20,
+        seed: 3,
+        threads: 1,
+        shard: (1, 1),
+        out: Some(dir.clone()),
+        resume: false,
+    };
+    crtsim::power::execute(&study, &o, |_, _| {}).unwrap();
+    let path = dir.join("run.json");
+    let legacy = crtsim::power::legacy_config_hash(&study.config_text);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&id, &legacy);
+    std::fs::write(&path, text).unwrap();
+    o.reps = 40;
+    o.resume = true;
+    let s = crtsim::power::execute(&study, &o, |_, _| {}).unwrap();
+    assert_eq!(s.reps, 40);
+    assert!(
+        std::fs::read_to_string(&path).unwrap().contains(&id),
+        "manifest upgraded"
+    );
+}

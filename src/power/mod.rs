@@ -140,6 +140,10 @@ pub struct PowerStudy {
     pub truths: Vec<f64>,
     /// The adherence analyses (when any is requested).
     adherence: Option<AdherenceAnalyses>,
+    /// The resolved config as TOML (recorded in manifests and summaries).
+    pub config_text: String,
+    /// The run identity ([`config_hash`]).
+    pub config_id: String,
 }
 
 /// An outcome from an estimate, SE and df: two-sided p and the (1 − alpha) CI.
@@ -484,6 +488,8 @@ impl PowerStudy {
             None
         };
         Ok(PowerStudy {
+            config_text: config_toml(&config)?,
+            config_id: config_hash(&config)?,
             vars,
             parsed,
             adherence,
@@ -945,7 +951,7 @@ pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
         "estimand": {"name": "ITT difference in follow-up QPR", "true_value": s.true_effect},
         "formula": study.formula,
         "term": study.term,
-        "config": config_toml(&study.config),
+        "config": study.config_text,
         "analyses": analyses,
     })
 }
@@ -960,8 +966,8 @@ pub fn store_summary(study: &PowerStudy, summary: &Summary, dir: &Path) -> Resul
 }
 
 /// The resolved config as TOML text (recorded with every output).
-pub fn config_toml(cfg: &Config) -> String {
-    toml::to_string(cfg).unwrap_or_default()
+pub fn config_toml(cfg: &Config) -> Result<String> {
+    toml::to_string(cfg).map_err(|e| Error::Usage(format!("cannot write the config as TOML: {e}")))
 }
 
 /// A readable ADEMP report.
@@ -1010,7 +1016,7 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         opt(c.outcome.iac),
         c.outcome.sd,
         c.attrition.rate,
-        config_hash(c)
+        study.config_id
     );
     let _ = writeln!(
         t,
@@ -1128,9 +1134,20 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
 
 // ------------------------------------------------------------------ storage
 
-/// FNV-1a hash of the resolved config (identifies a run across shards).
-pub fn config_hash(cfg: &Config) -> String {
-    store::hash_text(&config_toml(cfg))
+/// The run identity of a resolved config: FNV-1a of its canonical JSON
+/// (every key, sorted; numbers in shortest round-trip form). Unlike the TOML
+/// text it does not depend on a serialiser's layout, so it survives
+/// dependency upgrades.
+pub fn config_hash(cfg: &Config) -> Result<String> {
+    let v = serde_json::to_value(cfg)
+        .map_err(|e| Error::Usage(format!("cannot write the config canonically: {e}")))?;
+    Ok(store::hash_text(&v.to_string()))
+}
+
+/// The identity crtsim 0.1 manifests recorded: FNV-1a of the TOML text
+/// (accepted when resuming or merging their runs).
+pub fn legacy_config_hash(config_toml: &str) -> String {
+    store::hash_text(config_toml)
 }
 
 /// Parse `i/n` (1 ≤ i ≤ n).

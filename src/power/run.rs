@@ -2,7 +2,9 @@
 //! for the file rules that make them crash-safe).
 
 use super::store::{self, DirLock, Layout, Manifest, RepReader, Scan};
-use super::{config_hash, config_toml, summary_from_tally, PowerStudy, Record, Summary, Tally};
+use super::{
+    config_hash, legacy_config_hash, summary_from_tally, PowerStudy, Record, Summary, Tally,
+};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -151,17 +153,18 @@ fn open_run_dir(
 ) -> Result<(u64, Appender)> {
     let manifest = Manifest {
         seed: opts.seed,
-        config_hash: config_hash(&study.config),
+        config_hash: study.config_id.clone(),
         null: study.scenarios() == 2,
         shard: opts.shard,
         methods: study.methods.clone(),
         reps: Some(opts.reps),
     };
     let rpath = dir.join("replicates.csv");
-    let cfg_text = config_toml(&study.config);
+    let cfg_text = &study.config_text;
     let scan = if dir.join("run.json").exists() {
         let (old, _) = store::read_manifest(dir)?;
-        if !old.same_run(&manifest) {
+        let legacy = old.same_run_legacy(&manifest, &legacy_config_hash(cfg_text));
+        if !old.same_run(&manifest) && !legacy {
             return Err(Error::Usage(format!(
                 "{} holds a different run (seed, config, null scenario, shard or analyses differ); use another --out",
                 dir.display()
@@ -175,8 +178,8 @@ fn open_run_dir(
                 dir.display(),
             )));
         }
-        if old.reps != manifest.reps {
-            manifest.write(dir, &cfg_text)?;
+        if old.reps != manifest.reps || legacy {
+            manifest.write(dir, cfg_text)?;
         }
         scan
     } else {
@@ -186,7 +189,7 @@ fn open_run_dir(
                 dir.display()
             )));
         }
-        manifest.write(dir, &cfg_text)?;
+        manifest.write(dir, cfg_text)?;
         Scan::default()
     };
     let next = if scan.exists && scan.clean {
@@ -304,7 +307,7 @@ pub fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Result<Merged> {
         )));
     }
     let cfg = Config::from_toml_str(&cfg_text, &[])?;
-    if config_hash(&cfg) != m0.config_hash {
+    if config_hash(&cfg)? != m0.config_hash && legacy_config_hash(&cfg_text) != m0.config_hash {
         return Err(Error::Usage(format!(
             "{}: the config recorded in run.json does not match its config_hash (the manifest was edited); re-run the shards",
             dirs[0].join("run.json").display()
@@ -313,6 +316,7 @@ pub fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Result<Merged> {
     let study = PowerStudy::new(cfg, m0.null)?;
     let manifest = Manifest {
         shard: (1, 1),
+        config_hash: study.config_id.clone(),
         ..m0.clone()
     };
     let mut readers = Vec::new();
@@ -466,7 +470,7 @@ fn write_merged(
         reps: stream.reps,
         ..manifest.clone()
     };
-    m.write(dir, &config_toml(&study.config))?;
+    m.write(dir, &study.config_text)?;
     let mut failure: Option<Error> = None;
     let written = store::atomic_write_with(&dir.join("replicates.csv"), |w| {
         writeln!(w, "{}", store::HEADER)?;
@@ -495,7 +499,7 @@ fn write_merged(
             reps: Some(tally.reps()),
             ..m
         };
-        m.write(dir, &config_toml(&study.config))?;
+        m.write(dir, &study.config_text)?;
     }
     Ok(())
 }

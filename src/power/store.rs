@@ -515,6 +515,17 @@ impl Manifest {
             && self.methods == other.methods
     }
 
+    /// The same run as a manifest from before the canonical run identity,
+    /// whose `config_hash` is the TOML text's ([`super::legacy_config_hash`]).
+    pub fn same_run_legacy(&self, other: &Manifest, legacy_hash: &str) -> bool {
+        self.config_hash == legacy_hash
+            && Manifest {
+                config_hash: other.config_hash.clone(),
+                ..self.clone()
+            }
+            .same_run(other)
+    }
+
     pub fn layout(&self) -> Layout {
         Layout {
             methods: self.methods.len(),
@@ -538,7 +549,8 @@ impl Manifest {
 
     /// Write `dir/run.json` atomically.
     pub fn write(&self, dir: &Path, config_toml: &str) -> Result<()> {
-        let text = serde_json::to_string_pretty(&self.to_json(config_toml)).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&self.to_json(config_toml))
+            .map_err(|e| Error::Usage(format!("cannot write run.json: {e}")))?;
         atomic_write(&dir.join("run.json"), (text + "\n").as_bytes())
     }
 }
