@@ -299,11 +299,27 @@ pub fn standard_stepped_wedge(sequences: usize, per_sequence: usize) -> Vec<Vec<
         .collect()
 }
 
+/// The most size matrices over which stepped-wedge power is averaged when
+/// cluster-period sizes vary (as swCRTdesign's `swPwr` is averaged over
+/// drawn size matrices); fewer once the average's Monte Carlo SE is below
+/// 0.0005.
+pub const SW_SIZE_DRAWS: u64 = 4000;
+
+/// Whether a stepped-wedge config's observed cluster-period sizes vary
+/// (a random size distribution, or attrition).
+pub fn sw_sizes_vary(cfg: &Config) -> bool {
+    cfg.clusters.size.dist != crate::config::SizeKind::Fixed || cfg.attrition.rate > 0.0
+}
+
 /// Analytic power of a stepped-wedge config: the exact GLS variance under
 /// nested-exchangeable correlation (ICC, CAC; and the individual
-/// autocorrelation `iac` for a closed cohort) with the expected
-/// cluster-period size (truncated mean), clusters split evenly over
-/// sequences; normal reference distribution.
+/// autocorrelation `iac` for a closed cohort), clusters split evenly over
+/// sequences. With fixed sizes and no attrition, at those sizes; when sizes
+/// vary, the power averaged over [`SW_SIZE_DRAWS`] cluster × period size
+/// matrices drawn from the configured distribution and attrition (a fixed
+/// stream, so the figure is reproducible), because power at the mean size
+/// is optimistic. `normal`: z reference; otherwise t on the between-within
+/// df of the treatment.
 pub fn sw_power(
     cfg: &Config,
     design: &Design,
@@ -311,15 +327,9 @@ pub fn sw_power(
     alpha: f64,
     normal: bool,
 ) -> f64 {
-    let (var, kappa) = sw_config_gls(cfg, design, sw);
     let nclus = design.teams();
     // The ITT effect: δ·E[g(a)] under an adherence model (δ without one).
     let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(nclus);
-    // Under an implementation lag the analysis estimates κ·δ (κ < 1).
-    let effect = cfg.effect.difference * eg * kappa;
-    if normal {
-        return power_from_variance(effect, var, alpha);
-    }
     // Small-sample tests: a t reference on the between-within df of the
     // treatment (a cluster-period-level coefficient): observed
     // cluster-periods − clusters − periods.
@@ -340,7 +350,83 @@ pub fn sw_power(
         })
         .sum();
     let df = cells as f64 - nclus as f64 - m[0].len() as f64;
-    t_power(effect / var.sqrt(), df, alpha)
+    // Under an implementation lag the analysis estimates κ·δ (κ < 1).
+    let at = |(var, kappa): (f64, f64)| {
+        let effect = cfg.effect.difference * eg * kappa;
+        if normal {
+            power_from_variance(effect, var, alpha)
+        } else {
+            t_power(effect / var.sqrt(), df, alpha)
+        }
+    };
+    if !sw_sizes_vary(cfg) {
+        return at(sw_config_gls(cfg, design, sw));
+    }
+    let cells = sw_cells(design, sw);
+    // Draw until the average is known to ±0.0005 (its Monte Carlo SE), at
+    // least 50 and at most SW_SIZE_DRAWS matrices: many clusters make the
+    // power of one matrix nearly constant, so large designs stop early.
+    // A work budget (about a second) bounds the draws for very large
+    // designs: one draw costs about clusters × periods³ operations.
+    let periods = m.first().map_or(1, Vec::len) as f64;
+    let cost = nclus as f64 * periods.powi(3);
+    let max_draws = ((1.5e9 / cost) as u64).clamp(10, SW_SIZE_DRAWS);
+    let min_draws = max_draws.min(50);
+    let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+    for r in 0..max_draws {
+        let mut rng = crate::rng::replicate_rng(SW_SIZE_SEED, r);
+        let sizes = draw_sw_sizes(cfg, design, sw, &cells.0, &mut rng);
+        // A drawn trial whose cells leave the effect inestimable (e.g. heavy
+        // attrition empties them) cannot reject: power 0 for that draw.
+        let p = at(sw_gls_cells(cfg, sw, &cells, &sizes));
+        let p = if p.is_finite() { p } else { 0.0 };
+        n += 1;
+        let d = p - mean;
+        mean += d / n as f64;
+        m2 += d * (p - mean);
+        if n >= min_draws && (m2 / (n - 1) as f64 / n as f64).sqrt() < 5e-4 {
+            break;
+        }
+    }
+    mean
+}
+
+/// The stream the size matrices of [`sw_power`] are drawn from.
+const SW_SIZE_SEED: u64 = 0x5357_5349_5a45; // "SWSIZE"
+
+/// One drawn matrix of observed cluster-period sizes: cross-sectional, a
+/// fresh size per cell; cohort, one size per cluster; then each person
+/// observed with probability 1 − attrition (cross-sectional, exactly
+/// binomial; cohort, its expectation, as [`sw_config_gls`] treats the
+/// cohort's overlap). A cell left empty is unobserved.
+fn draw_sw_sizes<R: rand::Rng + ?Sized>(
+    cfg: &Config,
+    design: &Design,
+    sw: &crate::config::SteppedWedge,
+    exposure: &[Vec<Option<f64>>],
+    rng: &mut R,
+) -> Vec<Vec<f64>> {
+    use rand_distr::Distribution;
+    let keep = 1.0 - cfg.attrition.rate;
+    let cohort = sw.sampling == crate::config::Sampling::Cohort;
+    exposure
+        .iter()
+        .map(|row| {
+            let n_c = design.size.draw(rng);
+            row.iter()
+                .map(|_| {
+                    if cohort {
+                        f64::from(n_c) * keep
+                    } else {
+                        let n = design.size.draw(rng);
+                        rand_distr::Binomial::new(u64::from(n), keep)
+                            .map(|b| b.sample(rng) as f64)
+                            .unwrap_or(f64::from(n) * keep)
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Power of a two-sided t test (see [`crate::stats::t_power`]); df below 1
@@ -351,25 +437,32 @@ pub(crate) fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
 
 /// The GLS variance of a stepped-wedge config's treatment estimate and the
 /// factor κ by which an implementation lag dilutes what it estimates
-/// (E[θ̂] = κ·δ; 1 without a lag). See [`sw_power`].
+/// (E[θ̂] = κ·δ; 1 without a lag), at the expected cluster-period size
+/// (truncated mean, times 1 − attrition). See [`sw_power`].
 pub fn sw_config_gls(
     cfg: &Config,
     design: &Design,
     sw: &crate::config::SteppedWedge,
 ) -> (f64, f64) {
-    let m = sw.matrix();
-    let nclus = design.teams();
-    let split = crate::design::even_split(nclus as u32, m.len());
     let s = &cfg.clusters.size;
     let (mbar, _) = truncated_size_moments(s.dist, s.mean, s.cv.unwrap_or(0.0), s.min);
     let mbar = mbar * (1.0 - cfg.attrition.rate);
+    let cells = sw_cells(design, sw);
+    let sizes: Vec<Vec<f64>> = cells.0.iter().map(|r| vec![mbar; r.len()]).collect();
+    sw_gls_cells(cfg, sw, &cells, &sizes)
+}
+
+/// Per cluster (clusters split evenly over sequences): the analysis's
+/// treatment column (1, 0.5 in a half-exposed transition, `None` when
+/// excluded) and the true effect's shape (that times the implementation lag).
+type SwCells = (Vec<Vec<Option<f64>>>, Vec<Vec<f64>>);
+
+fn sw_cells(design: &Design, sw: &crate::config::SteppedWedge) -> SwCells {
+    let m = sw.matrix();
+    let split = crate::design::even_split(design.teams() as u32, m.len());
     let mut exposure = Vec::new();
     let mut truth: Vec<Vec<f64>> = Vec::new();
-    let mut sizes = Vec::new();
     for (q, row) in m.iter().enumerate() {
-        // The analysis's treatment column (1, 0.5 in a half-exposed
-        // transition, cell dropped when excluded) and the true effect's
-        // shape (that times the implementation lag).
         let sw_cells: Vec<crate::design::SwCell> = (0..row.len())
             .map(|t| crate::design::sw_cell(row, t, sw.transition, &sw.lag))
             .collect();
@@ -381,9 +474,29 @@ pub fn sw_config_gls(
         for _ in 0..split[q] {
             exposure.push(cells.clone());
             truth.push(true_cells.clone());
-            sizes.push(vec![mbar; row.len()]);
         }
     }
+    (exposure, truth)
+}
+
+/// The GLS at given observed cluster-period sizes (an empty cell is
+/// unobserved).
+fn sw_gls_cells(
+    cfg: &Config,
+    sw: &crate::config::SteppedWedge,
+    (exposure, truth): &SwCells,
+    sizes: &[Vec<f64>],
+) -> (f64, f64) {
+    let exposure: Vec<Vec<Option<f64>>> = exposure
+        .iter()
+        .zip(sizes)
+        .map(|(e, m)| {
+            e.iter()
+                .zip(m)
+                .map(|(&x, &n)| if n > 0.0 { x } else { None })
+                .collect()
+        })
+        .collect();
     // A closed cohort shares individuals between periods. With attrition
     // (independent per period) a pair of period means shares on average a
     // fraction (1 − rate) of each cell's individuals: iac·(1 − rate) with
@@ -394,16 +507,15 @@ pub fn sw_config_gls(
         }
         crate::config::Sampling::CrossSectional => 0.0,
     };
-    let (var, kappa) = sw_gls(
+    sw_gls(
         &exposure,
         (!sw.lag.is_empty()).then_some(truth.as_slice()),
-        &sizes,
+        sizes,
         cfg.outcome.icc,
         cfg.outcome.sd,
         PeriodCorrelation::NestedExchangeable {
             cac: cfg.outcome.cac.unwrap_or(1.0),
         },
         iac,
-    );
-    (var, kappa)
+    )
 }

@@ -1168,8 +1168,9 @@ pub mod limits {
     /// |`effect.difference`|, |`outcome.site_effects`|, |`stepped_wedge.time_trend`|
     /// and the total linear trend, in multiples of `outcome.sd`.
     pub const SHIFT_SDS: f64 = 100.0;
-    /// `stepped_wedge.sequences`, and a matrix's rows and columns.
-    pub const SW_DIM: usize = 1_000;
+    /// `stepped_wedge.sequences`, and a matrix's rows and columns (the exact
+    /// GLS power costs about clusters × periods³ per evaluation).
+    pub const SW_DIM: usize = 100;
     /// `adherence.team.concentration`, `adherence.staff_concentration`.
     pub const CONCENTRATION: f64 = 1e4;
     /// `adherence.team.concentration`, `adherence.staff_concentration`: above.

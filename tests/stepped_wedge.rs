@@ -602,3 +602,70 @@ fn expected_small_sample_power() {
     // The known-variance GLS power is too optimistic for KR.
     assert!(0.909 - s.perf[1].0.reject > 5.0 * s.perf[1].0.reject_mc_se);
 }
+
+/// With variable cluster-period sizes the known-variance GLS power is the
+/// GLS power averaged over size matrices, not the power at the mean size
+/// (which is optimistic): each simulated trial is fitted by GLS at the true
+/// variance components and tested with its own known-variance SE.
+#[test]
+fn variable_sizes_average_the_gls_power() {
+    use crtsim::lmm::optim::OptResult;
+    use crtsim::lmm::Model;
+    use crtsim::rng::replicate_rng;
+    use crtsim::simulate::Dataset;
+    let cfg = pulsar(&[
+        "outcome.measure=continuous",
+        "clusters.size={ dist = \"negbin\", mean = 6, cv = 1.0 }",
+    ]);
+    let (sd, icc, cac) = (cfg.outcome.sd, cfg.outcome.icc, cfg.outcome.cac.unwrap());
+    let sim = Simulator::new(cfg.clone()).unwrap();
+    let averaged = crtsim::analytic::power(&cfg, sim.design(), 0.05, true, "");
+    let (var_mean, _) =
+        crtsim::analytic::sw_config_gls(&cfg, sim.design(), cfg.stepped_wedge.as_ref().unwrap());
+    let at_mean = crtsim::analytic::power_from_variance(cfg.effect.difference, var_mean, 0.05);
+    let s2e = (1.0 - icc) * sd * sd;
+    let theta = vec![
+        (icc * (1.0 - cac) * sd * sd / s2e).sqrt(),
+        (icc * cac * sd * sd / s2e).sqrt(),
+    ];
+    let f = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)";
+    let reps: u64 = std::env::var("CRTSIM_SW_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let mut rej = 0usize;
+    let mut d = Dataset::default();
+    for r in 0..reps {
+        sim.simulate_into(&mut replicate_rng(11, r), &mut d);
+        let df = sim.data_frame(&d);
+        let Ok(mut m) = Model::new(f, &df, true) else {
+            continue;
+        };
+        let fit = m.fit_at(OptResult {
+            x: theta.clone(),
+            f: 0.0,
+            evals: 0,
+            converged: true,
+            grad: 0.0,
+            message: String::new(),
+        });
+        let j = m.frame.x_names.iter().position(|n| n == "treat").unwrap();
+        let se_known = fit.se(j) / fit.sigma * s2e.sqrt();
+        if (fit.beta[j] / se_known).abs() > 1.959963984540054 {
+            rej += 1;
+        }
+    }
+    let p = rej as f64 / reps as f64;
+    let mc_se = (p * (1.0 - p) / reps as f64).sqrt();
+    eprintln!(
+        "known-variance GLS: Monte Carlo {p:.4} (MC SE {mc_se:.4}); averaged over size matrices {averaged:.4}; at the mean size {at_mean:.4}"
+    );
+    assert!(
+        (p - averaged).abs() < 2.5 * mc_se,
+        "{p} vs averaged {averaged}"
+    );
+    assert!(
+        at_mean - p > 2.5 * mc_se,
+        "the mean-size power {at_mean} is optimistic"
+    );
+}
