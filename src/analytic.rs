@@ -94,16 +94,39 @@ pub fn expected_arms(cfg: &Config, design: &Design) -> (f64, f64) {
     (t, n - t)
 }
 
-/// Analytic power of the two-sided test of the treatment effect at `alpha`.
-/// The SE is the baseline-adjusted one when the formula adjusts for
-/// `baseline`, else the unadjusted one. `normal` uses the Wald z; otherwise a
-/// t with (clusters − 2) df (the small-sample version), via the shifted
-/// central t: P(|T + λ| > t_crit), λ = δ/SE.
+/// Analytic power of the two-sided test of the treatment effect at `alpha`,
+/// for the latent ITT effect δ·E[g(a)] (see [`power_for`]).
 pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &str) -> f64 {
+    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(design.teams());
+    power_for(
+        cfg,
+        design,
+        alpha,
+        normal,
+        formula,
+        cfg.effect.difference * eg,
+    )
+}
+
+/// Analytic power of the two-sided test of an ITT effect of `effect` points
+/// (a power study passes its estimand, on the reported scale, so that the
+/// analytic column refers to the same estimand as bias and coverage). The
+/// SE is the baseline-adjusted one when the formula adjusts for `baseline`,
+/// else the unadjusted one. `normal` uses the Wald z; otherwise a t with
+/// (clusters − 2) df (the small-sample version), via the shifted central t:
+/// P(|T + λ| > t_crit), λ = effect/SE. Stepped wedges: [`sw_power`].
+pub fn power_for(
+    cfg: &Config,
+    design: &Design,
+    alpha: f64,
+    normal: bool,
+    formula: &str,
+    effect: f64,
+) -> f64 {
     if let (crate::config::DesignKind::SteppedWedge, Some(sw)) =
         (cfg.trial.design, &cfg.stepped_wedge)
     {
-        return sw_power(cfg, design, sw, alpha, normal);
+        return sw_power(cfg, design, sw, alpha, normal, effect);
     }
     let s = parallel_summary(cfg, design);
     // Adjusted when `baseline` is itself a fixed-effect term (not a random
@@ -116,9 +139,7 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
     } else {
         s.se_unadjusted
     };
-    // The ITT effect δ·E[g(a)] (δ while adherence is not modelled).
-    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(design.teams());
-    let lambda = (cfg.effect.difference * eg).abs() / se;
+    let lambda = effect.abs() / se;
     if normal {
         let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
         crate::measure::norm_cdf(lambda - z) + crate::measure::norm_cdf(-lambda - z)
@@ -326,10 +347,9 @@ pub fn sw_power(
     sw: &crate::config::SteppedWedge,
     alpha: f64,
     normal: bool,
+    itt: f64,
 ) -> f64 {
     let nclus = design.teams();
-    // The ITT effect: δ·E[g(a)] under an adherence model (δ without one).
-    let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(nclus);
     // Small-sample tests: a t reference on the between-within df of the
     // treatment (a cluster-period-level coefficient): observed
     // cluster-periods − clusters − periods.
@@ -352,7 +372,7 @@ pub fn sw_power(
     let df = cells as f64 - nclus as f64 - m[0].len() as f64;
     // Under an implementation lag the analysis estimates κ·δ (κ < 1).
     let at = |(var, kappa): (f64, f64)| {
-        let effect = cfg.effect.difference * eg * kappa;
+        let effect = itt * kappa;
         if normal {
             power_from_variance(effect, var, alpha)
         } else {

@@ -1148,6 +1148,9 @@ pub mod limits {
     pub const TEAMS: u32 = 100_000;
     /// `clusters.size.mean` and `clusters.size.min`.
     pub const TEAM_SIZE: f64 = 100_000.0;
+    /// `clusters.size.mean`: at least (a Poisson or negative-binomial mean
+    /// below it leaves almost no probability at or above `size.min`).
+    pub const SIZE_MEAN_MIN: f64 = 0.1;
     /// Expected participants in one trial (teams × mean size × periods).
     pub const PARTICIPANTS: f64 = 10_000_000.0;
     /// `clusters.size.cv`.
@@ -1241,11 +1244,11 @@ impl Config {
             text_len("clusters.sites", s)?;
         }
         let size = &c.size;
-        if !(size.mean.is_finite() && size.mean > 0.0 && size.mean <= TEAM_SIZE) {
+        if !(size.mean.is_finite() && size.mean >= SIZE_MEAN_MIN && size.mean <= TEAM_SIZE) {
             return Err(Error::invalid(
                 "clusters.size.mean",
                 size.mean,
-                &format!("must be a number in (0, {TEAM_SIZE}]"),
+                &format!("must be a number in [{SIZE_MEAN_MIN}, {TEAM_SIZE}]"),
             ));
         }
         if f64::from(size.min) > TEAM_SIZE {
@@ -1278,6 +1281,13 @@ impl Config {
             in_range("outcome.mean", o.mean, 0.0, 60.0)?;
             in_range("outcome.sd", o.sd, SD_MIN, QPR_SD_MAX)?;
             in_range("outcome.item_noise", o.item_noise, 0.0, ITEM_NOISE)?;
+        }
+        for (key, v) in [("outcome.cac", o.cac), ("outcome.iac", o.iac)] {
+            // Ranges are checked where the key is used; a value that is not
+            // a number is refused even where it is not.
+            if let Some(x) = v.filter(|x| !x.is_finite()) {
+                return Err(Error::invalid(key, x, "must be a finite number in [-1, 1]"));
+            }
         }
         let shift = SHIFT_SDS * o.sd;
         in_range("effect.difference", self.effect.difference, -shift, shift)?;

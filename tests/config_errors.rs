@@ -76,7 +76,7 @@ fn sizes_sd_and_attrition() {
     assert_err(&["outcome.sd=-2"], &["outcome.sd = -2"]);
     assert_err(
         &["clusters.size.mean=0"],
-        &["clusters.size.mean = 0: must be a number in (0, 100000]"],
+        &["clusters.size.mean = 0: must be a number in [0.1, 100000]"],
     );
     assert_err(&["clusters.size.mean=-5"], &["clusters.size.mean = -5"]);
     assert_err(&["clusters.size.min=0"], &["clusters.size.min = 0"]);

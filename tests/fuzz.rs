@@ -12,7 +12,9 @@
 //! CRTSIM_FUZZ_CASES=20000 CRTSIM_FUZZ_SEED=7 cargo test --release --test fuzz -- --nocapture
 //! ```
 //!
-//! A failure prints the command, so it can be replayed exactly.
+//! A failure prints the command and keeps the cases' files, so it can be
+//! replayed exactly; `CRTSIM_FUZZ_CASE=k` (with the same seed and number of
+//! cases) runs case k alone.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -593,7 +595,13 @@ fn hostile_inputs_never_panic_hang_or_print_nan() {
                     std::fs::create_dir_all(&dir).unwrap();
                     let mut failures = Vec::new();
                     let mut tally = [0usize; 3]; // exit 0, exit 2, fit cases
+                    let only: Option<usize> = std::env::var("CRTSIM_FUZZ_CASE")
+                        .ok()
+                        .and_then(|v| v.parse().ok());
                     for k in (w..cases).step_by(workers) {
+                        if only.is_some_and(|o| o != k) {
+                            continue;
+                        }
                         let mut rng = Rng(seed ^ (k as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
                         let case = if rng.chance(0.35) {
                             tally[2] += 1;
@@ -617,8 +625,15 @@ fn hostile_inputs_never_panic_hang_or_print_nan() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let _ = std::fs::remove_dir_all(&root);
     let mut failures: Vec<String> = results.iter().flat_map(|r| r.0.clone()).collect();
+    if failures.is_empty() {
+        let _ = std::fs::remove_dir_all(&root);
+    } else {
+        eprintln!(
+            "the cases' files are kept in {} to replay them",
+            root.display()
+        );
+    }
     failures.sort();
     let sum = |i: usize| results.iter().map(|r| r.1[i]).sum::<usize>();
     eprintln!(

@@ -394,6 +394,21 @@ pub fn analyse(
             parsed.response
         )));
     }
+    // An exact fit (residual SD a millionth of the response's) leaves
+    // nothing to infer from: the model has as many parameters as the data
+    // can carry.
+    let y = &model.frame.y;
+    let ybar = y.iter().sum::<f64>() / y.len() as f64;
+    let sd_y = (y.iter().map(|v| (v - ybar).powi(2)).sum::<f64>() / y.len() as f64).sqrt();
+    if fit.sigma < 1e-6 * sd_y {
+        return Err(Error::Usage(format!(
+            "the model fits the response `{}` exactly (residual SD {:.2e}, the response's SD {:.3}) on {} rows: there is nothing left to estimate the variances and tests from; use fewer parameters or more data",
+            parsed.response,
+            fit.sigma / scale,
+            sd_y / scale,
+            y.len()
+        )));
+    }
     let mut tests = inference::coef_tests(&model, &fit);
     if scale != 1.0 {
         unscale(&mut fit, &mut tests, &model, scale);

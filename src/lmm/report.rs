@@ -245,8 +245,12 @@ pub fn summary(
     if !fit.optimizer.converged {
         let _ = writeln!(
             s,
-            "warning: the optimiser did not meet its convergence test (gradient {:.2e})",
-            fit.optimizer.grad
+            "warning: the optimiser did not meet its convergence test (largest gradient {})",
+            if fit.optimizer.grad.is_finite() {
+                format!("{:.2e}", fit.optimizer.grad)
+            } else {
+                "not finite: the criterion is not finite near the optimum".to_string()
+            }
         );
     }
     for note in &tests.notes {

@@ -82,7 +82,7 @@ pub struct Record {
 
 /// A stepped-wedge analysis evaluated at the true variance parameters.
 struct SmallSample {
-    /// The effect the analysis estimates (δ·E[g]·κ).
+    /// The effect the analysis estimates: the study's estimand times κ.
     effect: f64,
     /// GLS variance Φ of the treatment estimate.
     var_gls: f64,
@@ -589,9 +589,9 @@ impl PowerStudy {
         );
         let (se, df) = (*t.se_kenward_roger.get(j)?, *t.df_kenward_roger.get(j)?);
         let (_, kappa) = crate::analytic::sw_config_gls(cfg, self.sim.design(), sw);
-        let eg = self.sim.adherence().mean_g(self.sim.design().teams());
         Some(SmallSample {
-            effect: cfg.effect.difference * eg * kappa,
+            // The study's estimand (reported scale), diluted by any lag.
+            effect: self.true_effect * kappa,
             var_gls: (fit.se(j) * fit.sigma / sigma_hat).powi(2),
             var_kr: se * se,
             df_kr: df,
@@ -887,12 +887,15 @@ pub fn summary_from_tally(study: &PowerStudy, seed: u64, tally: &Tally) -> Summa
             } else if let Some(p) = expected(m) {
                 p
             } else {
-                crate::analytic::power(
+                // At the study's estimand, so that every column of the row
+                // refers to the same (reported-scale) ITT effect.
+                crate::analytic::power_for(
                     &study.config,
                     study.sim.design(),
                     study.alpha,
                     m == "lmm_z",
                     &study.formula,
+                    study.true_effect,
                 )
             }
         })
