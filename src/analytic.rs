@@ -353,23 +353,10 @@ pub fn sw_power(
     // Small-sample tests: a t reference on the between-within df of the
     // treatment (a cluster-period-level coefficient): observed
     // cluster-periods − clusters − periods.
-    let m = sw.matrix();
-    let split = crate::design::even_split(nclus as u32, m.len());
-    let cells: usize = m
-        .iter()
-        .zip(&split)
-        .map(|(row, &k)| {
-            let observed = (0..row.len())
-                .filter(|&t| {
-                    crate::design::sw_cell(row, t, sw.transition, &sw.lag)
-                        .exposure
-                        .is_some()
-                })
-                .count();
-            observed * k as usize
-        })
-        .sum();
-    let df = cells as f64 - nclus as f64 - m[0].len() as f64;
+    let cells = sw_cells(design, sw);
+    let periods = cells.0.first().map_or(0, Vec::len);
+    let observed = cells.0.iter().flatten().filter(|e| e.is_some()).count();
+    let df = observed as f64 - nclus as f64 - periods as f64;
     // Under an implementation lag the analysis estimates κ·δ (κ < 1).
     let at = |(var, kappa): (f64, f64)| {
         let effect = itt * kappa;
@@ -382,14 +369,12 @@ pub fn sw_power(
     if !sw_sizes_vary(cfg) {
         return at(sw_config_gls(cfg, design, sw));
     }
-    let cells = sw_cells(design, sw);
     // Draw until the average is known to ±0.0005 (its Monte Carlo SE), at
     // least 50 and at most SW_SIZE_DRAWS matrices: many clusters make the
     // power of one matrix nearly constant, so large designs stop early.
     // A work budget (about a second) bounds the draws for very large
     // designs: one draw costs about clusters × periods³ operations.
-    let periods = m.first().map_or(1, Vec::len) as f64;
-    let cost = nclus as f64 * periods.powi(3);
+    let cost = nclus as f64 * (periods.max(1) as f64).powi(3);
     let max_draws = ((1.5e9 / cost) as u64).clamp(10, SW_SIZE_DRAWS);
     let min_draws = max_draws.min(50);
     let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);

@@ -859,9 +859,6 @@ impl Config {
             }
         }
         let s = &c.size;
-        if !(s.mean.is_finite() && s.mean > 0.0) {
-            return Err(Error::invalid("clusters.size.mean", s.mean, "must be > 0"));
-        }
         if s.min < 1 {
             return Err(Error::invalid(
                 "clusters.size.min",
@@ -941,16 +938,6 @@ impl Config {
         }
 
         let o = &self.outcome;
-        if !o.mean.is_finite() {
-            return Err(Error::invalid(
-                "outcome.mean",
-                o.mean,
-                "must be a finite number",
-            ));
-        }
-        if !(o.sd.is_finite() && o.sd > 0.0) {
-            return Err(Error::invalid("outcome.sd", o.sd, "must be > 0"));
-        }
         if !(0.0..1.0).contains(&o.icc) {
             return Err(Error::invalid("outcome.icc", o.icc, "must be in [0, 1)"));
         }
@@ -993,13 +980,6 @@ impl Config {
                     &format!("must have one entry per site ({} sites)", c.sites.len()),
                 ));
             }
-            if g.iter().any(|x| !x.is_finite()) {
-                return Err(Error::invalid(
-                    "outcome.site_effects",
-                    format!("{g:?}"),
-                    "must be finite numbers",
-                ));
-            }
         }
         if !(o.item_noise.is_finite() && o.item_noise >= 0.0) {
             return Err(Error::invalid(
@@ -1033,26 +1013,12 @@ impl Config {
                 ));
             }
         }
-        if !self.effect.difference.is_finite() {
-            return Err(Error::invalid(
-                "effect.difference",
-                self.effect.difference,
-                "must be a finite number",
-            ));
-        }
         let a = &self.attrition;
         if !(0.0..1.0).contains(&a.rate) {
             return Err(Error::invalid(
                 "attrition.rate",
                 a.rate,
                 "must be in [0, 1)",
-            ));
-        }
-        if !a.slope.is_finite() || a.slope.abs() > 20.0 {
-            return Err(Error::invalid(
-                "attrition.slope",
-                a.slope,
-                "must be in [-20, 20]",
             ));
         }
         if let Some(ad) = &self.adherence {

@@ -161,7 +161,7 @@ fn open_run_dir(
     };
     let rpath = dir.join("replicates.csv");
     let cfg_text = &study.config_text;
-    let scan = if dir.join("run.json").exists() {
+    let (scan, complete) = if dir.join("run.json").exists() {
         let (old, _) = store::read_manifest(dir)?;
         let legacy = old.same_run_legacy(&manifest, &legacy_config_hash(cfg_text));
         if !old.same_run(&manifest) && !legacy {
@@ -171,7 +171,8 @@ fn open_run_dir(
             )));
         }
         let scan = store::scan(&rpath, &study.methods, layout, &mut *feed)?;
-        let finished = scan.prefix_reps + store::complete_tail(&scan, layout).len() as u64;
+        let complete = store::complete_tail(&scan, layout);
+        let finished = scan.prefix_reps + complete.len() as u64;
         if finished > 0 && !opts.resume {
             return Err(Error::Usage(format!(
                 "{} already holds {finished} finished replicates; pass --resume to continue (or raise --reps to extend), or choose another --out",
@@ -181,7 +182,7 @@ fn open_run_dir(
         if old.reps != manifest.reps || legacy {
             manifest.write(dir, cfg_text)?;
         }
-        scan
+        (scan, complete)
     } else {
         if !store::is_empty_dir(dir)? {
             return Err(Error::Usage(format!(
@@ -190,12 +191,12 @@ fn open_run_dir(
             )));
         }
         manifest.write(dir, cfg_text)?;
-        Scan::default()
+        (Scan::default(), BTreeMap::new())
     };
     let next = if scan.exists && scan.clean {
         scan.prefix_reps
     } else {
-        repair(study, opts, layout, &rpath, &scan, feed)?
+        repair(study, opts, layout, &rpath, &scan, complete, feed)?
     };
     Ok((next, Appender::open(&rpath)?))
 }
@@ -210,9 +211,9 @@ fn repair(
     layout: Layout,
     path: &Path,
     scan: &Scan,
+    mut complete: BTreeMap<u64, Vec<Record>>,
     feed: &mut dyn FnMut(&Record),
 ) -> Result<u64> {
-    let mut complete = store::complete_tail(scan, layout);
     let wanted = layout.count_below(opts.reps);
     let last = complete.keys().next_back().copied();
     let mut end = scan.prefix_reps;
