@@ -238,6 +238,20 @@ impl Layout {
     fn slot(&self, r: &Record) -> usize {
         r.scenario as usize * self.methods + r.analysis
     }
+
+    /// Whether `r`, read from the line `text`, is the next record of a clean
+    /// file: replicate `rep`, slot `slot`, and the line exactly as crtsim
+    /// writes it.
+    fn is_next(
+        &self,
+        r: &Record,
+        text: Option<&str>,
+        rep: Option<u64>,
+        slot: usize,
+        methods: &[String],
+    ) -> bool {
+        Some(r.rep) == rep && self.slot(r) == slot && text == Some(record_line(r, methods).as_str())
+    }
 }
 
 /// What a scan of `replicates.csv` found.
@@ -320,11 +334,9 @@ pub fn scan(
         if in_prefix {
             let expected_rep = layout.rep(s.prefix_reps);
             let canonical = whole
-                && rec.as_ref().is_some_and(|r| {
-                    Some(r.rep) == expected_rep
-                        && layout.slot(r) == pending.len()
-                        && text == Some(record_line(r, methods).as_str())
-                });
+                && rec
+                    .as_ref()
+                    .is_some_and(|r| layout.is_next(r, text, expected_rep, pending.len(), methods));
             if canonical {
                 pending.push(rec.expect("canonical"));
                 pending_bytes += n as u64;
@@ -458,11 +470,7 @@ impl RepReader {
             let text = std::str::from_utf8(&line).ok();
             let rec = text.and_then(|t| parse_line(t, &self.methods));
             match rec {
-                Some(r)
-                    if Some(r.rep) == rep
-                        && self.layout.slot(&r) == recs.len()
-                        && text == Some(record_line(&r, &self.methods).as_str()) =>
-                {
+                Some(r) if self.layout.is_next(&r, text, rep, recs.len(), &self.methods) => {
                     recs.push(r)
                 }
                 _ => {
