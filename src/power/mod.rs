@@ -409,20 +409,19 @@ impl PowerStudy {
         // config error, not a thousand failed fits.
         let formula = config.analysis_formula();
         let term = config.analysis_term();
+        let parsed = crate::lmm::formula::Formula::parse(&formula).map_err(|e| {
+            Error::invalid("analysis.formula", format!("{formula:?}"), &e.to_string())
+        })?;
         let probe_data = sim.simulate(0, 0);
         let probe = sim.data_frame(&probe_data);
-        let model = Model::new(&formula, &probe, true).map_err(|e| {
+        let model = Model::from_formula(&parsed, &probe, true).map_err(|e| {
             // A formula that parses but cannot be fitted to the design's data
             // (e.g. attrition leaves too few rows): say which trial was tried.
-            let why = if crate::lmm::formula::Formula::parse(&formula).is_ok() {
-                format!(
-                    "cannot be fitted to a simulated trial (seed 0, replicate 0: {} service users, {} with a follow-up): {e}",
-                    probe_data.len(),
-                    probe_data.n_followup()
-                )
-            } else {
-                e.to_string()
-            };
+            let why = format!(
+                "cannot be fitted to a simulated trial (seed 0, replicate 0: {} service users, {} with a follow-up): {e}",
+                probe_data.len(),
+                probe_data.n_followup()
+            );
             Error::invalid("analysis.formula", format!("{formula:?}"), &why)
         })?;
         // Aliasing is order-dependent in the frame (later columns are
@@ -431,7 +430,7 @@ impl PowerStudy {
         let aliased = if model.frame.dropped.is_empty() {
             false
         } else {
-            let mut last = crate::lmm::formula::Formula::parse(&formula)?;
+            let mut last = parsed.clone();
             if let Some(i) = last.fixed.iter().position(|t| t.len() == 1 && t[0] == term) {
                 let t = last.fixed.remove(i);
                 last.fixed.push(t);
@@ -462,7 +461,6 @@ impl PowerStudy {
                 ),
             ));
         }
-        let parsed = crate::lmm::formula::Formula::parse(&formula)?;
         let methods = config.analysis_methods();
         let delta = config.effect.difference;
         let itt = sim.itt_effect();
