@@ -39,14 +39,15 @@ methods = ["lmm_z", "lmm_satterthwaite", "lmm_kenward_roger", "cluster_t"]
     };
     let s = power::execute(&study, &opts, |_, _| {}).expect("run");
     print!("{}", power::summary_table(&study, &s));
-    for (a, m) in s.methods.iter().enumerate() {
-        let (e, _) = &s.perf[a];
+    for r in &s.rows {
+        let e = &r.effect;
         println!(
-            "{m}: MC power {:.4} (MC SE {:.4}) vs analytic {:.4}: {:.2} MC SE apart",
+            "{}: MC power {:.4} (MC SE {:.4}) vs analytic {:.4}: {:.2} MC SE apart",
+            r.analysis,
             e.reject,
             e.reject_mc_se,
-            s.analytic[a],
-            (e.reject - s.analytic[a]).abs() / e.reject_mc_se
+            r.analytic,
+            (e.reject - r.analytic).abs() / e.reject_mc_se
         );
     }
     println!("wall time {:?}", t.elapsed());

@@ -16,7 +16,7 @@
 //!   so δ stays the effect at full adherence.
 
 use crate::config::{AdherenceConfig, DoseKind, TeamAdherenceKind};
-use crate::measure::norm_cdf;
+use crate::stats::norm_cdf;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use statrs::function::beta::inv_beta_reg;

@@ -142,7 +142,7 @@ pub fn power_for(
     let lambda = effect.abs() / se;
     if normal {
         let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
-        crate::measure::norm_cdf(lambda - z) + crate::measure::norm_cdf(-lambda - z)
+        crate::stats::normal_power(lambda, z)
     } else {
         t_power(lambda, s.k_treated + s.k_control - 2.0, alpha)
     }
@@ -299,8 +299,7 @@ pub fn hussey_hughes_variance(x: &[Vec<f64>], m: f64, icc: f64, sd: f64) -> f64 
 /// Normal-approximation power of a two-sided test at `alpha` given Var(θ̂).
 pub fn power_from_variance(effect: f64, var: f64, alpha: f64) -> f64 {
     let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
-    let l = effect.abs() / var.sqrt();
-    crate::measure::norm_cdf(l - z) + crate::measure::norm_cdf(-l - z)
+    crate::stats::normal_power(effect.abs() / var.sqrt(), z)
 }
 
 /// The standard stepped-wedge design: `sequences` groups of

@@ -5,7 +5,9 @@
 //! value that parses but is out of range gets an error naming the key, e.g.
 //! `outcome.icc = 1.2: must be in [0, 1)`.
 
+use crate::analysis::{Analysis, LmmDf};
 use crate::error::{Error, Result};
+pub use crate::measure::Measure;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -21,7 +23,7 @@ pub struct Config {
     #[serde(default)]
     pub attrition: Attrition,
     #[serde(default)]
-    pub analysis: Analysis,
+    pub analysis: AnalysisSection,
     /// `[adherence]`: team participation and dose–response (absent: every
     /// treated team and staff member adheres fully).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,19 +255,6 @@ fn default_item_noise() -> f64 {
     0.6
 }
 
-/// Measurement model of the outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Measure {
-    /// Latent total rounded to an integer and clipped to 0–60.
-    #[default]
-    Qpr15,
-    /// 15 ordinal items (0–4) generated from the latent score, summed.
-    Qpr15Items,
-    /// The latent score itself (no rounding or clipping).
-    Continuous,
-}
-
 /// `[effect]`: the intervention effect.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -293,7 +282,7 @@ pub struct Attrition {
 /// `[analysis]`: how each simulated trial is analysed in a power run.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Analysis {
+pub struct AnalysisSection {
     /// LMM formula (lme4 syntax). Default: `qpr ~ arm + baseline + site +
     /// (1|team)`, leaving out `baseline` without one and `site` with one site.
     #[serde(default)]
@@ -301,25 +290,14 @@ pub struct Analysis {
     /// The coefficient tested (the treatment). Default `arm`.
     #[serde(default)]
     pub term: Option<String>,
-    /// Analyses run on every dataset; default all of [`ANALYSES`].
+    /// Analyses run on every dataset (names of [`Analysis`]); default: see
+    /// [`Config::analysis_methods`].
     #[serde(default)]
     pub methods: Option<Vec<String>>,
     /// Significance level. Default 0.05.
     #[serde(default)]
     pub alpha: Option<f64>,
 }
-
-/// The analyses a power run can apply to each dataset.
-pub const ANALYSES: [&str; 8] = [
-    "lmm_z",
-    "lmm_satterthwaite",
-    "lmm_kenward_roger",
-    "lmm_between_within",
-    "cluster_t",
-    "adh_high_low",
-    "adh_dose_response",
-    "adh_cace_iv",
-];
 
 impl Config {
     /// Design choices that are allowed but worth a warning (e.g. a
@@ -371,10 +349,11 @@ impl Config {
     }
 
     /// The analyses to run: as configured, else the five ITT analyses, plus
-    /// the three adherence analyses when `[adherence]` is present.
-    pub fn analysis_methods(&self) -> Vec<String> {
+    /// the three adherence analyses when `[adherence]` is present. (A
+    /// validated config names only analyses; any other name is skipped.)
+    pub fn analysis_methods(&self) -> Vec<Analysis> {
         match &self.analysis.methods {
-            Some(m) => m.clone(),
+            Some(m) => m.iter().filter_map(|n| Analysis::from_name(n)).collect(),
             None => {
                 let sw = self.trial.design == DesignKind::SteppedWedge;
                 // A cohort's people and periods are crossed within clusters:
@@ -384,14 +363,13 @@ impl Config {
                         .stepped_wedge
                         .as_ref()
                         .is_some_and(|s| s.sampling == Sampling::Cohort);
-                ANALYSES
-                    .iter()
-                    .filter(|a| self.adherence.is_some() || !a.starts_with("adh_"))
+                Analysis::all()
+                    .filter(|a| a.in_default_set())
+                    .filter(|a| self.adherence.is_some() || !a.is_adherence())
                     // The two-stage cluster-level test needs a treatment
                     // constant within clusters.
-                    .filter(|a| !(sw && **a == "cluster_t"))
-                    .filter(|a| !(cohort && **a == "lmm_between_within"))
-                    .map(|s| s.to_string())
+                    .filter(|a| !(sw && *a == Analysis::ClusterT))
+                    .filter(|a| !(cohort && *a == Analysis::Lmm(LmmDf::BetweenWithin)))
                     .collect()
             }
         }
@@ -1051,13 +1029,13 @@ impl Config {
                 ));
             }
             for (i, name) in m.iter().enumerate() {
-                if !ANALYSES.contains(&name.as_str()) {
+                let Some(analysis) = Analysis::from_name(name) else {
                     return Err(Error::invalid(
                         "analysis.methods",
                         format!("{name:?}"),
-                        &format!("is not an analysis; choose from {}", ANALYSES.join(", ")),
+                        &format!("is not an analysis; choose from {}", Analysis::names()),
                     ));
-                }
+                };
                 if m[..i].contains(name) {
                     return Err(Error::invalid(
                         "analysis.methods",
@@ -1065,14 +1043,14 @@ impl Config {
                         "is listed twice; name each analysis once",
                     ));
                 }
-                if name.starts_with("adh_") && self.adherence.is_none() {
+                if analysis.is_adherence() && self.adherence.is_none() {
                     return Err(Error::invalid(
                         "analysis.methods",
                         format!("{name:?}"),
                         "needs an [adherence] section (team participation) to analyse",
                     ));
                 }
-                if name == "cluster_t" && self.trial.design == DesignKind::SteppedWedge {
+                if analysis == Analysis::ClusterT && self.trial.design == DesignKind::SteppedWedge {
                     return Err(Error::invalid(
                         "analysis.methods",
                         "\"cluster_t\"",

@@ -14,6 +14,7 @@
 //! | [`rng`] | per-replicate random streams derived from (seed, replicate) |
 //! | [`output`] | CSV writer for simulated trials |
 //! | [`adherence`] | team participation, staff adherence, dose–response and their estimands |
+//! | [`analysis`] | the analyses as types: LMM df rules, cluster-level t, adherence analyses |
 //! | [`analytic`] | closed-form design effects, standard errors and power |
 //! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
 //! | [`stats`] | normal and t quantiles and tails (guarded), power helpers |
@@ -48,6 +49,7 @@
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod adherence;
+pub mod analysis;
 pub mod analytic;
 pub mod config;
 pub mod design;

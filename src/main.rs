@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use crtsim::analysis::Analysis;
 use crtsim::config::Config;
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::inference::DfMethod;
@@ -94,7 +95,7 @@ enum Command {
         solve: Option<String>,
         /// With --solve: the analysis whose power counts.
         #[arg(long, default_value = "lmm_satterthwaite")]
-        solve_analysis: String,
+        solve_analysis: Analysis,
         /// With --solve: the search range LO:HI.
         #[arg(long, default_value = "4:400")]
         solve_range: String,
@@ -280,7 +281,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     &set,
                     key,
                     target,
-                    &solve_analysis,
+                    solve_analysis,
                     (lo, hi),
                     &opts,
                     |v, p| {
@@ -359,7 +360,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             let res = aa.run(&df);
             let text = if json {
-                let v: Vec<serde_json::Value> = power::ADHERENCE_ANALYSES
+                let v: Vec<serde_json::Value> = crtsim::analysis::adherence::TABLE_NAMES
                     .iter()
                     .zip(&res)
                     .map(|(n, o)| {
@@ -370,7 +371,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     .collect();
                 serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
             } else {
-                power::adherence_table(&power::ADHERENCE_ANALYSES, &res, alpha)
+                power::adherence_table(&crtsim::analysis::adherence::TABLE_NAMES, &res, alpha)
             };
             std::io::stdout()
                 .lock()

@@ -14,9 +14,23 @@
 //! scale is therefore calibrated ([`calibrate`]) so that `outcome.mean` and
 //! `outcome.sd` are the mean and SD of the *reported* score.
 
-use crate::config::Measure;
+use crate::stats::norm_cdf;
 use rand::Rng;
 use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+/// Measurement model of the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Latent total rounded to an integer and clipped to 0–60.
+    #[default]
+    Qpr15,
+    /// 15 ordinal items (0–4) generated from the latent score, summed.
+    Qpr15Items,
+    /// The latent score itself (no rounding or clipping).
+    Continuous,
+}
 
 /// Number of QPR-15 items.
 pub const ITEMS: usize = 15;
@@ -196,34 +210,6 @@ pub fn calibrate(
     ))
 }
 
-/// Standard normal CDF (Φ) via the complementary error function.
-pub fn norm_cdf(x: f64) -> f64 {
-    0.5 * erfc(-x / std::f64::consts::SQRT_2)
-}
-
-/// Complementary error function, |relative error| < 1.2e-7 (Numerical Recipes'
-/// Chebyshev fit); ample for calibration integrals.
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
 /// `x.round().clamp(0, hi)` without a libm call: below −½ the result is 0
 /// whatever the rounding, and for x ≥ −½, truncating x + ½ rounds half up,
 /// as `round` does for non-negative values.
@@ -326,12 +312,5 @@ mod tests {
         assert_eq!(round_clamp(-0.5, 60.0), 0.0);
         assert_eq!(round_clamp(f64::NAN, 60.0), 0.0);
         assert_eq!(round_clamp(1e300, 60.0), 60.0);
-    }
-
-    #[test]
-    fn norm_cdf_values() {
-        assert!((norm_cdf(0.0) - 0.5).abs() < 1e-7);
-        assert!((norm_cdf(1.959_963_985) - 0.975).abs() < 1e-7);
-        assert!((norm_cdf(-3.0) - 0.001_349_898).abs() < 1e-7);
     }
 }

@@ -432,7 +432,7 @@ impl Simulator {
             let mut treated = 0.0;
             for &(zu, wu) in &zs {
                 for &(e, we) in &zs {
-                    let p = measure::norm_cdf(r * zu + rc * e);
+                    let p = crate::stats::norm_cdf(r * zu + rc * e);
                     let a = self.adherence.team_at(p).unwrap_or(1.0);
                     let shift = self.delta * self.adherence.staff_mean_g(a);
                     treated += wu

@@ -8,6 +8,7 @@
 //! keeps its share of teams (rounded, at least one per arm) and the teams are
 //! spread over sites in the base proportions (largest remainder).
 
+use crate::analysis::{Analysis, Reference};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::power::{self, PowerStudy, RunOptions, Summary};
@@ -241,8 +242,8 @@ pub fn tidy_csv(results: &[PointResult]) -> String {
             .iter()
             .map(|(_, v)| format!("{},", csv_field(v)))
             .collect();
-        for (a, name) in r.summary.methods.iter().enumerate() {
-            let (e, nl) = &r.summary.perf[a];
+        for row in &r.summary.rows {
+            let (name, e, nl) = (row.analysis.name(), &row.effect, &row.null);
             let (t1, t1se) = nl
                 .as_ref()
                 .map(|p| (p.reject, p.reject_mc_se))
@@ -257,7 +258,7 @@ pub fn tidy_csv(results: &[PointResult]) -> String {
                 f(e.reject_mc_se),
                 f(t1),
                 f(t1se),
-                f(r.summary.analytic[a]),
+                f(row.analytic),
                 f(e.mean_estimate),
                 f(e.bias),
                 f(e.bias_mc_se),
@@ -290,7 +291,7 @@ fn csv_field(v: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Solution {
     pub key: String,
-    pub analysis: String,
+    pub analysis: Analysis,
     pub target: f64,
     /// Smallest value whose analytic power reaches the target.
     pub analytic_value: i64,
@@ -328,7 +329,7 @@ pub fn solve(
     sets: &[String],
     key: &str,
     target: f64,
-    analysis: &str,
+    analysis: Analysis,
     (lo, hi): (i64, i64),
     opts: &RunOptions,
     mut progress: impl FnMut(i64, f64),
@@ -349,12 +350,16 @@ pub fn solve(
         .or_else(|_| cfg_at(hi))
         .map_err(|e| Error::Usage(format!("--solve {key}: {e}")))?;
     let methods = base.analysis_methods();
-    let a_idx = methods.iter().position(|m| m == analysis).ok_or_else(|| {
-        Error::Usage(format!(
+    if !methods.contains(&analysis) {
+        return Err(Error::Usage(format!(
             "--solve-analysis {analysis}: not among the configured analyses ({})",
-            methods.join(", ")
-        ))
-    })?;
+            methods
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let analytic = |v: i64| -> Option<f64> {
         let c = cfg_at(v).ok()?;
         let d = crate::design::Design::from_config(&c).ok()?;
@@ -362,7 +367,7 @@ pub fn solve(
             &c,
             &d,
             c.alpha(),
-            analysis == "lmm_z",
+            analysis.reference() == Some(Reference::Normal),
             &c.analysis_formula(),
         ))
     };
@@ -389,7 +394,8 @@ pub fn solve(
             .as_ref()
             .map(|d| d.join(format!("{}={v}", key.replace('/', "_"))));
         let s = power::execute(&study, &o, |_, _| {})?;
-        let (p, se) = (s.perf[a_idx].0.reject, s.perf[a_idx].0.reject_mc_se);
+        let row = s.get(analysis).expect("the study runs the solved analysis");
+        let (p, se) = (row.effect.reject, row.effect.reject_mc_se);
         evaluated.push((v, p, se));
         progress(v, p);
         Ok((p, se))
@@ -458,7 +464,7 @@ pub fn solve(
     evaluated.sort_by_key(|e| e.0);
     Ok(Solution {
         key: key.to_string(),
-        analysis: analysis.to_string(),
+        analysis,
         target,
         analytic_value: analytic_value.unwrap_or(-1),
         value: pass_v,

@@ -38,8 +38,8 @@ fn run(sets: &[&str], reps: u64) -> (PowerStudy, power::Summary) {
 }
 
 fn bias(s: &power::Summary, m: &str) -> (f64, f64) {
-    let a = s.methods.iter().position(|x| x == m).unwrap();
-    (s.perf[a].0.bias, s.perf[a].0.bias_mc_se)
+    let e = &s.by_name(m).unwrap().effect;
+    (e.bias, e.bias_mc_se)
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn stepped_wedge_expected_kr_power_uses_the_runs_seed() {
     let s = crtsim::power::execute(&study, &opts(99), |_, _| {}).unwrap();
     let at_99 = study.sw_expected_kr_power(99).unwrap();
     assert_ne!(at_99, at_trial_seed, "Poisson sizes: the designs differ");
-    assert_eq!(s.analytic[0], at_99);
+    assert_eq!(s.rows[0].analytic, at_99);
 }
 
 #[test]

@@ -50,14 +50,15 @@ fn monte_carlo_power_agrees_with_analytic_power() {
     let cfg = common::cfg(LARGE, &[]);
     let study = PowerStudy::new(cfg, false).unwrap();
     let s = power::execute(&study, &opts(600, 2, (1, 1), None), |_, _| {}).unwrap();
-    for a in 0..2 {
-        let (e, _) = &s.perf[a];
-        let z = (e.reject - s.analytic[a]).abs() / e.reject_mc_se;
+    assert_eq!(s.rows.len(), 2);
+    for r in &s.rows {
+        let e = &r.effect;
+        let z = (e.reject - r.analytic).abs() / e.reject_mc_se;
         eprintln!(
             "{}: MC power {:.4} (MC SE {:.4}), analytic {:.4}, {:.2} MC SE apart",
-            s.methods[a], e.reject, e.reject_mc_se, s.analytic[a], z
+            r.analysis, e.reject, e.reject_mc_se, r.analytic, z
         );
-        assert!(z < 2.5, "{}: {z:.2} MC SE from analytic", s.methods[a]);
+        assert!(z < 2.5, "{}: {z:.2} MC SE from analytic", r.analysis);
     }
 }
 
@@ -67,8 +68,11 @@ fn refocus_preset_reproduces_published_precision_and_test_size() {
     let study = PowerStudy::new(cfg, true).unwrap();
     let s = power::execute(&study, &opts(2000, 2, (1, 1), None), |_, _| {}).unwrap();
     eprint!("{}", power::summary_table(&study, &s));
-    let idx = |m: &str| s.methods.iter().position(|x| x == m).unwrap();
-    let (sat, sat0) = &s.perf[idx("lmm_satterthwaite")];
+    let row = |m: &str| s.by_name(m).unwrap();
+    let (sat, sat0) = (
+        &row("lmm_satterthwaite").effect,
+        &row("lmm_satterthwaite").null,
+    );
     // Empirical SE of the arm effect within 15% of the published 1.22.
     assert!(
         (sat.empirical_se / 1.22 - 1.0).abs() < 0.15,
@@ -76,7 +80,7 @@ fn refocus_preset_reproduces_published_precision_and_test_size() {
         sat.empirical_se
     );
     for m in ["lmm_satterthwaite", "lmm_kenward_roger"] {
-        let t1 = s.perf[idx(m)].1.as_ref().unwrap();
+        let t1 = row(m).null.as_ref().unwrap();
         assert!(
             (t1.reject - 0.05).abs() <= 2.0 * t1.reject_mc_se,
             "{m}: type-I error {} (MC SE {})",
@@ -84,7 +88,7 @@ fn refocus_preset_reproduces_published_precision_and_test_size() {
             t1.reject_mc_se
         );
     }
-    let z0 = s.perf[idx("lmm_z")].1.as_ref().unwrap();
+    let z0 = row("lmm_z").null.as_ref().unwrap();
     eprintln!(
         "Wald z type-I error {:.4} (MC SE {:.4})",
         z0.reject, z0.reject_mc_se

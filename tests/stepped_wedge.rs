@@ -209,17 +209,17 @@ fn monte_carlo_power_and_type_one_error() {
     let study = PowerStudy::new(pulsar(&["outcome.measure=continuous"]), true).unwrap();
     let s = common::run_study(&study, 3000, 2026);
     eprint!("{}", power::summary_table(&study, &s));
-    let at = |m: &str| s.methods.iter().position(|x| x == m).unwrap();
-    let (z, _) = &s.perf[at("lmm_z")];
+    let at = |m: &str| s.by_name(m).unwrap();
+    let z = &at("lmm_z").effect;
     // The analytic z power allows for estimating the variances
     // (Kackar–Harville; see `expected_small_sample_power`).
     assert!(
-        (z.reject - s.analytic[at("lmm_z")]).abs() < 2.5 * z.reject_mc_se,
+        (z.reject - at("lmm_z").analytic).abs() < 2.5 * z.reject_mc_se,
         "z power {} vs expected {}",
         z.reject,
-        s.analytic[at("lmm_z")]
+        at("lmm_z").analytic
     );
-    let t1 = |m: &str| s.perf[at(m)].1.clone().unwrap();
+    let t1 = |m: &str| at(m).null.clone().unwrap();
     let sat = t1("lmm_satterthwaite");
     assert!(
         (sat.reject - 0.05).abs() <= 2.0 * sat.reject_mc_se,
@@ -438,7 +438,7 @@ fn adherence_in_stepped_wedge() {
         let study = PowerStudy::new(adh(conf), false).unwrap();
         let s = common::run_study(&study, 600, 17);
         eprint!("{}", power::summary_table(&study, &s));
-        let at = |m: &str| &s.perf[s.methods.iter().position(|x| x == m).unwrap()].0;
+        let at = |m: &str| &s.by_name(m).unwrap().effect;
         let (itt, iv, dr) = (
             at("lmm_satterthwaite"),
             at("adh_cace_iv"),
@@ -476,7 +476,7 @@ fn adherence_in_stepped_wedge() {
     )
     .unwrap();
     let sw = common::run_study(&within, 600, 17);
-    let dr = &sw.perf[0].0;
+    let dr = &sw.rows[0].effect;
     assert!(
         dr.bias.abs() < 3.5 * dr.bias_mc_se,
         "within-cluster dose bias {}",
@@ -534,12 +534,12 @@ fn cohort_analysis_and_power() {
     assert!(!c
         .analysis_methods()
         .iter()
-        .any(|m| m == "lmm_between_within"));
+        .any(|m| m.name() == "lmm_between_within"));
     let study = PowerStudy::new(c, true).unwrap();
     let s = common::run_study(&study, 600, 8);
     eprint!("{}", power::summary_table(&study, &s));
-    let at = |m: &str| s.methods.iter().position(|x| x == m).unwrap();
-    let (z, _) = &s.perf[at("lmm_z")];
+    let at = |m: &str| s.by_name(m).unwrap();
+    let z = &at("lmm_z").effect;
     assert!(
         (z.mean_model_se / z.empirical_se - 1.0).abs()
             < 3.0 * z.empirical_se_mc_se / z.empirical_se,
@@ -548,12 +548,12 @@ fn cohort_analysis_and_power() {
         z.empirical_se
     );
     assert!(
-        (z.reject - s.analytic[at("lmm_z")]).abs() < 3.0 * z.reject_mc_se,
+        (z.reject - at("lmm_z").analytic).abs() < 3.0 * z.reject_mc_se,
         "z power {} vs cohort GLS {}",
         z.reject,
-        s.analytic[at("lmm_z")]
+        at("lmm_z").analytic
     );
-    let sat = s.perf[at("lmm_satterthwaite")].1.clone().unwrap();
+    let sat = at("lmm_satterthwaite").null.clone().unwrap();
     assert!(
         (sat.reject - 0.05).abs() <= 2.5 * sat.reject_mc_se,
         "{}",
@@ -566,7 +566,7 @@ fn cohort_analysis_and_power() {
     )
     .unwrap();
     let sn = common::run_study(&naive, 200, 8);
-    let (nz, _) = &sn.perf[sn.methods.iter().position(|x| x == "lmm_z").unwrap()];
+    let nz = &sn.by_name("lmm_z").unwrap().effect;
     assert!(nz.mean_model_se > 1.15 * nz.empirical_se, "{nz:?}");
 }
 
@@ -591,16 +591,17 @@ fn expected_small_sample_power() {
     );
     let s = common::run_study(&study, 10_000, 2014);
     for (k, expected) in [(0, ez), (1, ekr)] {
-        let e = &s.perf[k].0;
+        let e = &s.rows[k].effect;
         eprintln!(
             "{}: Monte Carlo {:.4} (MC SE {:.4}), expected {expected:.4}, known-variance GLS 0.909",
-            s.methods[k], e.reject, e.reject_mc_se
+            s.rows[k].analysis, e.reject, e.reject_mc_se
         );
-        assert_eq!(s.analytic[k], expected);
+        assert_eq!(s.rows[k].analytic, expected);
         assert!((e.reject - expected).abs() < 2.5 * e.reject_mc_se);
     }
     // The known-variance GLS power is too optimistic for KR.
-    assert!(0.909 - s.perf[1].0.reject > 5.0 * s.perf[1].0.reject_mc_se);
+    let kr = &s.rows[1].effect;
+    assert!(0.909 - kr.reject > 5.0 * kr.reject_mc_se);
 }
 
 /// With variable cluster-period sizes the known-variance GLS power is the

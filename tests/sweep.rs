@@ -1,5 +1,6 @@
 //! Sweeps, tidy CSV, power curves and sample-size search.
 
+use crtsim::analysis::Analysis;
 use crtsim::power::RunOptions;
 use crtsim::sweep;
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+fn sat() -> Analysis {
+    "lmm_satterthwaite".parse().unwrap()
 }
 
 #[test]
@@ -57,13 +62,12 @@ fn power_rises_with_teams_and_the_curve_is_drawn() {
     let res = sweep::run_grid(&text(), &[], &axes, false, &opts(300), |_, _| {}).unwrap();
     assert_eq!(res.len(), 3);
     let sat = |k: usize| {
-        let a = res[k]
+        res[k]
             .summary
-            .methods
-            .iter()
-            .position(|m| m == "lmm_satterthwaite")
-            .unwrap();
-        res[k].summary.perf[a].0.reject
+            .by_name("lmm_satterthwaite")
+            .unwrap()
+            .effect
+            .reject
     };
     assert!(
         sat(0) < sat(1) && sat(1) < sat(2),
@@ -97,7 +101,7 @@ fn solve_finds_the_smallest_number_of_teams() {
         &[],
         "clusters.teams",
         0.8,
-        "lmm_satterthwaite",
+        sat(),
         (4, 200),
         &opts(300),
         |_, _| {},
@@ -132,7 +136,7 @@ fn bad_input_is_a_clear_error() {
         &[],
         "clusters.teams",
         0.999,
-        "lmm_satterthwaite",
+        sat(),
         (4, 12),
         &opts(100),
         |_, _| {},
@@ -143,19 +147,27 @@ fn bad_input_is_a_clear_error() {
         e.contains("cannot be reached") && e.contains("best found"),
         "{e}"
     );
+    let e = "lmm_magic".parse::<Analysis>().unwrap_err();
+    assert!(
+        e.contains("lmm_magic") && e.contains("lmm_satterthwaite"),
+        "{e}"
+    );
     let e = sweep::solve(
         &text(),
         &[],
         "clusters.teams",
         0.8,
-        "lmm_magic",
+        "adh_cace_iv".parse().unwrap(),
         (4, 50),
         &opts(10),
         |_, _| {},
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("lmm_magic"), "{e}");
+    assert!(
+        e.contains("adh_cace_iv") && e.contains("not among the configured analyses"),
+        "{e}"
+    );
     let axes = vec![sweep::parse_axis("outcome.icc=0.05,1.5").unwrap()];
     let e = sweep::run_grid(&text(), &[], &axes, false, &opts(10), |_, _| {})
         .err()

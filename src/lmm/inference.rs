@@ -72,7 +72,7 @@ pub fn p_t(t: f64, df: f64) -> f64 {
     }
     if df.is_infinite() {
         // 2Φ(−|t|); Φ's erfc approximation has relative error < 1.2e-7.
-        return 2.0 * crate::measure::norm_cdf(-t.abs());
+        return 2.0 * crate::stats::norm_cdf(-t.abs());
     }
     2.0 * crate::stats::t_sf(t.abs(), df)
 }

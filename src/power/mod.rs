@@ -19,9 +19,13 @@
 //! and every summary are byte-identical whatever the thread count, and an
 //! interrupted run keeps every finished batch.
 
+pub use crate::analysis::adherence::{adherence_table, AdherenceAnalyses};
+pub use crate::analysis::Outcome;
+use crate::analysis::{Analysis, Estimand, LmmDf, Reference};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lmm::inference::{coef_tests_with, p_t, TestOptions};
+use crate::lmm::frame::ModelFrame;
+use crate::lmm::inference::{coef_tests_with, TestOptions};
 use crate::lmm::Model;
 use crate::rng::replicate_rng;
 use crate::simulate::{Dataset, Simulator};
@@ -40,43 +44,13 @@ pub use tally::{performance, Performance, Tally};
 /// Replicates per batch (the unit of streaming and of resumption).
 pub const BATCH: u64 = 256;
 
-/// One analysis of one dataset.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Outcome {
-    pub estimate: f64,
-    pub se: f64,
-    pub df: f64,
-    pub p: f64,
-    pub lo: f64,
-    pub hi: f64,
-    pub singular: bool,
-    pub converged: bool,
-    pub failed: bool,
-}
-
-impl Outcome {
-    fn failed() -> Outcome {
-        Outcome {
-            estimate: f64::NAN,
-            se: f64::NAN,
-            df: f64::NAN,
-            p: f64::NAN,
-            lo: f64::NAN,
-            hi: f64::NAN,
-            singular: false,
-            converged: false,
-            failed: true,
-        }
-    }
-}
-
 /// A replicate's outcome for one scenario and analysis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record {
     pub rep: u64,
     /// 0 = the configured effect, 1 = the null (δ = 0).
     pub scenario: u8,
-    pub analysis: usize,
+    pub analysis: Analysis,
     pub outcome: Outcome,
 }
 
@@ -106,19 +80,24 @@ impl SmallSample {
         let sd = (self.var_gls + lambda).sqrt();
         let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
         let crit = z * self.var_gls.sqrt() / sd;
-        let l = self.effect.abs() / sd;
-        let p = crate::measure::norm_cdf(l - crit) + crate::measure::norm_cdf(-l - crit);
+        let p = crate::stats::normal_power(self.effect.abs() / sd, crit);
         p.is_finite().then_some(p)
     }
 }
 
 /// Per-thread scratch space for [`PowerStudy::replicate`]: the simulated
-/// data and the last model (reused across replicates with the same design).
+/// data and the last model or model frame (reused across replicates with
+/// the same design).
 #[derive(Default)]
 pub struct Workspace {
     /// The last simulated data set.
     pub data: Dataset,
     model: Option<Model>,
+    /// The fixed-effect design alone, for studies whose analyses need no
+    /// mixed-model fit (`cluster_t`).
+    frame: Option<ModelFrame>,
+    /// The last replicate's outcomes, one per analysis.
+    outcomes: Vec<Outcome>,
 }
 
 /// A configured power study.
@@ -131,7 +110,10 @@ pub struct PowerStudy {
     /// Columns the formula uses.
     vars: Vec<String>,
     pub term: String,
-    pub methods: Vec<String>,
+    pub methods: Vec<Analysis>,
+    /// The LMM df rules among `methods`, and the inference they need.
+    lmm_rules: Vec<(usize, LmmDf)>,
+    tests_needed: TestOptions,
     pub alpha: f64,
     /// The estimand: ITT effect in points.
     pub true_effect: f64,
@@ -146,7 +128,7 @@ pub struct PowerStudy {
     pub config_id: String,
 }
 
-/// An outcome from an estimate, SE and df: two-sided p and the (1 − alpha) CI.
+/// An outcome from an estimate, SE and df (see [`Outcome::new`]).
 pub fn make_outcome(
     est: f64,
     se: f64,
@@ -155,243 +137,7 @@ pub fn make_outcome(
     converged: bool,
     alpha: f64,
 ) -> Outcome {
-    // A df a t test cannot have (≤ 0, tiny or NaN) or a non-finite estimate
-    // or SE makes this analysis fail for this replicate; it is counted.
-    let crit = crate::stats::t_quantile(1.0 - alpha / 2.0, df);
-    if !(est.is_finite() && se.is_finite() && se > 0.0 && crit.is_finite()) {
-        let mut o = Outcome::failed();
-        o.estimate = est;
-        o.singular = singular;
-        return o;
-    }
-    Outcome {
-        estimate: est,
-        se,
-        df,
-        p: p_t(est / se, df),
-        lo: est - crit * se,
-        hi: est + crit * se,
-        singular,
-        converged,
-        failed: false,
-    }
-}
-
-/// The ITT and adherence analyses of one dataset, for any data frame with the
-/// formula's columns plus `team` and `team_adherence` (the team's
-/// participation; 0 in control teams): ITT (LMM, Satterthwaite), high vs low
-/// participation, dose–response LMM and CACE/IV. Used per replicate by
-/// `power` and on real data by `crtsim adherence`.
-#[derive(Debug, Clone)]
-pub struct AdherenceAnalyses {
-    parsed: crate::lmm::formula::Formula,
-    term: String,
-    /// The cluster column (whose participation is `team_adherence`).
-    cluster: String,
-    hl_formula: crate::lmm::formula::Formula,
-    dr_formula: crate::lmm::formula::Formula,
-    cut: Option<f64>,
-    alpha: f64,
-}
-
-/// Names of the analyses [`AdherenceAnalyses::run`] returns, in order.
-pub const ADHERENCE_ANALYSES: [&str; 4] = [
-    "itt_satterthwaite",
-    "adh_high_low",
-    "adh_dose_response",
-    "adh_cace_iv",
-];
-
-impl AdherenceAnalyses {
-    /// Set up from the ITT formula and its treatment term.
-    ///
-    /// The cluster whose participation `team_adherence` holds is the
-    /// formula's `team` or `cluster` grouping factor.
-    pub fn new(
-        formula: &str,
-        term: &str,
-        cut: Option<f64>,
-        alpha: f64,
-    ) -> Result<AdherenceAnalyses> {
-        if !(alpha > 0.0 && alpha < 0.5) {
-            return Err(Error::Usage(format!(
-                "--alpha {alpha}: must be in (0, 0.5)"
-            )));
-        }
-        if let Some(c) = cut.filter(|c| !(0.0..=1.0).contains(c)) {
-            return Err(Error::Usage(format!(
-                "--cut {c}: the high/low participation cut must be in [0, 1]"
-            )));
-        }
-        let parsed = crate::lmm::formula::Formula::parse(formula)?;
-        if !parsed.fixed.iter().any(|t| t.len() == 1 && t[0] == term) {
-            return Err(Error::Usage(format!(
-                "the formula `{formula}` has no `{term}` term to replace"
-            )));
-        }
-        let swap = |name: &str| {
-            let mut f = parsed.clone();
-            for t in f.fixed.iter_mut() {
-                for v in t.iter_mut() {
-                    if *v == term {
-                        *v = name.to_string();
-                    }
-                }
-            }
-            f
-        };
-        // The cluster: `team` (parallel designs) or `cluster` (stepped
-        // wedge) when the formula uses it (as a grouping factor or a fixed
-        // effect), else its first single-column grouping factor.
-        let groups: Vec<&String> = parsed
-            .random
-            .iter()
-            .filter(|r| r.group.len() == 1)
-            .map(|r| &r.group[0])
-            .collect();
-        let vars = parsed.variables();
-        let cluster = ["team", "cluster"]
-            .iter()
-            .find(|c| groups.iter().any(|g| g == *c) || vars.iter().any(|v| v == *c))
-            .map(|c| c.to_string())
-            .or_else(|| groups.first().map(|g| g.to_string()))
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "the formula `{formula}` has no single-column grouping factor to take as the cluster, e.g. (1|team)"
-                ))
-            })?;
-        Ok(AdherenceAnalyses {
-            cluster,
-            hl_formula: swap("high_participation"),
-            dr_formula: swap("team_adherence"),
-            parsed,
-            term: term.to_string(),
-            cut,
-            alpha,
-        })
-    }
-
-    /// The cluster column (the formula's `team` or `cluster` grouping).
-    pub fn cluster(&self) -> &str {
-        &self.cluster
-    }
-
-    /// Run the four analyses (in [`ADHERENCE_ANALYSES`] order).
-    pub fn run(&self, data: &crate::lmm::data::DataFrame) -> [Outcome; 4] {
-        use crate::lmm::data::{Column, ColumnData, DataFrame};
-        let failed = [Outcome::failed(); 4];
-        let num = |name: &str| match data.column(name).map(|c| &c.data) {
-            Ok(ColumnData::Numeric(v)) => Some(v.clone()),
-            _ => None,
-        };
-        let (Some(arm), Some(part)) = (num(&self.term), num("team_adherence")) else {
-            return failed;
-        };
-        let Ok(team) = data.column(&self.cluster) else {
-            return failed;
-        };
-        // Participation of each treated team (first row of the team).
-        let mut seen = std::collections::BTreeMap::new();
-        for i in 0..data.nrows() {
-            if arm[i] == 1.0 && !part[i].is_nan() && !team.is_missing(i) {
-                seen.entry(team.text(i)).or_insert(part[i]);
-            }
-        }
-        let tp: Vec<f64> = seen.into_values().collect();
-        let sat = TestOptions {
-            satterthwaite: true,
-            kenward_roger: false,
-            between_within: false,
-        };
-        let lmm = |f: &crate::lmm::formula::Formula, df: &DataFrame, name: &str| -> Outcome {
-            let Ok(mut m) = Model::from_formula(f, df, true) else {
-                return Outcome::failed();
-            };
-            let Some(j) = m.frame.x_names.iter().position(|n| n == name) else {
-                return Outcome::failed();
-            };
-            let fit = m.fit();
-            let t = coef_tests_with(&m, &fit, sat);
-            make_outcome(
-                fit.beta[j],
-                fit.se(j),
-                t.df_satterthwaite[j],
-                fit.singular,
-                fit.optimizer.converged,
-                self.alpha,
-            )
-        };
-        let itt = lmm(&self.parsed, data, &self.term);
-        let dose = lmm(&self.dr_formula, data, "team_adherence");
-        let cut = self.cut.unwrap_or_else(|| median(&tp));
-        let high: Vec<f64> = arm
-            .iter()
-            .zip(&part)
-            .map(|(&a, &p)| {
-                if a == 1.0 {
-                    f64::from(u8::from(p > cut))
-                } else {
-                    f64::NAN
-                }
-            })
-            .collect();
-        let mut cols = data.columns.clone();
-        cols.push(Column::numeric("high_participation", high));
-        let hl = match DataFrame::from_columns(cols) {
-            Ok(df) => lmm(&self.hl_formula, &df, "high_participation"),
-            Err(_) => Outcome::failed(),
-        };
-        // Wald / IV: ITT over the treated teams' mean participation (control
-        // participation is 0 by design); delta-method SE.
-        let k1 = tp.len() as f64;
-        let abar = tp.iter().sum::<f64>() / k1;
-        let iv = if itt.failed || !(abar > 0.0) || k1 < 2.0 {
-            Outcome::failed()
-        } else {
-            let var_a = tp.iter().map(|p| (p - abar).powi(2)).sum::<f64>() / (k1 - 1.0) / k1;
-            let est = itt.estimate / abar;
-            let se = (itt.se.powi(2) / abar.powi(2) + itt.estimate.powi(2) * var_a / abar.powi(4))
-                .sqrt();
-            make_outcome(est, se, itt.df, itt.singular, itt.converged, self.alpha)
-        };
-        [itt, hl, dose, iv]
-    }
-}
-
-/// The adherence analyses of one data frame as a readable table.
-pub fn adherence_table(names: &[&str], res: &[Outcome], alpha: f64) -> String {
-    use std::fmt::Write as _;
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "{:<18} {:>10} {:>9} {:>8} {:>10} {:>22}",
-        "analysis",
-        "estimate",
-        "SE",
-        "df",
-        "p",
-        format!("{:.0}% CI", 100.0 * (1.0 - alpha))
-    );
-    for (n, o) in names.iter().zip(res) {
-        if o.failed {
-            let _ = writeln!(t, "{n:<18} {:>10}", "failed");
-            continue;
-        }
-        let _ = writeln!(
-            t,
-            "{n:<18} {:>10.4} {:>9.4} {:>8.2} {:>10.4} {:>22}",
-            o.estimate,
-            o.se,
-            o.df,
-            o.p,
-            format!("[{:.3}, {:.3}]", o.lo, o.hi)
-        );
-    }
-    let _ = writeln!(
-        t,
-        "itt_satterthwaite estimates delta*E[g(a)]; adh_high_low the high-minus-low participation contrast among treated teams (confounded if better teams take part more); adh_dose_response the outcome slope per unit participation (likewise); adh_cace_iv the effect at full participation under a linear dose-response and the exclusion restriction (robust to such confounding)."
-    );
-    t
+    Outcome::new(est, se, df, singular, converged, alpha)
 }
 
 impl PowerStudy {
@@ -467,14 +213,23 @@ impl PowerStudy {
         let teams = sim.design().teams();
         let truths = methods
             .iter()
-            .map(|m| match m.as_str() {
-                "adh_high_low" => delta * sim.adherence().high_low_contrast(teams),
-                "adh_dose_response" | "adh_cace_iv" => delta,
-                _ => itt,
+            .map(|m| match m.estimand() {
+                Estimand::HighLowContrast => delta * sim.adherence().high_low_contrast(teams),
+                Estimand::FullParticipation => delta,
+                Estimand::Itt => itt,
             })
             .collect();
+        let lmm_rules: Vec<(usize, LmmDf)> = methods
+            .iter()
+            .enumerate()
+            .filter_map(|(k, m)| match m {
+                Analysis::Lmm(df) => Some((k, *df)),
+                _ => None,
+            })
+            .collect();
+        let tests_needed = LmmDf::needs_all(lmm_rules.iter().map(|r| r.1));
         let mut vars = parsed.variables();
-        let adherence = if methods.iter().any(|m| m.starts_with("adh_")) {
+        let adherence = if methods.iter().any(|m| m.is_adherence()) {
             vars.push("team_adherence".into());
             Some(AdherenceAnalyses::new(
                 &formula,
@@ -493,6 +248,8 @@ impl PowerStudy {
             adherence,
             truths,
             methods,
+            lmm_rules,
+            tests_needed,
             alpha: config.alpha(),
             true_effect: itt,
             formula,
@@ -605,8 +362,15 @@ impl PowerStudy {
         }
     }
 
-    /// Simulate and analyse replicate `rep` of `scenario`.
-    pub fn replicate(&self, seed: u64, rep: u64, scenario: u8, ws: &mut Workspace) -> Vec<Outcome> {
+    /// Simulate and analyse replicate `rep` of `scenario`: one outcome per
+    /// analysis, in [`PowerStudy::methods`] order (held in `ws`, reused).
+    pub fn replicate<'w>(
+        &self,
+        seed: u64,
+        rep: u64,
+        scenario: u8,
+        ws: &'w mut Workspace,
+    ) -> &'w [Outcome] {
         let sim = if scenario == 0 {
             &self.sim
         } else {
@@ -614,167 +378,75 @@ impl PowerStudy {
         };
         let mut rng = replicate_rng(seed, rep);
         sim.simulate_into(&mut rng, &mut ws.data);
-        self.analyse(ws, sim)
+        self.analyse(ws, sim);
+        &ws.outcomes
     }
 
-    fn analyse(&self, ws: &mut Workspace, sim: &Simulator) -> Vec<Outcome> {
-        let d = &ws.data;
-        let data = sim.data_frame_with(d, Some(&self.vars));
-        let mut out = vec![Outcome::failed(); self.methods.len()];
-        let needs_lmm = self.methods.iter().any(|m| m.starts_with("lmm_"));
-        // The previous replicate's model is updated in place: when the design
-        // repeats its structure (fixed cluster sizes, no attrition) the sparse
-        // analysis is not redone. The fit is the same either way.
-        let built = match ws
-            .model
-            .as_mut()
-            .filter(|m| m.formula == self.parsed && m.reml)
-        {
-            Some(m) => m.update_data(&data),
-            None => Model::from_formula(&self.parsed, &data, true).map(|m| {
-                ws.model = Some(m);
-            }),
-        };
-        if built.is_err() {
-            return out;
-        }
-        let model = ws.model.as_mut().expect("model built above");
-        let Some(j) = model.frame.x_names.iter().position(|n| n == &self.term) else {
-            return out;
-        };
-        if needs_lmm {
-            let fit = model.fit();
-            let model = &*model;
-            let usable = fit.objective.is_finite() && fit.sigma.is_finite() && fit.sigma > 0.0;
-            let opts = TestOptions {
-                satterthwaite: self.methods.iter().any(|m| m == "lmm_satterthwaite"),
-                kenward_roger: self.methods.iter().any(|m| m == "lmm_kenward_roger"),
-                between_within: self.methods.iter().any(|m| m == "lmm_between_within"),
+    fn analyse(&self, ws: &mut Workspace, sim: &Simulator) {
+        let data = sim.data_frame_with(&ws.data, Some(&self.vars));
+        let Workspace {
+            model,
+            frame,
+            outcomes: out,
+            ..
+        } = ws;
+        out.clear();
+        out.resize(self.methods.len(), Outcome::failed());
+        // The LMM analyses share one fit; without any, only the model frame
+        // (X, y, grouping factors) is built. A design that cannot be built
+        // fails every analysis of this replicate.
+        let fr: &ModelFrame = if self.lmm_rules.is_empty() {
+            let Some(f) = update_frame(frame, &self.parsed, &data) else {
+                return;
             };
-            let tests = coef_tests_with(model, &fit, opts);
-            let est = fit.beta[j];
-            let se = fit.se(j);
-            for (k, m) in self.methods.iter().enumerate() {
-                let (se_k, df) = match m.as_str() {
-                    "lmm_z" => (se, f64::INFINITY),
-                    "lmm_satterthwaite" => (se, tests.df_satterthwaite[j]),
-                    "lmm_kenward_roger" => (tests.se_kenward_roger[j], tests.df_kenward_roger[j]),
-                    "lmm_between_within" => (se, tests.df_between_within[j]),
-                    _ => continue,
-                };
-                if usable {
-                    out[k] = self.outcome(est, se_k, df, fit.singular, fit.optimizer.converged);
+            f
+        } else {
+            let Some(m) = update_model(model, &self.parsed, &data) else {
+                return;
+            };
+            if let Some(j) = self.term_index(&m.frame) {
+                let fit = m.fit();
+                let tests = coef_tests_with(m, &fit, self.tests_needed);
+                for &(k, rule) in &self.lmm_rules {
+                    out[k] = rule.outcome(&fit, &tests, j, self.alpha);
                 }
             }
-        }
-        if let Some(k) = self.methods.iter().position(|m| m == "cluster_t") {
-            out[k] = self.cluster_t(model, j);
-        }
-        if self.methods.iter().any(|m| m.starts_with("adh_")) {
-            self.adherence_analyses(d, &data, &mut out);
-        }
-        out
-    }
-
-    /// The adherence analyses of one dataset.
-    fn adherence_analyses(
-        &self,
-        _d: &Dataset,
-        data: &crate::lmm::data::DataFrame,
-        out: &mut [Outcome],
-    ) {
-        let Some(aa) = &self.adherence else { return };
-        let res = aa.run(data);
+            &m.frame
+        };
+        let Some(j) = self.term_index(fr) else {
+            return;
+        };
         for (k, m) in self.methods.iter().enumerate() {
-            if let Some(i) = ADHERENCE_ANALYSES.iter().position(|a| a == m) {
-                out[k] = res[i];
+            if *m == Analysis::ClusterT {
+                out[k] = crate::analysis::cluster_t::cluster_t(fr, j, self.alpha);
             }
         }
-    }
-
-    fn outcome(&self, est: f64, se: f64, df: f64, singular: bool, converged: bool) -> Outcome {
-        make_outcome(est, se, df, singular, converged, self.alpha)
-    }
-
-    /// Two-stage cluster-level analysis (Hayes & Moulton): stage 1, an OLS of
-    /// the outcome on the individual-level covariates (fixed-effect columns
-    /// that vary within clusters; cluster = the grouping factor with fewest
-    /// levels); stage 2, an OLS of the clusters' mean residuals on the
-    /// treatment and the cluster-level covariates, whose t-test has
-    /// k − 2 − (cluster-level covariates) df.
-    fn cluster_t(&self, model: &Model, j: usize) -> Outcome {
-        let fr = &model.frame;
-        let (n, p) = (fr.n, fr.p);
-        let Some(term) = fr.terms.iter().min_by_key(|t| t.nlevels()) else {
-            return Outcome::failed();
-        };
-        let g = term.nlevels();
-        let col = |c: usize| &fr.x[c * n..(c + 1) * n];
-        let constant_within = |c: usize| {
-            let mut first = vec![f64::NAN; g];
-            (0..n).all(|i| {
-                let l = term.refs[i] as usize;
-                if first[l].is_nan() {
-                    first[l] = col(c)[i];
-                    true
-                } else {
-                    first[l] == col(c)[i]
+        if let Some(aa) = &self.adherence {
+            let res = aa.run(&data);
+            for (k, m) in self.methods.iter().enumerate() {
+                if let Analysis::Adherence(a) = m {
+                    out[k] = a.pick(&res);
                 }
-            })
-        };
-        if !constant_within(j) {
-            return Outcome::failed(); // the treatment varies within clusters
-        }
-        let intercept: Vec<usize> = (0..p).filter(|&c| fr.x_names[c] == "(Intercept)").collect();
-        let individual: Vec<usize> = (0..p)
-            .filter(|&c| c != j && fr.x_names[c] != "(Intercept)" && !constant_within(c))
-            .collect();
-        let cluster_cov: Vec<usize> = (0..p)
-            .filter(|&c| c != j && fr.x_names[c] != "(Intercept)" && constant_within(c))
-            .collect();
-        // Stage 1.
-        let s1: Vec<usize> = intercept.iter().chain(&individual).copied().collect();
-        let xs1: Vec<&[f64]> = s1.iter().map(|&c| col(c)).collect();
-        let Some(b1) = ols(&xs1, &fr.y) else {
-            return Outcome::failed();
-        };
-        let (mut sum, mut cnt) = (vec![0.0; g], vec![0.0; g]);
-        let mut cl_x: Vec<Vec<f64>> = vec![vec![0.0; g]; 1 + cluster_cov.len()];
-        for i in 0..n {
-            let fitted: f64 = xs1.iter().zip(&b1).map(|(x, b)| x[i] * b).sum();
-            let l = term.refs[i] as usize;
-            sum[l] += fr.y[i] - fitted;
-            cnt[l] += 1.0;
-            cl_x[0][l] = col(j)[i];
-            for (k, &c) in cluster_cov.iter().enumerate() {
-                cl_x[k + 1][l] = col(c)[i];
             }
         }
-        let means: Vec<f64> = (0..g).map(|l| sum[l] / cnt[l]).collect();
-        // Stage 2: means ~ 1 + treatment + cluster-level covariates.
-        let ones = vec![1.0; g];
-        let mut xs2: Vec<&[f64]> = vec![&ones];
-        xs2.extend(cl_x.iter().map(|v| v.as_slice()));
-        let k2 = xs2.len();
-        let df = g as f64 - k2 as f64;
-        if df < 1.0 {
-            return Outcome::failed();
-        }
-        let Some((b2, cov)) = ols_with_cov(&xs2, &means) else {
-            return Outcome::failed();
-        };
-        self.outcome(b2[1], cov[(1, 1)].sqrt(), df, false, true)
+    }
+
+    /// The treatment's column in the fixed-effect design.
+    fn term_index(&self, fr: &ModelFrame) -> Option<usize> {
+        fr.x_names.iter().position(|n| n == &self.term)
     }
 
     /// An empty tally of this study's analyses and scenarios.
     pub fn tally(&self) -> Tally {
-        Tally::new(&self.truths, self.scenarios(), self.alpha)
+        Tally::new(&self.methods, &self.truths, self.scenarios(), self.alpha)
     }
 
     /// Run replicates `reps` (in order), in parallel batches of [`BATCH`],
-    /// handing each finished batch's records (sorted) to `sink`. The
-    /// replicate numbers are drawn from the iterator one batch at a time, so
-    /// memory does not grow with their number.
+    /// handing each finished batch's records (in replicate, scenario and
+    /// analysis order) to `sink`. The replicate numbers are drawn from the
+    /// iterator one batch at a time, so memory does not grow with their
+    /// number; each worker thread keeps one workspace for the whole run, so
+    /// a replicate reuses the previous one's allocations and model.
     pub fn run<F: FnMut(&[Record]) -> Result<()>>(
         &self,
         seed: u64,
@@ -782,77 +454,114 @@ impl PowerStudy {
         threads: usize,
         mut sink: F,
     ) -> Result<()> {
+        let threads = threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
+            .num_threads(threads)
             .build()
             .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
+        let workspaces: Vec<std::sync::Mutex<Workspace>> =
+            (0..threads).map(|_| Default::default()).collect();
         let scen = self.scenarios();
+        let per_rep = self.methods.len() * scen as usize;
+        let blank = Record {
+            rep: 0,
+            scenario: 0,
+            analysis: self.methods[0],
+            outcome: Outcome::failed(),
+        };
         let mut reps = reps.into_iter();
         let mut chunk: Vec<u64> = Vec::with_capacity(BATCH as usize);
+        let mut recs: Vec<Record> = Vec::with_capacity(BATCH as usize * per_rep);
         loop {
             chunk.clear();
             chunk.extend(reps.by_ref().take(BATCH as usize));
             if chunk.is_empty() {
                 return Ok(());
             }
-            let mut recs: Vec<Record> = pool.install(|| {
-                chunk
-                    .par_iter()
-                    .map_init(Workspace::default, |buf, &rep| {
-                        let mut v = Vec::new();
+            recs.clear();
+            recs.resize(chunk.len() * per_rep, blank);
+            pool.install(|| {
+                recs.par_chunks_mut(per_rep)
+                    .zip(chunk.par_iter())
+                    .for_each(|(slots, &rep)| {
+                        let i = rayon::current_thread_index().unwrap_or(0) % threads;
+                        let mut ws = workspaces[i].lock().unwrap_or_else(|e| e.into_inner());
+                        let mut slots = slots.iter_mut();
                         for s in 0..scen {
-                            for (a, o) in self.replicate(seed, rep, s, buf).into_iter().enumerate()
-                            {
-                                v.push(Record {
-                                    rep,
-                                    scenario: s,
-                                    analysis: a,
-                                    outcome: o,
-                                });
+                            let outs = self.replicate(seed, rep, s, &mut ws);
+                            for (&analysis, &outcome) in self.methods.iter().zip(outs) {
+                                if let Some(r) = slots.next() {
+                                    *r = Record {
+                                        rep,
+                                        scenario: s,
+                                        analysis,
+                                        outcome,
+                                    };
+                                }
                             }
                         }
-                        v
                     })
-                    .flatten()
-                    .collect()
             });
-            recs.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
             sink(&recs)?;
         }
     }
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
-}
-
-/// The summary of a power run.
+/// The summary of a power run: self-contained, with each analysis' true
+/// value and analytic power beside its Monte Carlo performance.
 #[derive(Debug, Clone)]
 pub struct Summary {
+    pub trial: String,
     pub reps: u64,
     pub seed: u64,
     pub alpha: f64,
+    /// The study's estimand (the ITT difference on the reported scale).
     pub true_effect: f64,
-    pub methods: Vec<String>,
-    /// Per analysis: (effect scenario, null scenario if run).
-    pub perf: Vec<(Performance, Option<Performance>)>,
-    /// Per analysis: analytic power.
-    pub analytic: Vec<f64>,
+    /// The model and the tested coefficient.
+    pub formula: String,
+    pub term: String,
+    /// The run identity ([`config_hash`]).
+    pub config_id: String,
+    /// One row per analysis, in the configured order.
+    pub rows: Vec<AnalysisSummary>,
+}
+
+/// One analysis' row of a [`Summary`].
+#[derive(Debug, Clone)]
+pub struct AnalysisSummary {
+    pub analysis: Analysis,
+    /// The true value of what this analysis estimates.
+    pub true_value: f64,
+    /// Performance with the configured effect.
+    pub effect: Performance,
+    /// Performance under the null (δ = 0), if it was run.
+    pub null: Option<Performance>,
+    /// Analytic power at the same estimand (NaN: no closed form).
+    pub analytic: f64,
+}
+
+impl Summary {
+    /// The row of `analysis` (None if the run did not include it).
+    pub fn get(&self, analysis: Analysis) -> Option<&AnalysisSummary> {
+        self.rows.iter().find(|r| r.analysis == analysis)
+    }
+
+    /// The row of the analysis called `name`.
+    pub fn by_name(&self, name: &str) -> Option<&AnalysisSummary> {
+        self.get(Analysis::from_name(name)?)
+    }
+
+    /// The analyses, in order.
+    pub fn methods(&self) -> Vec<Analysis> {
+        self.rows.iter().map(|r| r.analysis).collect()
+    }
 }
 
 /// Summarise records (any order: they are sorted first).
 pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
+    let slot = |r: &Record| study.methods.iter().position(|&m| m == r.analysis);
     let mut sorted: Vec<&Record> = records.iter().collect();
-    sorted.sort_by_key(|r| (r.rep, r.scenario, r.analysis));
+    sorted.sort_by_key(|r| (r.rep, r.scenario, slot(r)));
     let mut tally = study.tally();
     for r in sorted {
         tally.add(r);
@@ -862,50 +571,61 @@ pub fn summarise(study: &PowerStudy, seed: u64, records: &[Record]) -> Summary {
 
 /// The summary of a run from its tally.
 pub fn summary_from_tally(study: &PowerStudy, seed: u64, tally: &Tally) -> Summary {
-    let reps = tally.reps();
-    let perf = tally.performances();
     // Stepped wedges: KR and z at the true parameters (one evaluation).
     let small = study
         .methods
         .iter()
-        .any(|m| m == "lmm_kenward_roger" || m == "lmm_z")
+        .any(|&m| m == Analysis::Lmm(LmmDf::KenwardRoger) || m == Analysis::Lmm(LmmDf::Z))
         .then(|| study.sw_expected_small_sample(seed))
         .flatten();
-    let expected = |m: &str| match (m, &small) {
-        ("lmm_kenward_roger", Some(e)) => e.kr_power(study.alpha),
-        ("lmm_z", Some(e)) => e.z_power(study.alpha),
-        _ => None,
-    };
-    let analytic = study
-        .methods
-        .iter()
-        .map(|m| {
-            if m.starts_with("adh_") {
-                f64::NAN // no closed form for the adherence analyses
-            } else if let Some(p) = expected(m) {
-                p
-            } else {
-                // At the study's estimand, so that every column of the row
-                // refers to the same (reported-scale) ITT effect.
-                crate::analytic::power_for(
-                    &study.config,
-                    study.sim.design(),
-                    study.alpha,
-                    m == "lmm_z",
-                    &study.formula,
-                    study.true_effect,
-                )
-            }
+    let rows = tally
+        .performances()
+        .into_iter()
+        .zip(&study.truths)
+        .map(|((analysis, effect, null), &true_value)| AnalysisSummary {
+            analysis,
+            true_value,
+            effect,
+            null,
+            analytic: study.analytic_power(analysis, small.as_ref()),
         })
         .collect();
     Summary {
-        reps,
+        trial: study.config.trial.name.clone(),
+        reps: tally.reps(),
         seed,
         alpha: study.alpha,
         true_effect: study.true_effect,
-        methods: study.methods.clone(),
-        perf,
-        analytic,
+        formula: study.formula.clone(),
+        term: study.term.clone(),
+        config_id: study.config_id.clone(),
+        rows,
+    }
+}
+
+impl PowerStudy {
+    /// The analytic power of `analysis` at the study's estimand, so that
+    /// every column of its row refers to the same (reported-scale) ITT
+    /// effect; NaN where there is no closed form. `small` is the stepped
+    /// wedge's evaluation at the true parameters, when made.
+    fn analytic_power(&self, analysis: Analysis, small: Option<&SmallSample>) -> f64 {
+        let expected = match (analysis, small) {
+            (Analysis::Lmm(LmmDf::KenwardRoger), Some(e)) => e.kr_power(self.alpha),
+            (Analysis::Lmm(LmmDf::Z), Some(e)) => e.z_power(self.alpha),
+            _ => None,
+        };
+        match (expected, analysis.reference()) {
+            (Some(p), _) => p,
+            (None, None) => f64::NAN,
+            (None, Some(r)) => crate::analytic::power_for(
+                &self.config,
+                self.sim.design(),
+                self.alpha,
+                r == Reference::Normal,
+                &self.formula,
+                self.true_effect,
+            ),
+        }
     }
 }
 
@@ -920,14 +640,13 @@ fn num(x: f64) -> Value {
 /// The summary as JSON (the schema plus MC SEs for every measure).
 pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
     let analyses: Vec<Value> = s
-        .methods
+        .rows
         .iter()
-        .enumerate()
-        .map(|(a, name)| {
-            let (e, nl) = &s.perf[a];
+        .map(|r| {
+            let (e, nl) = (&r.effect, &r.null);
             json!({
-                "name": name,
-                "true_value": num(study.truths[a]),
+                "name": r.analysis.name(),
+                "true_value": num(r.true_value),
                 "power": num(e.reject), "power_mc_se": num(e.reject_mc_se),
                 "type1": nl.as_ref().map(|p| num(p.reject)).unwrap_or(Value::Null),
                 "type1_mc_se": nl.as_ref().map(|p| num(p.reject_mc_se)).unwrap_or(Value::Null),
@@ -939,19 +658,19 @@ pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
                 "n_singular": e.n_singular, "n_nonconverged": e.n_nonconverged, "n_failed": e.n_failed,
                 "null_n_singular": nl.as_ref().map(|p| json!(p.n_singular)).unwrap_or(Value::Null),
                 "null_n_failed": nl.as_ref().map(|p| json!(p.n_failed)).unwrap_or(Value::Null),
-                "analytic_power": num(s.analytic[a]),
+                "analytic_power": num(r.analytic),
             })
         })
         .collect();
     json!({
         "crtsim_version": env!("CARGO_PKG_VERSION"),
-        "trial": study.config.trial.name,
+        "trial": s.trial,
         "reps": s.reps,
         "seed": s.seed,
         "alpha": s.alpha,
         "estimand": {"name": "ITT difference in follow-up QPR", "true_value": s.true_effect},
-        "formula": study.formula,
-        "term": study.term,
+        "formula": s.formula,
+        "term": s.term,
         "config": study.config_text,
         "analyses": analyses,
     })
@@ -1027,8 +746,12 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     let _ = writeln!(
         t,
         "Methods: {} with {}",
-        study.formula,
-        s.methods.join(", ")
+        s.formula,
+        s.rows
+            .iter()
+            .map(|r| r.analysis.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = writeln!(t, "Performance (Monte Carlo SE in brackets):");
     let _ = writeln!(
@@ -1045,8 +768,8 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         "singular",
         "failed"
     );
-    for (a, name) in s.methods.iter().enumerate() {
-        let (e, nl) = &s.perf[a];
+    for r in &s.rows {
+        let (name, e, nl) = (r.analysis.name(), &r.effect, &r.null);
         // Not estimable (e.g. every replicate failed, or one success leaves
         // no SD): a dash, never NaN.
         let cell = |v: f64, se: f64, signed: bool| {
@@ -1072,8 +795,8 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
             nl.as_ref()
                 .map(|p| f(p.reject, p.reject_mc_se))
                 .unwrap_or_else(|| "-".into()),
-            if s.analytic[a].is_finite() {
-                format!("{:.3}", s.analytic[a])
+            if r.analytic.is_finite() {
+                format!("{:.3}", r.analytic)
             } else {
                 "-".to_string()
             },
@@ -1086,8 +809,8 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         );
     }
     // Where Monte Carlo and analytic power disagree, say why.
-    for (a, name) in s.methods.iter().enumerate() {
-        let (e, nl) = &s.perf[a];
+    for r in &s.rows {
+        let (name, e, nl) = (r.analysis.name(), &r.effect, &r.null);
         if e.n_failed > 0 {
             let _ = writeln!(
                 t,
@@ -1098,10 +821,9 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
                 e.n
             );
         }
-        if s.analytic[a].is_finite()
-            && (e.reject - s.analytic[a]).abs() > 2.5 * e.reject_mc_se.max(1e-9)
+        if r.analytic.is_finite() && (e.reject - r.analytic).abs() > 2.5 * e.reject_mc_se.max(1e-9)
         {
-            let why = if name == "cluster_t" {
+            let why = if r.analysis == Analysis::ClusterT {
                 "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
             } else if study.sim.adherence().is_active() {
                 "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()
@@ -1169,33 +891,29 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64)> {
     Ok((i, n))
 }
 
-/// OLS coefficients of y on the columns `xs` (None if singular).
-fn ols(xs: &[&[f64]], y: &[f64]) -> Option<Vec<f64>> {
-    ols_with_cov(xs, y).map(|(b, _)| b)
+/// The workspace's model updated in place for `data` (the sparse analysis
+/// is not redone when the design repeats its structure; the fit is the same
+/// either way), or built afresh. None when the data cannot be modelled
+/// (the previous model is then kept).
+fn update_model<'m>(
+    slot: &'m mut Option<Model>,
+    formula: &crate::lmm::formula::Formula,
+    data: &crate::lmm::data::DataFrame,
+) -> Option<&'m mut Model> {
+    match slot.as_mut().filter(|m| m.formula == *formula && m.reml) {
+        Some(m) => m.update_data(data).ok()?,
+        None => *slot = Some(Model::from_formula(formula, data, true).ok()?),
+    }
+    slot.as_mut()
 }
 
-/// OLS coefficients and their covariance (σ̂² (X'X)⁻¹).
-fn ols_with_cov(xs: &[&[f64]], y: &[f64]) -> Option<(Vec<f64>, nalgebra::DMatrix<f64>)> {
-    let k = xs.len();
-    let n = y.len();
-    let mut xtx = nalgebra::DMatrix::<f64>::zeros(k, k);
-    let mut xty = nalgebra::DVector::<f64>::zeros(k);
-    for a in 0..k {
-        xty[a] = xs[a].iter().zip(y).map(|(u, v)| u * v).sum();
-        for b in 0..=a {
-            let v: f64 = xs[a].iter().zip(xs[b]).map(|(u, v)| u * v).sum();
-            xtx[(a, b)] = v;
-            xtx[(b, a)] = v;
-        }
-    }
-    let ch = xtx.cholesky()?;
-    let b = ch.solve(&xty);
-    let rss: f64 = (0..n)
-        .map(|i| {
-            let f: f64 = (0..k).map(|a| xs[a][i] * b[a]).sum();
-            (y[i] - f).powi(2)
-        })
-        .sum();
-    let s2 = rss / (n as f64 - k as f64).max(1.0);
-    Some((b.iter().copied().collect(), ch.inverse() * s2))
+/// The model frame alone, reusing the previous frame's grouping codes.
+fn update_frame<'f>(
+    slot: &'f mut Option<ModelFrame>,
+    formula: &crate::lmm::formula::Formula,
+    data: &crate::lmm::data::DataFrame,
+) -> Option<&'f ModelFrame> {
+    let f = ModelFrame::build(formula, data, slot.as_ref()).ok()?;
+    *slot = Some(f);
+    slot.as_ref()
 }

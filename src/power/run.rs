@@ -82,7 +82,7 @@ pub fn execute(
     let todo = (next_pos..total).map_while(|p| layout.rep(p));
     study.run(opts.seed, todo, opts.threads, |batch| {
         if let Some(a) = sink.as_mut() {
-            a.append(batch, &study.methods)?;
+            a.append(batch)?;
         }
         for r in batch {
             feed(r);
@@ -120,10 +120,10 @@ impl Appender {
         })
     }
 
-    fn append(&mut self, batch: &[Record], methods: &[String]) -> Result<()> {
+    fn append(&mut self, batch: &[Record]) -> Result<()> {
         self.buf.clear();
         for r in batch {
-            self.buf.push_str(&store::record_line(r, methods));
+            self.buf.push_str(&store::record_line(r));
             self.buf.push('\n');
         }
         self.file
@@ -231,7 +231,6 @@ fn repair(
         }
         Ok(())
     })?;
-    let methods = &study.methods;
     store::atomic_write_with(path, |w| {
         if scan.exists && scan.prefix_bytes > 0 {
             store::copy_prefix(path, scan.prefix_bytes, w)?;
@@ -240,7 +239,7 @@ fn repair(
         }
         for p in scan.prefix_reps..end {
             for r in &complete[&p] {
-                writeln!(w, "{}", store::record_line(r, methods))?;
+                writeln!(w, "{}", store::record_line(r))?;
                 feed(r);
             }
         }
@@ -479,7 +478,7 @@ fn write_merged(
             match stream.next_rep() {
                 Ok(Some(recs)) => {
                     for r in &recs {
-                        writeln!(w, "{}", store::record_line(r, &study.methods))?;
+                        writeln!(w, "{}", store::record_line(r))?;
                         tally.add(r);
                     }
                 }
@@ -538,11 +537,7 @@ fn check_identical(
         let theirs = existing
             .next_rep()
             .map_err(|_| refuse("holds a damaged run"))?;
-        let lines = |v: &[Record]| -> Vec<String> {
-            v.iter()
-                .map(|r| store::record_line(r, &study.methods))
-                .collect()
-        };
+        let lines = |v: &[Record]| -> Vec<String> { v.iter().map(store::record_line).collect() };
         if theirs.as_deref().map(lines) != Some(lines(&recs)) {
             return Err(refuse("holds a different merged run"));
         }

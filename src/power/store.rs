@@ -14,6 +14,7 @@
 //!   ends, however it ends.
 
 use super::Record;
+use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -33,13 +34,13 @@ fn fmt_f(x: f64) -> String {
 }
 
 /// One CSV line per record (without the newline).
-pub fn record_line(r: &Record, methods: &[String]) -> String {
+pub fn record_line(r: &Record) -> String {
     let o = &r.outcome;
     format!(
         "{},{},{},{},{},{},{},{},{},{},{},{}",
         r.rep,
         if r.scenario == 0 { "effect" } else { "null" },
-        methods[r.analysis],
+        r.analysis.name(),
         fmt_f(o.estimate),
         fmt_f(o.se),
         fmt_f(o.df),
@@ -53,7 +54,7 @@ pub fn record_line(r: &Record, methods: &[String]) -> String {
 }
 
 /// Parse one line of `replicates.csv` (None if it is not a record).
-pub fn parse_line(line: &str, methods: &[String]) -> Option<Record> {
+pub fn parse_line(line: &str, methods: &[Analysis]) -> Option<Record> {
     let f: Vec<&str> = line.split(',').collect();
     if f.len() != 12 {
         return None;
@@ -80,7 +81,7 @@ pub fn parse_line(line: &str, methods: &[String]) -> Option<Record> {
             "null" => 1,
             _ => return None,
         },
-        analysis: methods.iter().position(|m| m == f[2])?,
+        analysis: *methods.iter().find(|m| m.name() == f[2])?,
         outcome: super::Outcome {
             estimate: num(f[3])?,
             se: num(f[4])?,
@@ -235,8 +236,16 @@ impl Layout {
         }
     }
     /// The index of a record within its replicate.
-    fn slot(&self, r: &Record) -> usize {
-        r.scenario as usize * self.methods + r.analysis
+    fn slot(&self, r: &Record, methods: &[Analysis]) -> Option<usize> {
+        let a = methods.iter().position(|&m| m == r.analysis)?;
+        Some(r.scenario as usize * self.methods + a)
+    }
+
+    /// The order of a record in a file: (replicate, scenario, position of
+    /// its analysis among `methods`; records of others sort last).
+    fn key(&self, r: &Record, methods: &[Analysis]) -> (u64, u8, usize) {
+        let a = methods.iter().position(|&m| m == r.analysis);
+        (r.rep, r.scenario, a.unwrap_or(usize::MAX))
     }
 
     /// Whether `r`, read from the line `text`, is the next record of a clean
@@ -248,9 +257,11 @@ impl Layout {
         text: Option<&str>,
         rep: Option<u64>,
         slot: usize,
-        methods: &[String],
+        methods: &[Analysis],
     ) -> bool {
-        Some(r.rep) == rep && self.slot(r) == slot && text == Some(record_line(r, methods).as_str())
+        Some(r.rep) == rep
+            && self.slot(r, methods) == Some(slot)
+            && text == Some(record_line(r).as_str())
     }
 }
 
@@ -268,7 +279,8 @@ pub struct Scan {
     pub clean: bool,
     /// Lines after the prefix that were not records of this run.
     pub bad_lines: u64,
-    /// Valid records after the prefix (first occurrence of each key).
+    /// Valid records after the prefix (first occurrence of each key), in
+    /// file order: (replicate, scenario, position of the analysis).
     pub tail: BTreeMap<(u64, u8, usize), Record>,
 }
 
@@ -276,7 +288,7 @@ pub struct Scan {
 /// in order, and collect what follows it.
 pub fn scan(
     path: &Path,
-    methods: &[String],
+    methods: &[Analysis],
     layout: Layout,
     mut on_prefix: impl FnMut(&Record),
 ) -> Result<Scan> {
@@ -326,11 +338,9 @@ pub fn scan(
         }
         let whole = buf.last() == Some(&b'\n');
         let text = std::str::from_utf8(if whole { &buf[..n - 1] } else { &buf[..] }).ok();
-        let rec = text.and_then(|t| parse_line(t, methods)).filter(|r| {
-            r.analysis < layout.methods
-                && r.scenario < layout.scenarios
-                && layout.pos(r.rep).is_some()
-        });
+        let rec = text
+            .and_then(|t| parse_line(t, methods))
+            .filter(|r| r.scenario < layout.scenarios && layout.pos(r.rep).is_some());
         if in_prefix {
             let expected_rep = layout.rep(s.prefix_reps);
             let canonical = whole
@@ -353,12 +363,12 @@ pub fn scan(
             }
             in_prefix = false;
             for r in pending.drain(..) {
-                s.tail.entry((r.rep, r.scenario, r.analysis)).or_insert(r);
+                s.tail.entry(layout.key(&r, methods)).or_insert(r);
             }
         }
         match rec {
             Some(r) if layout.pos(r.rep).is_some_and(|p| p >= s.prefix_reps) => {
-                s.tail.entry((r.rep, r.scenario, r.analysis)).or_insert(r);
+                s.tail.entry(layout.key(&r, methods)).or_insert(r);
             }
             Some(_) => {} // a duplicate of a prefix record
             None => s.bad_lines += 1,
@@ -367,7 +377,7 @@ pub fn scan(
     s.clean = in_prefix && pending.is_empty();
     if !pending.is_empty() {
         for r in pending.drain(..) {
-            s.tail.entry((r.rep, r.scenario, r.analysis)).or_insert(r);
+            s.tail.entry(layout.key(&r, methods)).or_insert(r);
         }
     }
     Ok(s)
@@ -403,7 +413,7 @@ pub fn copy_prefix(path: &Path, bytes: u64, w: &mut dyn Write) -> std::io::Resul
 pub struct RepReader {
     path: PathBuf,
     rd: Option<std::io::BufReader<std::fs::File>>,
-    methods: Vec<String>,
+    methods: Vec<Analysis>,
     layout: Layout,
     next_pos: u64,
     line: u64,
@@ -411,7 +421,7 @@ pub struct RepReader {
 }
 
 impl RepReader {
-    pub fn open(path: &Path, methods: &[String], layout: Layout) -> Result<RepReader> {
+    pub fn open(path: &Path, methods: &[Analysis], layout: Layout) -> Result<RepReader> {
         let rd = match std::fs::File::open(path) {
             Ok(f) => Some(std::io::BufReader::with_capacity(1 << 16, f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -507,7 +517,7 @@ pub struct Manifest {
     pub config_hash: String,
     pub null: bool,
     pub shard: (u64, u64),
-    pub methods: Vec<String>,
+    pub methods: Vec<Analysis>,
     /// The replicates the run was (last) asked for (None in manifests
     /// written before crtsim recorded it).
     pub reps: Option<u64>,
@@ -586,8 +596,8 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
                 .as_array()
                 .ok_or_else(bad)?
                 .iter()
-                .filter_map(|m| m.as_str().map(str::to_string))
-                .collect(),
+                .map(|m| m.as_str().and_then(Analysis::from_name).ok_or_else(bad))
+                .collect::<Result<_>>()?,
             reps: v["reps"].as_u64(),
         },
         v["config"].as_str().unwrap_or_default().to_string(),

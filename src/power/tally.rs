@@ -6,6 +6,7 @@
 //! byte-identical whatever the threads, shards or interruptions.
 
 use super::{Outcome, Record};
+use crate::analysis::Analysis;
 
 /// Running sums for one (scenario, analysis): Welford's mean and sum of
 /// squared deviations for the estimate and the model SE, and counts.
@@ -104,7 +105,7 @@ pub fn performance(records: &[&Outcome], truth: f64, alpha: f64) -> Performance 
 /// The running summary of a run: one accumulator per (scenario, analysis).
 #[derive(Debug, Clone)]
 pub struct Tally {
-    methods: usize,
+    methods: Vec<Analysis>,
     scenarios: u8,
     alpha: f64,
     truths: Vec<f64>,
@@ -113,11 +114,13 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// An empty tally for `truths.len()` analyses in `scenarios` scenarios
-    /// (scenario 0: the effect, with these true values; 1: the null, truth 0).
-    pub fn new(truths: &[f64], scenarios: u8, alpha: f64) -> Tally {
+    /// An empty tally for `methods` (with true values `truths`, in the same
+    /// order) in `scenarios` scenarios (scenario 0: the effect, with these
+    /// true values; 1: the null, truth 0).
+    pub fn new(methods: &[Analysis], truths: &[f64], scenarios: u8, alpha: f64) -> Tally {
+        assert_eq!(methods.len(), truths.len(), "one true value per analysis");
         Tally {
-            methods: truths.len(),
+            methods: methods.to_vec(),
             scenarios,
             alpha,
             truths: truths.to_vec(),
@@ -129,30 +132,31 @@ impl Tally {
     /// Fold in one record (records must come in replicate order for the
     /// summary to be reproducible bit for bit).
     pub fn add(&mut self, r: &Record) {
-        let truth = if r.scenario == 0 {
-            self.truths[r.analysis]
-        } else {
-            0.0
+        let Some(a) = self.methods.iter().position(|&m| m == r.analysis) else {
+            return; // not one of this run's analyses (readers filter these)
         };
-        self.accs[r.scenario as usize * self.methods + r.analysis]
-            .add(&r.outcome, truth, self.alpha);
+        let truth = if r.scenario == 0 { self.truths[a] } else { 0.0 };
+        self.accs[r.scenario as usize * self.methods.len() + a].add(&r.outcome, truth, self.alpha);
         self.records += 1;
     }
 
     /// Replicates folded in.
     pub fn reps(&self) -> u64 {
-        let per = (self.methods * self.scenarios as usize).max(1) as u64;
+        let per = (self.methods.len() * self.scenarios as usize).max(1) as u64;
         self.records / per
     }
 
-    /// Per analysis: (effect scenario, null scenario if run).
-    pub fn performances(&self) -> Vec<(Performance, Option<Performance>)> {
-        (0..self.methods)
-            .map(|a| {
+    /// Per analysis, in the tally's order: the analysis, its performance in
+    /// the effect scenario and in the null scenario if run.
+    pub fn performances(&self) -> Vec<(Analysis, Performance, Option<Performance>)> {
+        let k = self.methods.len();
+        self.methods
+            .iter()
+            .enumerate()
+            .map(|(a, &m)| {
                 let eff = self.accs[a].performance(self.truths[a]);
-                let null =
-                    (self.scenarios == 2).then(|| self.accs[self.methods + a].performance(0.0));
-                (eff, null)
+                let null = (self.scenarios == 2).then(|| self.accs[k + a].performance(0.0));
+                (m, eff, null)
             })
             .collect()
     }
