@@ -12,7 +12,7 @@
 //!   users analysed per team (after attrition) and k₁, k₀ the teams per arm.
 
 use crate::config::{Config, StaffSpec};
-use crate::design::{truncated_size_moments, Design};
+use crate::design::{truncated_size_moments, Design, SteppedWedgeDesign};
 
 /// Analytic summary of a parallel design.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,9 +123,7 @@ pub fn power_for(
     formula: &str,
     effect: f64,
 ) -> f64 {
-    if let (crate::config::DesignKind::SteppedWedge, Some(sw)) =
-        (cfg.trial.design, &cfg.stepped_wedge)
-    {
+    if let Some(sw) = design.stepped_wedge() {
         return sw_power(cfg, design, sw, alpha, normal, effect);
     }
     let s = parallel_summary(cfg, design);
@@ -343,7 +341,7 @@ pub fn sw_sizes_vary(cfg: &Config) -> bool {
 pub fn sw_power(
     cfg: &Config,
     design: &Design,
-    sw: &crate::config::SteppedWedge,
+    sw: &SteppedWedgeDesign,
     alpha: f64,
     normal: bool,
     itt: f64,
@@ -406,7 +404,7 @@ const SW_SIZE_SEED: u64 = 0x5357_5349_5a45; // "SWSIZE"
 fn draw_sw_sizes<R: rand::Rng + ?Sized>(
     cfg: &Config,
     design: &Design,
-    sw: &crate::config::SteppedWedge,
+    sw: &SteppedWedgeDesign,
     exposure: &[Vec<Option<f64>>],
     rng: &mut R,
 ) -> Vec<Vec<f64>> {
@@ -443,11 +441,7 @@ pub(crate) fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
 /// factor κ by which an implementation lag dilutes what it estimates
 /// (E[θ̂] = κ·δ; 1 without a lag), at the expected cluster-period size
 /// (truncated mean, times 1 − attrition). See [`sw_power`].
-pub fn sw_config_gls(
-    cfg: &Config,
-    design: &Design,
-    sw: &crate::config::SteppedWedge,
-) -> (f64, f64) {
+pub fn sw_config_gls(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> (f64, f64) {
     let s = &cfg.clusters.size;
     let (mbar, _) = truncated_size_moments(s.dist, s.mean, s.cv.unwrap_or(0.0), s.min);
     let mbar = mbar * (1.0 - cfg.attrition.rate);
@@ -461,8 +455,8 @@ pub fn sw_config_gls(
 /// excluded) and the true effect's shape (that times the implementation lag).
 type SwCells = (Vec<Vec<Option<f64>>>, Vec<Vec<f64>>);
 
-fn sw_cells(design: &Design, sw: &crate::config::SteppedWedge) -> SwCells {
-    let m = sw.matrix();
+fn sw_cells(design: &Design, sw: &SteppedWedgeDesign) -> SwCells {
+    let m = &sw.matrix;
     let split = crate::design::even_split(design.teams() as u32, m.len());
     let mut exposure = Vec::new();
     let mut truth: Vec<Vec<f64>> = Vec::new();
@@ -487,7 +481,7 @@ fn sw_cells(design: &Design, sw: &crate::config::SteppedWedge) -> SwCells {
 /// unobserved).
 fn sw_gls_cells(
     cfg: &Config,
-    sw: &crate::config::SteppedWedge,
+    sw: &SteppedWedgeDesign,
     (exposure, truth): &SwCells,
     sizes: &[Vec<f64>],
 ) -> (f64, f64) {

@@ -300,15 +300,6 @@ pub struct AnalysisSection {
 }
 
 impl Config {
-    /// Design choices that are allowed but worth a warning (e.g. a
-    /// stepped-wedge sequence that is never or always treated).
-    pub fn warnings(&self) -> Vec<String> {
-        match &self.stepped_wedge {
-            Some(sw) if self.trial.design == DesignKind::SteppedWedge => sw.warnings(),
-            _ => Vec::new(),
-        }
-    }
-
     /// The analysis formula (configured or the design's default).
     pub fn analysis_formula(&self) -> String {
         if let Some(f) = &self.analysis.formula {
@@ -486,30 +477,6 @@ impl SteppedWedge {
                 "entries must be 0 or 1",
             ));
         }
-        // Some period must compare exposed with unexposed clusters, else the
-        // effect is confounded with the period effects (a before-after study).
-        let contrast = (0..periods).any(|t| {
-            let mut seen: Option<f64> = None;
-            m.iter().any(|row| {
-                match crate::design::sw_cell(row, t, self.transition, &self.lag).exposure {
-                    Some(e) => match seen {
-                        Some(v) => v != e,
-                        None => {
-                            seen = Some(e);
-                            false
-                        }
-                    },
-                    None => false,
-                }
-            })
-        });
-        if !contrast {
-            return Err(Error::invalid(
-                "stepped_wedge.matrix",
-                format!("{m:?}"),
-                "in every period all sequences have the same exposure, so the effect is confounded with time; a stepped wedge needs at least two sequences that cross over at different times",
-            ));
-        }
         if (cfg.clusters.teams as usize) < m.len() {
             return Err(Error::invalid(
                 "clusters.teams",
@@ -623,29 +590,6 @@ impl SteppedWedge {
             ));
         }
         Ok(())
-    }
-
-    /// Sequences that never or always receive treatment (allowed; worth a warning).
-    pub fn warnings(&self) -> Vec<String> {
-        self.matrix()
-            .iter()
-            .enumerate()
-            .filter_map(|(s, r)| {
-                if r.iter().all(|&v| v == 0) {
-                    Some(format!(
-                        "sequence {} never receives the intervention",
-                        s + 1
-                    ))
-                } else if r.iter().all(|&v| v == 1) {
-                    Some(format!(
-                        "sequence {} receives the intervention in every period",
-                        s + 1
-                    ))
-                } else {
-                    None
-                }
-            })
-            .collect()
     }
 }
 

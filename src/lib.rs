@@ -18,6 +18,7 @@
 //! | [`analytic`] | closed-form design effects, standard errors and power |
 //! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
 //! | [`stats`] | normal and t quantiles and tails (guarded), power helpers |
+//! | [`variance`] | variance components: reported scale → latent scale → a model's true θ |
 //! | [`sweep`] | grids over config keys, tidy CSV, sample-size search |
 //! | [`plot`] | power curves (SVG, PNG) |
 //! | [`lmm`] | linear mixed models: formula, frame, PLS, optimiser, inference |
@@ -64,5 +65,6 @@ pub mod rng;
 pub mod simulate;
 pub mod stats;
 pub mod sweep;
+pub mod variance;
 
 pub use error::{Error, Result};

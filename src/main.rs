@@ -9,12 +9,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use crtsim::analysis::Analysis;
 use crtsim::config::Config;
+use crtsim::design::Design;
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::inference::DfMethod;
+use crtsim::plot::PlotKind;
 use crtsim::simulate::Simulator;
 use crtsim::{lmm, output, plot, power, report, sweep, Error};
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -74,8 +76,8 @@ enum Command {
         #[arg(long, requires = "out")]
         resume: bool,
         /// Run only shard i of n (replicates r with r mod n = i - 1).
-        #[arg(long, value_name = "I/N")]
-        shard: Option<String>,
+        #[arg(long, value_name = "I/N", value_parser = power::shard_arg)]
+        shard: Option<(u64, u64)>,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -97,16 +99,15 @@ enum Command {
         #[arg(long, default_value = "lmm_satterthwaite")]
         solve_analysis: Analysis,
         /// With --solve: the search range LO:HI.
-        #[arg(long, default_value = "4:400")]
-        solve_range: String,
+        #[arg(long, default_value = "4:400", value_parser = sweep::parse_solve_range)]
+        solve_range: (i64, i64),
     },
     /// Draw a plot as SVG and PNG: `power` (power curves from a sweep's tidy
     /// CSV), `adherence` (team QPR by participation from a trial CSV), or
     /// `adherence-power` (bias and power of the adherence analyses from a sweep).
     Plot {
-        /// What to plot.
-        #[arg(value_parser = ["power", "adherence", "adherence-power", "design"])]
-        what: String,
+        /// What to plot: power, adherence, adherence-power or design.
+        what: PlotKind,
         /// The input CSV (for `design`: the stepped-wedge config).
         results: PathBuf,
         /// Output path without extension (writes PREFIX.svg and PREFIX.png).
@@ -161,7 +162,7 @@ enum Command {
         /// Degrees of freedom for the t tests in the summary:
         /// satterthwaite, kenward-roger, between-within or residual.
         #[arg(long, default_value = "satterthwaite")]
-        df: String,
+        df: DfMethod,
         /// Likelihood-ratio test (ML) against this nested null formula.
         #[arg(long, value_name = "NULL_FORMULA")]
         lrt: Option<String>,
@@ -180,20 +181,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A value our own parser refused: its one line (clap's first), not
+        // clap's usage hint after it.
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Allowed-but-suspicious design choices, on stderr.
-fn print_warnings(cfg: &Config) {
-    for w in cfg.warnings() {
-        eprintln!("warning: {w}");
     }
 }
 
@@ -205,28 +209,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             replicate,
             out,
             set,
-        } => {
-            let cfg = Config::load(&config, &set)?;
-            print_warnings(&cfg);
-            let seed = seed.or(cfg.trial.seed).unwrap_or(1);
-            let sim = Simulator::new(cfg)?;
-            let data = sim.simulate(seed, replicate);
-            match out {
-                Some(path) => {
-                    power::store::atomic_write_with(&path, |w| {
-                        output::write_trial(&sim, &data, w)
-                    })?;
-                    eprintln!(
-                        "wrote {} service users ({} with follow-up) to {}",
-                        data.len(),
-                        data.n_followup(),
-                        path.display()
-                    );
-                }
-                None => output::write_trial(&sim, &data, BufWriter::new(std::io::stdout().lock()))
-                    .map_err(|e| Error::io("<stdout>", e))?,
-            }
-        }
+        } => simulate(&config, seed, replicate, out.as_deref(), &set),
         Command::Power {
             config,
             reps,
@@ -238,112 +221,33 @@ fn run(cli: Cli) -> Result<(), Error> {
             resume,
             shard,
             json,
-            mut set,
-            sweep: sweep_args,
+            set,
+            sweep,
             target_power,
             solve,
             solve_analysis,
             solve_range,
         } => {
-            if null {
-                set.push("effect.difference=0.0".into());
-            }
-            let cfg = Config::load(&config, &set)?;
-            print_warnings(&cfg);
-            let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
-            let seed = seed.or(cfg.trial.seed).unwrap_or(1);
-            let opts = power::RunOptions {
+            let p = PowerArgs {
+                config,
                 reps,
                 seed,
-                threads: worker_threads(threads)?,
-                shard: match &shard {
-                    Some(s) => power::parse_shard(s)?,
-                    None => (1, 1),
-                },
-                out: out.clone(),
+                threads,
+                null,
+                no_null,
+                out,
                 resume,
+                shard: shard.unwrap_or((1, 1)),
+                json,
+                set,
+                sweep,
             };
-            opts.validate()?;
-            if let (Some(key), Some(target)) = (&solve, target_power) {
-                let (lo, hi) = solve_range
-                    .split_once(':')
-                    .and_then(|(a, b)| {
-                        Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))
-                    })
-                    .filter(|(a, b)| a <= b)
-                    .ok_or_else(|| {
-                        Error::Usage(format!(
-                            "--solve-range {solve_range}: expected LO:HI, e.g. 4:400"
-                        ))
-                    })?;
-                let sol = sweep::solve(
-                    &text,
-                    &set,
-                    key,
-                    target,
-                    solve_analysis,
-                    (lo, hi),
-                    &opts,
-                    |v, p| {
-                        eprintln!("  {key} = {v}: Monte Carlo power {p:.3}");
-                    },
-                )?;
-                let txt = if json {
-                    serde_json::to_string_pretty(&sol.to_json(reps)).unwrap_or_default() + "\n"
-                } else {
-                    sweep::solution_text(&sol, reps)
-                };
-                std::io::stdout()
-                    .lock()
-                    .write_all(txt.as_bytes())
-                    .map_err(|e| Error::io("<stdout>", e))?;
-                return Ok(());
-            }
-            let mut axes = sweep::axes_from_config(&cfg)?;
-            for a in &sweep_args {
-                let ax = sweep::parse_axis(a)?;
-                axes.retain(|x| x.key != ax.key);
-                axes.push(ax);
-            }
-            if !axes.is_empty() {
-                let bar = progress_bar();
-                let results =
-                    sweep::run_grid(&text, &set, &axes, !(no_null || null), &opts, |k, n| {
-                        if let Some(b) = &bar {
-                            b.set_length(n as u64);
-                            b.set_position(k as u64);
-                        }
-                    })?;
-                if let Some(b) = &bar {
-                    b.finish_and_clear();
+            match (solve, target_power) {
+                (Some(key), Some(target)) => {
+                    power_solve(p, &key, target, solve_analysis, solve_range)
                 }
-                let csv_text = sweep::tidy_csv(&results);
-                if let Some(dir) = &out {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                    power::store::atomic_write(&dir.join("sweep.csv"), csv_text.as_bytes())?;
-                }
-                let text_out = if json { sweep_json(&results) } else { csv_text };
-                std::io::stdout()
-                    .lock()
-                    .write_all(text_out.as_bytes())
-                    .map_err(|e| Error::io("<stdout>", e))?;
-                return Ok(());
+                _ => power(p),
             }
-            let study = power::PowerStudy::new(cfg, !(no_null || null))?;
-            let bar = progress_bar();
-            let summary = power::execute(&study, &opts, |done, total| {
-                if let Some(b) = &bar {
-                    b.set_length(total);
-                    b.set_position(done);
-                }
-            })?;
-            if let Some(b) = &bar {
-                b.finish_and_clear();
-            }
-            if let Some(dir) = &out {
-                power::store_summary(&study, &summary, dir)?;
-            }
-            print_summary(&study, &summary, json)?;
         }
         Command::Adherence {
             data,
@@ -359,61 +263,30 @@ fn run(cli: Cli) -> Result<(), Error> {
                 df.column(col)?;
             }
             let res = aa.run(&df);
-            let text = if json {
-                let v: Vec<serde_json::Value> = crtsim::analysis::adherence::TABLE_NAMES
-                    .iter()
-                    .zip(&res)
-                    .map(|(n, o)| {
-                        let f = |x: f64| if x.is_finite() { serde_json::json!(x) } else { serde_json::Value::Null };
-                        serde_json::json!({"analysis": n, "estimate": f(o.estimate), "se": f(o.se), "df": f(o.df),
-                            "p": f(o.p), "ci_lo": f(o.lo), "ci_hi": f(o.hi), "failed": o.failed, "singular": o.singular})
-                    })
-                    .collect();
-                serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+            emit(&if json {
+                pretty(&crtsim::analysis::adherence::results_json(&res))
             } else {
                 power::adherence_table(&crtsim::analysis::adherence::TABLE_NAMES, &res, alpha)
-            };
-            std::io::stdout()
-                .lock()
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io("<stdout>", e))?;
+            })
         }
         Command::Plot { what, results, out } => {
-            let out = out.unwrap_or_else(|| {
-                let stem = results.with_extension("");
-                let name = stem
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                stem.with_file_name(format!("{name}_{}", what.replace('-', "_")))
-            });
-            let written = match what.as_str() {
-                "adherence" => plot::adherence_scatter(&results, &out)?,
-                "adherence-power" => plot::adherence_power(&results, &out)?,
-                "design" => plot::design_diagram(&Config::load(&results, &[])?, &out)?,
-                _ => plot::power_curves(&results, &out)?,
-            };
-            for w in written {
+            for w in plot::draw_kind(what, &results, out.as_deref())? {
                 eprintln!("wrote {}", w.display());
             }
+            Ok(())
         }
         Command::Merge { dirs, out, json } => {
             if !dirs[0].join("run.json").exists() {
                 // A sharded sweep: merge every grid point, print the tidy CSV.
                 let results = sweep::merge_sweep(&dirs, out.as_deref())?;
-                let text = if json {
-                    sweep_json(&results)
+                return emit(&if json {
+                    sweep::sweep_json(&results)
                 } else {
                     sweep::tidy_csv(&results)
-                };
-                std::io::stdout()
-                    .lock()
-                    .write_all(text.as_bytes())
-                    .map_err(|e| Error::io("<stdout>", e))?;
-                return Ok(());
+                });
             }
             let merged = power::merge(&dirs, out.as_deref())?;
-            print_summary(&merged.study, &merged.summary, json)?;
+            print_summary(&merged.study, &merged.summary, json)
         }
         Command::Fit {
             data,
@@ -423,8 +296,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             lrt,
             json,
         } => {
-            let method: DfMethod = df.parse().map_err(Error::Usage)?;
-            if method == DfMethod::KenwardRoger && ml {
+            if df == DfMethod::KenwardRoger && ml {
                 return Err(Error::Usage(
                     "--df kenward-roger needs a REML fit: drop --ml".into(),
                 ));
@@ -432,61 +304,192 @@ fn run(cli: Cli) -> Result<(), Error> {
             let frame = DataFrame::read_csv(&data)?;
             let a = lmm::analyse(&frame, &formula, ml, lrt.as_deref())?;
             let lrt_ref = a.lrt.as_ref().map(|(f, l)| (f.as_str(), l));
-            let text = if json {
+            emit(&if json {
                 let v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref);
                 serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
             } else {
-                lmm::report::summary(&a.model, &a.fit, &a.tests, method, lrt_ref)
-            };
-            std::io::stdout()
-                .lock()
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io("<stdout>", e))?;
+                lmm::report::summary(&a.model, &a.fit, &a.tests, df, lrt_ref)
+            })
         }
         Command::Validate { config, set } => {
-            let cfg = Config::load(&config, &set)?;
-            let sim = Simulator::new(cfg)?;
-            let text = report::design_report(sim.config(), sim.design());
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .map_err(|e| Error::io("<stdout>", e))?;
+            let sim = Simulator::new(Config::load(&config, &set)?)?;
+            emit(&report::design_report(sim.config(), sim.design()))
         }
+    }
+}
+
+/// `crtsim simulate`.
+fn simulate(
+    config: &Path,
+    seed: Option<u64>,
+    replicate: u64,
+    out: Option<&Path>,
+    set: &[String],
+) -> Result<(), Error> {
+    let cfg = Config::load(config, set)?;
+    print_warnings(&cfg)?;
+    let seed = seed.or(cfg.trial.seed).unwrap_or(1);
+    let sim = Simulator::new(cfg)?;
+    let data = sim.simulate(seed, replicate);
+    match out {
+        Some(path) => {
+            power::store::atomic_write_with(path, |w| output::write_trial(&sim, &data, w))?;
+            eprintln!(
+                "wrote {} service users ({} with follow-up) to {}",
+                data.len(),
+                data.n_followup(),
+                path.display()
+            );
+            Ok(())
+        }
+        None => output::write_trial(&sim, &data, BufWriter::new(std::io::stdout().lock()))
+            .map_err(|e| Error::io("<stdout>", e)),
+    }
+}
+
+/// The options of `crtsim power` shared by its three forms (one run, a
+/// sweep, a sample-size search).
+struct PowerArgs {
+    config: PathBuf,
+    reps: u64,
+    seed: Option<u64>,
+    threads: Option<usize>,
+    null: bool,
+    no_null: bool,
+    out: Option<PathBuf>,
+    resume: bool,
+    shard: (u64, u64),
+    json: bool,
+    set: Vec<String>,
+    sweep: Vec<String>,
+}
+
+impl PowerArgs {
+    /// The config (with the null's override when `--null`), its text, and
+    /// the run options.
+    fn load(&mut self) -> Result<(Config, String, power::RunOptions), Error> {
+        if self.null {
+            self.set.push("effect.difference=0.0".into());
+        }
+        let cfg = Config::load(&self.config, &self.set)?;
+        print_warnings(&cfg)?;
+        let text = std::fs::read_to_string(&self.config).map_err(|e| Error::io(&self.config, e))?;
+        let (threads, note) = power::worker_threads(self.threads)?;
+        if let Some(n) = note {
+            eprintln!("note: {n}");
+        }
+        let opts = power::RunOptions {
+            reps: self.reps,
+            seed: self.seed.or(cfg.trial.seed).unwrap_or(1),
+            threads,
+            shard: self.shard,
+            out: self.out.clone(),
+            resume: self.resume,
+        };
+        opts.validate()?;
+        Ok((cfg, text, opts))
+    }
+
+    /// Whether the null scenario runs alongside the effect.
+    fn with_null(&self) -> bool {
+        !(self.no_null || self.null)
+    }
+}
+
+/// `crtsim power` without --solve: one run, or a sweep over a grid.
+fn power(mut p: PowerArgs) -> Result<(), Error> {
+    let (cfg, text, opts) = p.load()?;
+    let mut axes = sweep::axes_from_config(&cfg)?;
+    for a in &p.sweep {
+        let ax = sweep::parse_axis(a)?;
+        axes.retain(|x| x.key != ax.key);
+        axes.push(ax);
+    }
+    if !axes.is_empty() {
+        let bar = progress_bar();
+        let results = sweep::run_grid(&text, &p.set, &axes, p.with_null(), &opts, |k, n| {
+            if let Some(b) = &bar {
+                b.set_length(n as u64);
+                b.set_position(k as u64);
+            }
+        })?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let csv_text = sweep::tidy_csv(&results);
+        if let Some(dir) = &p.out {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            power::store::atomic_write(&dir.join("sweep.csv"), csv_text.as_bytes())?;
+        }
+        return emit(&if p.json {
+            sweep::sweep_json(&results)
+        } else {
+            csv_text
+        });
+    }
+    let study = power::PowerStudy::new(cfg, p.with_null())?;
+    let bar = progress_bar();
+    let summary = power::execute(&study, &opts, |done, total| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(dir) = &p.out {
+        power::store_summary(&study, &summary, dir)?;
+    }
+    print_summary(&study, &summary, p.json)
+}
+
+/// `crtsim power --target-power P --solve KEY`.
+fn power_solve(
+    mut p: PowerArgs,
+    key: &str,
+    target: f64,
+    analysis: Analysis,
+    range: (i64, i64),
+) -> Result<(), Error> {
+    let (_, text, opts) = p.load()?;
+    let sol = sweep::solve(
+        &text,
+        &p.set,
+        key,
+        target,
+        analysis,
+        range,
+        &opts,
+        |v, pw| {
+            eprintln!("  {key} = {v}: Monte Carlo power {pw:.3}");
+        },
+    )?;
+    emit(&if p.json {
+        pretty(&sol.to_json(p.reps))
+    } else {
+        sweep::solution_text(&sol, p.reps)
+    })
+}
+
+/// Allowed-but-suspicious design choices, on stderr.
+fn print_warnings(cfg: &Config) -> Result<(), Error> {
+    for w in Design::from_config(cfg)?.warnings() {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }
 
-/// Worker threads: as asked, but at most the available cores (more would
-/// only add overhead; results do not depend on the count).
-fn worker_threads(asked: Option<usize>) -> Result<usize, Error> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    match asked {
-        None => Ok(cores),
-        Some(0) => Err(Error::Usage(
-            "--threads 0: must be at least 1 (omit it to use every core)".into(),
-        )),
-        Some(t) if t > cores => {
-            eprintln!("note: --threads {t}: this machine has {cores} cores; using {cores}");
-            Ok(cores)
-        }
-        Some(t) => Ok(t),
-    }
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
-/// A sweep's summaries as a JSON array, each with its grid point.
-fn sweep_json(results: &[sweep::PointResult]) -> String {
-    let arr: Vec<serde_json::Value> = results
-        .iter()
-        .map(|r| {
-            let mut v = power::summary_json(&r.study, &r.summary);
-            let point: std::collections::BTreeMap<String, String> =
-                r.point.iter().cloned().collect();
-            v["point"] = serde_json::json!(point);
-            v
-        })
-        .collect();
-    serde_json::to_string_pretty(&arr).unwrap_or_default() + "\n"
+/// Write `text` to standard output.
+fn emit(text: &str) -> Result<(), Error> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("<stdout>", e))
 }
 
 fn progress_bar() -> Option<indicatif::ProgressBar> {
@@ -508,14 +511,9 @@ fn print_summary(
     summary: &power::Summary,
     json: bool,
 ) -> Result<(), Error> {
-    let text = if json {
-        serde_json::to_string_pretty(&power::summary_json(study, summary)).unwrap_or_default()
-            + "\n"
+    emit(&if json {
+        pretty(&power::summary_json(study, summary))
     } else {
         power::summary_table(study, summary)
-    };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::io("<stdout>", e))
+    })
 }

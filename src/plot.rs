@@ -120,6 +120,78 @@ pub fn read_series(
     Ok((xkey, series))
 }
 
+/// What `crtsim plot` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotKind {
+    /// Power curves from a sweep's tidy CSV.
+    Power,
+    /// Team QPR by participation, from a trial CSV.
+    Adherence,
+    /// Bias and power of the adherence analyses, from a sweep's tidy CSV.
+    AdherencePower,
+    /// A stepped-wedge design's cluster × period grid, from its config.
+    Design,
+}
+
+impl PlotKind {
+    pub const ALL: [PlotKind; 4] = [
+        PlotKind::Power,
+        PlotKind::Adherence,
+        PlotKind::AdherencePower,
+        PlotKind::Design,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlotKind::Power => "power",
+            PlotKind::Adherence => "adherence",
+            PlotKind::AdherencePower => "adherence-power",
+            PlotKind::Design => "design",
+        }
+    }
+
+    /// The default output prefix: the input's path without its extension,
+    /// plus `_` and the kind (sweep.csv → sweep_power), so one plot never
+    /// overwrites another.
+    pub fn default_prefix(self, input: &Path) -> PathBuf {
+        let stem = input.with_extension("");
+        let name = stem
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        stem.with_file_name(format!("{name}_{}", self.name().replace('-', "_")))
+    }
+}
+
+impl std::str::FromStr for PlotKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<PlotKind, String> {
+        PlotKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = PlotKind::ALL.iter().map(|k| k.name()).collect();
+                format!("`{s}`: choose one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Draw `kind` from `input` (a CSV, or for [`PlotKind::Design`] a config)
+/// as `PREFIX.svg` and `PREFIX.png` (default prefix:
+/// [`PlotKind::default_prefix`]); returns the files written.
+pub fn draw_kind(kind: PlotKind, input: &Path, prefix: Option<&Path>) -> Result<Vec<PathBuf>> {
+    let prefix = prefix
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| kind.default_prefix(input));
+    match kind {
+        PlotKind::Power => power_curves(input, &prefix),
+        PlotKind::Adherence => adherence_scatter(input, &prefix),
+        PlotKind::AdherencePower => adherence_power(input, &prefix),
+        PlotKind::Design => design_diagram(&crate::config::Config::load(input, &[])?, &prefix),
+    }
+}
+
 /// Draw `PREFIX.svg` and `PREFIX.png` from a tidy sweep CSV.
 pub fn power_curves(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
     let (xkey, series) = read_curves(csv_path)?;

@@ -2,16 +2,12 @@
 
 use crate::analytic::parallel_summary;
 use crate::config::{Allocation, Config, Measure, SizeKind, StaffSpec};
-use crate::design::Design;
+use crate::design::{Design, SteppedWedgeDesign};
 use std::fmt::Write;
 
 /// The resolved design as `crtsim validate` prints it.
 pub fn design_report(cfg: &Config, design: &Design) -> String {
-    if let Some(sw) = cfg
-        .stepped_wedge
-        .as_ref()
-        .filter(|_| cfg.trial.design == crate::config::DesignKind::SteppedWedge)
-    {
+    if let Some(sw) = design.stepped_wedge() {
         return sw_report(cfg, design, sw);
     }
     let mut s = String::new();
@@ -157,9 +153,9 @@ fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) {
     }
 }
 
-fn sw_report(cfg: &Config, design: &Design, sw: &crate::config::SteppedWedge) -> String {
+fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
     let mut s = String::new();
-    let m = sw.matrix();
+    let m = &sw.matrix;
     let split = crate::design::even_split(cfg.clusters.teams, m.len());
     let _ = writeln!(
         s,

@@ -8,10 +8,11 @@
 //! residuals (e^B, e^Y), measurement of B and Y, and attrition.
 
 use crate::config::{Config, Measure, Mechanism};
-use crate::design::Design;
+use crate::design::{Design, SteppedWedgeDesign};
 use crate::error::Result;
 use crate::measure::{self, observe};
 use crate::rng::{replicate_rng, TrialRng};
+use crate::variance::{Latent, Level, VarianceComponents};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
@@ -128,16 +129,16 @@ pub struct Simulator {
     adherence: crate::adherence::AdherenceModel,
     /// Stepped-wedge parameters (None for a parallel design).
     sw: Option<SwParams>,
+    vc: VarianceComponents,
 }
 
 /// Resolved stepped-wedge parameters (latent scale).
 #[derive(Debug, Clone)]
 struct SwParams {
-    matrix: Vec<Vec<u8>>,
+    design: SteppedWedgeDesign,
     periods: usize,
+    /// Period effects on the latent scale.
     trend: Vec<f64>,
-    lag: Vec<f64>,
-    transition: crate::config::Transition,
     cohort: bool,
     sd_cluster: f64,
     sd_cp: f64,
@@ -148,21 +149,39 @@ struct SwParams {
     levels: [std::sync::Arc<Vec<String>>; 3],
 }
 
+impl SwParams {
+    fn new(sw: &SteppedWedgeDesign, latent: &Latent, b: f64, clusters: usize) -> SwParams {
+        let iac = latent.iac.clamp(0.0, 1.0);
+        SwParams {
+            periods: sw.periods,
+            trend: sw.trend.iter().map(|v| v / b).collect(),
+            cohort: sw.is_cohort(),
+            sd_cluster: latent.sd_cluster,
+            sd_cp: latent.sd_cluster_period,
+            iac_a: iac.sqrt(),
+            iac_b: (1.0 - iac).sqrt(),
+            levels: [
+                std::sync::Arc::new((1..=clusters).map(|j| format!("C{j}")).collect()),
+                std::sync::Arc::new((1..=sw.periods).map(|t| format!("t{t}")).collect()),
+                std::sync::Arc::new((1..=sw.matrix.len()).map(|q| q.to_string()).collect()),
+            ],
+            design: sw.clone(),
+        }
+    }
+}
+
 impl Simulator {
     /// Build the simulator from a validated config.
     pub fn new(config: Config) -> Result<Simulator> {
         config.validate()?;
         let design = Design::from_config(&config)?;
         let o = &config.outcome;
-        let var = o.sd * o.sd;
         let cal = measure::calibrate(o.measure, o.mean, o.sd, o.item_noise)
             .map_err(|m| crate::Error::invalid("outcome.sd", o.sd, &m))?;
         // Reported-scale components divided by b² give latent components.
         let b = cal.slope;
-        let resid = (1.0 - o.icc - o.icc_staff) * var;
-        let var_e = resid - cal.noise_var;
-        let cac = o.cac.unwrap_or(0.0);
-        let iac = o.iac.unwrap_or(0.0) * resid / var_e;
+        let vc = VarianceComponents::new(&config, &design);
+        let latent = vc.latent(&cal);
         let a = &config.attrition;
         let beta = match a.mechanism {
             Mechanism::Mcar => 0.0,
@@ -173,11 +192,15 @@ impl Simulator {
         } else {
             f64::NEG_INFINITY
         };
+        let sw = design
+            .stepped_wedge()
+            .map(|sw| SwParams::new(sw, &latent, b, design.teams()));
+        let (cac, iac) = (vc.cac, latent.iac);
         Ok(Simulator {
             mu: cal.mean,
-            sd_team: (o.icc * var).sqrt() / b,
-            sd_staff: (o.icc_staff * var).sqrt() / b,
-            sd_e: var_e.sqrt() / b,
+            sd_team: latent.sd_team,
+            sd_staff: latent.sd_staff,
+            sd_e: latent.sd_e,
             cac,
             cac_c: (1.0 - cac * cac).max(0.0).sqrt(),
             iac,
@@ -198,51 +221,7 @@ impl Simulator {
                 beta,
             },
             adherence: crate::adherence::AdherenceModel::new(config.adherence.as_ref()),
-            sw: config
-                .stepped_wedge
-                .as_ref()
-                .filter(|_| config.trial.design == crate::config::DesignKind::SteppedWedge)
-                .map(|sw| {
-                    let matrix = sw.matrix();
-                    let periods = matrix[0].len();
-                    let trend = (0..periods)
-                        .map(|t| {
-                            sw.time_trend.as_ref().map(|v| v[t]).unwrap_or(0.0)
-                                + sw.trend_slope * t as f64
-                        })
-                        .map(|v| v / b)
-                        .collect();
-                    let cac_v = o.cac.unwrap_or(1.0);
-                    let iac_v = if sw.sampling == crate::config::Sampling::Cohort {
-                        o.iac.unwrap_or(0.0) * resid / var_e
-                    } else {
-                        0.0
-                    };
-                    let iac_v = iac_v.clamp(0.0, 1.0);
-                    SwParams {
-                        periods,
-                        trend,
-                        lag: sw.lag.clone(),
-                        transition: sw.transition,
-                        cohort: sw.sampling == crate::config::Sampling::Cohort,
-                        sd_cluster: (o.icc * cac_v * var).sqrt() / b,
-                        sd_cp: (o.icc * (1.0 - cac_v) * var).sqrt() / b,
-                        iac_a: iac_v.sqrt(),
-                        iac_b: (1.0 - iac_v).sqrt(),
-                        levels: [
-                            std::sync::Arc::new(
-                                (1..=config.clusters.teams)
-                                    .map(|j| format!("C{j}"))
-                                    .collect(),
-                            ),
-                            std::sync::Arc::new((1..=periods).map(|t| format!("t{t}")).collect()),
-                            std::sync::Arc::new(
-                                (1..=matrix.len()).map(|q| q.to_string()).collect(),
-                            ),
-                        ],
-                        matrix,
-                    }
-                }),
+            sw,
             levels: {
                 let teams = design.teams();
                 let max_staff = match design.staff {
@@ -255,9 +234,33 @@ impl Simulator {
                     std::sync::Arc::new((1..=teams * max_staff).map(|k| format!("S{k}")).collect()),
                 ]
             },
+            vc,
             design,
             config,
         })
+    }
+
+    /// The outcome's variance components (reported scale).
+    pub fn variance(&self) -> &VarianceComponents {
+        &self.vc
+    }
+
+    /// The level of the data-generating process a grouping factor made of
+    /// these data-frame columns identifies (in any order), if any: this
+    /// simulator's own column schema, so `(1|period:cluster)` is the
+    /// cluster-period as `(1|cluster:period)` is.
+    pub fn level_of(&self, group: &[String]) -> Option<Level> {
+        let mut cols: Vec<&str> = group.iter().map(String::as_str).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        match (&self.sw, cols.as_slice()) {
+            (Some(_), ["cluster"]) => Some(Level::Cluster),
+            (Some(_), ["cluster", "period"]) => Some(Level::ClusterPeriod),
+            (Some(sw), ["cluster", "individual"]) if sw.cohort => Some(Level::Person),
+            (None, ["team"]) => Some(Level::Cluster),
+            (None, ["staff"] | ["staff", "team"]) => Some(Level::Staff),
+            _ => None,
+        }
     }
 
     /// The config this simulator was built from.
@@ -562,27 +565,12 @@ impl Simulator {
     /// with individual autocorrelation.
     fn simulate_sw(&self, sw: &SwParams, rng: &mut TrialRng, d: &mut Dataset) {
         let nclus = self.design.teams();
-        let nseq = sw.matrix.len();
-        // Randomise clusters to sequences (an even split over sequences).
-        let mut order: Vec<usize> = (0..nclus).collect();
-        for i in 0..nclus {
-            let j = rng.random_range(i..nclus);
-            order.swap(i, j);
-        }
-        let split = crate::design::even_split(nclus as u32, nseq);
-        let mut seq_of = vec![0u16; nclus];
-        let mut k = 0;
-        for (q, &n) in split.iter().enumerate() {
-            for _ in 0..n {
-                seq_of[order[k]] = q as u16;
-                k += 1;
-            }
-        }
+        let mut seq_of = std::mem::take(&mut d.team_sequence);
+        sw.design.randomise(rng, nclus, &mut seq_of);
         let mut person_a: Vec<f64> = Vec::new();
         for c in 0..nclus {
             let q = seq_of[c] as usize;
-            let row = &sw.matrix[q];
-            let first = row.iter().position(|&x| x == 1);
+            let first = sw.design.matrix[q].iter().position(|&x| x == 1);
             let u = sw.sd_cluster * rng.sample::<f64, _>(StandardNormal);
             // Participation of a cluster that crosses over (copula with its
             // cluster effect u_c, as a parallel team's with u_j); 1 without
@@ -596,7 +584,6 @@ impl Simulator {
                 Some(_) => 1.0,
             };
             let g = self.adherence.dose().g(part);
-            d.team_sequence.push(q as u16);
             d.team_arm.push(u8::from(first.is_some()));
             d.team_staff.push(1);
             d.team_participation.push(part);
@@ -613,7 +600,7 @@ impl Simulator {
             let mut rows = 0u32;
             for t in 0..sw.periods {
                 let v = sw.sd_cp * rng.sample::<f64, _>(StandardNormal);
-                let cell = crate::design::sw_cell(row, t, sw.transition, &sw.lag);
+                let cell = sw.design.cell(q, t);
                 let Some(exposure) = cell.exposure else {
                     continue; // an excluded transition period
                 };
@@ -661,6 +648,7 @@ impl Simulator {
             }
             d.team_size.push(rows);
         }
+        d.team_sequence = seq_of;
     }
 
     /// Whether this simulator runs a stepped-wedge design.

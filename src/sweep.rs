@@ -320,6 +320,29 @@ impl Solution {
     }
 }
 
+/// Parse `--solve-range LO:HI` (LO ≤ HI).
+pub fn parse_solve_range(s: &str) -> std::result::Result<(i64, i64), String> {
+    s.split_once(':')
+        .and_then(|(a, b)| Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?)))
+        .filter(|(a, b)| a <= b)
+        .ok_or_else(|| format!("--solve-range {s}: expected LO:HI, e.g. 4:400"))
+}
+
+/// A sweep's summaries as a JSON array, each with its grid point.
+pub fn sweep_json(results: &[PointResult]) -> String {
+    let arr: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let mut v = power::summary_json(&r.study, &r.summary);
+            let point: std::collections::BTreeMap<String, String> =
+                r.point.iter().cloned().collect();
+            v["point"] = serde_json::json!(point);
+            v
+        })
+        .collect();
+    serde_json::to_string_pretty(&arr).unwrap_or_default() + "\n"
+}
+
 /// Smallest integer value of `key` in [lo, hi] reaching `target` power for
 /// `analysis`: analytic power brackets it, Monte Carlo confirms it (integer
 /// bisection on MC power).

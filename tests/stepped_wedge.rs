@@ -132,7 +132,7 @@ fn oracle_check(sets: &[&str], reps: u64) {
     );
     let sim = Simulator::new(cfg.clone()).unwrap();
     let (gls_var, kappa) =
-        crtsim::analytic::sw_config_gls(&cfg, sim.design(), cfg.stepped_wedge.as_ref().unwrap());
+        crtsim::analytic::sw_config_gls(&cfg, sim.design(), sim.design().stepped_wedge().unwrap());
     let gls_power = crtsim::analytic::power(&cfg, sim.design(), 0.05, true, "");
     let gls_se = gls_var.sqrt();
     let z = 1.959963984540054;
@@ -255,10 +255,11 @@ fn bad_stepped_wedge_input() {
     assert!(err(&["stepped_wedge.sampling=cohort"]).contains("outcome.iac"));
     // A sequence never or always treated is allowed, with a warning.
     let c = pulsar(&["stepped_wedge.matrix=[[0,1,1],[0,0,0],[1,1,1]]"]);
-    let w = c.stepped_wedge.as_ref().unwrap().warnings();
+    let d = crtsim::design::Design::from_config(&c).unwrap();
+    let w = d.stepped_wedge().unwrap().warnings();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("never") && w[1].contains("every period"));
-    assert_eq!(c.warnings(), w);
+    assert_eq!(d.warnings(), w);
     // The commands that run the design say so too (stderr), and still run.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtsim"))
         .args([
@@ -622,7 +623,7 @@ fn variable_sizes_average_the_gls_power() {
     let sim = Simulator::new(cfg.clone()).unwrap();
     let averaged = crtsim::analytic::power(&cfg, sim.design(), 0.05, true, "");
     let (var_mean, _) =
-        crtsim::analytic::sw_config_gls(&cfg, sim.design(), cfg.stepped_wedge.as_ref().unwrap());
+        crtsim::analytic::sw_config_gls(&cfg, sim.design(), sim.design().stepped_wedge().unwrap());
     let at_mean = crtsim::analytic::power_from_variance(cfg.effect.difference, var_mean, 0.05);
     let s2e = (1.0 - icc) * sd * sd;
     let theta = vec![

@@ -248,6 +248,27 @@ impl AdherenceAnalyses {
     }
 }
 
+/// The adherence analyses of one data frame as JSON (one object per row of
+/// [`TABLE_NAMES`]; non-finite numbers as null).
+pub fn results_json(res: &[Outcome]) -> serde_json::Value {
+    let f = |x: f64| {
+        if x.is_finite() {
+            serde_json::json!(x)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let rows: Vec<serde_json::Value> = TABLE_NAMES
+        .iter()
+        .zip(res)
+        .map(|(n, o)| {
+            serde_json::json!({"analysis": n, "estimate": f(o.estimate), "se": f(o.se), "df": f(o.df),
+                "p": f(o.p), "ci_lo": f(o.lo), "ci_hi": f(o.hi), "failed": o.failed, "singular": o.singular})
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
+
 /// The adherence analyses of one data frame as a readable table.
 pub fn adherence_table(names: &[&str], res: &[Outcome], alpha: f64) -> String {
     use std::fmt::Write as _;

@@ -29,6 +29,7 @@ use crate::lmm::inference::{coef_tests_with, TestOptions};
 use crate::lmm::Model;
 use crate::rng::replicate_rng;
 use crate::simulate::{Dataset, Simulator};
+use crate::variance::Level;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -37,7 +38,7 @@ mod run;
 pub mod store;
 mod tally;
 
-pub use run::{execute, merge, Merged, RunOptions, MAX_REPS};
+pub use run::{execute, merge, worker_threads, Merged, RunOptions, MAX_REPS};
 pub use store::{read_manifest, Manifest};
 pub use tally::{performance, Performance, Tally};
 
@@ -282,44 +283,27 @@ impl PowerStudy {
     }
 
     fn sw_expected_small_sample(&self, seed: u64) -> Option<SmallSample> {
-        use crate::config::{DesignKind, Sampling};
-        let cfg = &self.config;
-        let sw = cfg.stepped_wedge.as_ref()?;
-        if cfg.trial.design != DesignKind::SteppedWedge {
-            return None;
-        }
-        let o = &cfg.outcome;
-        let var = o.sd * o.sd;
-        let cac = o.cac?;
-        let resid = (1.0 - o.icc - o.icc_staff) * var;
-        let iac = match sw.sampling {
-            Sampling::Cohort => o.iac.unwrap_or(0.0),
-            Sampling::CrossSectional => 0.0,
-        };
+        let design = self.sim.design();
+        let sw = design.stepped_wedge()?;
+        self.config.outcome.cac?;
+        let vc = self.sim.variance();
         let d = self.sim.simulate(seed, 0);
         let data = self.sim.data_frame(&d);
         let mut model = Model::from_formula(&self.parsed, &data, true).ok()?;
-        let mut has_person = false;
-        let mut theta = Vec::new();
-        let s2 = resid * (1.0 - iac);
-        for t in &model.frame.terms {
-            if t.k != 1 {
-                return None;
-            }
-            let v = match t.group.as_str() {
-                "cluster" => o.icc * cac * var,
-                "cluster:period" => o.icc * (1.0 - cac) * var,
-                "cluster:individual" if iac > 0.0 => {
-                    has_person = true;
-                    iac * resid
-                }
-                _ => return None,
-            };
-            theta.push((v / s2).sqrt());
-        }
-        if iac > 0.0 && !has_person {
-            return None; // a cohort analysed without its people: misspecified
-        }
+        // Only scalar terms at levels the data are generated with (cluster,
+        // cluster-period, and person for cohorts) have a true θ.
+        let levels: Vec<Option<Level>> = model
+            .frame
+            .terms
+            .iter()
+            .map(|t| {
+                (t.k == 1)
+                    .then(|| self.sim.level_of(&t.spec.group))
+                    .flatten()
+            })
+            .collect();
+        let theta = vc.true_theta(&levels, true)?;
+        let s2 = vc.residual();
         let mut fit = model.fit_at(crate::lmm::optim::OptResult {
             x: theta,
             f: f64::NAN,
@@ -343,7 +327,7 @@ impl PowerStudy {
             },
         );
         let (se, df) = (*t.se_kenward_roger.get(j)?, *t.df_kenward_roger.get(j)?);
-        let (_, kappa) = crate::analytic::sw_config_gls(cfg, self.sim.design(), sw);
+        let (_, kappa) = crate::analytic::sw_config_gls(&self.config, design, sw);
         Some(SmallSample {
             // The study's estimand (reported scale), diluted by any lag.
             effect: self.true_effect * kappa,
@@ -871,6 +855,11 @@ pub fn config_hash(cfg: &Config) -> Result<String> {
 /// (accepted when resuming or merging their runs).
 pub fn legacy_config_hash(config_toml: &str) -> String {
     store::hash_text(config_toml)
+}
+
+/// Parse `--shard i/n` for the command line (the message of [`parse_shard`]).
+pub fn shard_arg(s: &str) -> std::result::Result<(u64, u64), String> {
+    parse_shard(s).map_err(|e| e.to_string())
 }
 
 /// Parse `i/n` (1 ≤ i ≤ n).

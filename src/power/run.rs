@@ -31,6 +31,28 @@ pub struct RunOptions {
     pub resume: bool,
 }
 
+/// Worker threads: as asked, but at most the available cores (more would
+/// only add overhead; results do not depend on the count). Returns the
+/// count and, when it was capped, a note saying so.
+pub fn worker_threads(asked: Option<usize>) -> Result<(usize, Option<String>)> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match asked {
+        None => Ok((cores, None)),
+        Some(0) => Err(Error::Usage(
+            "--threads 0: must be at least 1 (omit it to use every core)".into(),
+        )),
+        Some(t) if t > cores => Ok((
+            cores,
+            Some(format!(
+                "--threads {t}: this machine has {cores} cores; using {cores}"
+            )),
+        )),
+        Some(t) => Ok((t, None)),
+    }
+}
+
 impl RunOptions {
     /// Check the replicate count.
     pub fn validate(&self) -> Result<()> {
