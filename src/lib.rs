@@ -16,6 +16,7 @@
 //! | [`adherence`] | team participation, staff adherence, dose–response and their estimands |
 //! | [`analysis`] | the analyses as types: LMM df rules, cluster-level t, adherence analyses |
 //! | [`analytic`] | closed-form design effects, standard errors and power |
+//! | [`study`] | the library entry point: `Study::new(config)?.run(&options)?.summary()` |
 //! | [`power`] | Monte Carlo power studies: run, stream, resume, shard, merge |
 //! | [`stats`] | normal and t quantiles and tails (guarded), power helpers |
 //! | [`variance`] | variance components: reported scale → latent scale → a model's true θ |
@@ -64,7 +65,12 @@ pub mod report;
 pub mod rng;
 pub mod simulate;
 pub mod stats;
+pub mod study;
 pub mod sweep;
 pub mod variance;
 
+pub use analysis::Analysis;
+pub use config::Config;
 pub use error::{Error, Result};
+pub use power::{RunOptions, Summary};
+pub use study::{Study, StudyRun};

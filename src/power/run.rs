@@ -53,7 +53,48 @@ pub fn worker_threads(asked: Option<usize>) -> Result<(usize, Option<String>)> {
     }
 }
 
+impl Default for RunOptions {
+    /// 1000 replicates, seed 1, every core, one shard, nothing stored.
+    fn default() -> RunOptions {
+        RunOptions {
+            reps: 1000,
+            seed: 1,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            shard: (1, 1),
+            out: None,
+            resume: false,
+        }
+    }
+}
+
 impl RunOptions {
+    /// These options with `reps` replicates.
+    pub fn reps(mut self, reps: u64) -> RunOptions {
+        self.reps = reps;
+        self
+    }
+
+    /// These options with `seed`.
+    pub fn seed(mut self, seed: u64) -> RunOptions {
+        self.seed = seed;
+        self
+    }
+
+    /// These options with `threads` worker threads (results do not depend on it).
+    pub fn threads(mut self, threads: usize) -> RunOptions {
+        self.threads = threads;
+        self
+    }
+
+    /// These options streaming replicates to (and resuming from) `dir`.
+    pub fn out(mut self, dir: impl Into<PathBuf>, resume: bool) -> RunOptions {
+        self.out = Some(dir.into());
+        self.resume = resume;
+        self
+    }
+
     /// Check the replicate count.
     pub fn validate(&self) -> Result<()> {
         if self.reps == 0 || self.reps > MAX_REPS {

@@ -1,0 +1,229 @@
+//! A power run's summary as JSON and as a readable ADEMP table.
+
+use super::{store, PowerStudy, Summary};
+use crate::analysis::Analysis;
+use crate::error::Result;
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
+
+/// The summary as JSON (the schema plus MC SEs for every measure).
+pub fn summary_json(study: &PowerStudy, s: &Summary) -> Value {
+    let analyses: Vec<Value> = s
+        .rows
+        .iter()
+        .map(|r| {
+            let (e, nl) = (&r.effect, &r.null);
+            json!({
+                "name": r.analysis.name(),
+                "true_value": num(r.true_value),
+                "power": num(e.reject), "power_mc_se": num(e.reject_mc_se),
+                "type1": nl.as_ref().map(|p| num(p.reject)).unwrap_or(Value::Null),
+                "type1_mc_se": nl.as_ref().map(|p| num(p.reject_mc_se)).unwrap_or(Value::Null),
+                "mean_estimate": num(e.mean_estimate),
+                "bias": num(e.bias), "bias_mc_se": num(e.bias_mc_se),
+                "empirical_se": num(e.empirical_se), "empirical_se_mc_se": num(e.empirical_se_mc_se),
+                "mean_model_se": num(e.mean_model_se), "mean_model_se_mc_se": num(e.mean_model_se_mc_se),
+                "coverage": num(e.coverage), "coverage_mc_se": num(e.coverage_mc_se),
+                "n_singular": e.n_singular, "n_nonconverged": e.n_nonconverged, "n_failed": e.n_failed,
+                "null_n_singular": nl.as_ref().map(|p| json!(p.n_singular)).unwrap_or(Value::Null),
+                "null_n_failed": nl.as_ref().map(|p| json!(p.n_failed)).unwrap_or(Value::Null),
+                "analytic_power": num(r.analytic),
+            })
+        })
+        .collect();
+    json!({
+        "crtsim_version": env!("CARGO_PKG_VERSION"),
+        "trial": s.trial,
+        "reps": s.reps,
+        "seed": s.seed,
+        "alpha": s.alpha,
+        "estimand": {"name": "ITT difference in follow-up QPR", "true_value": s.true_effect},
+        "formula": s.formula,
+        "term": s.term,
+        "config": study.config_text,
+        "analyses": analyses,
+    })
+}
+
+/// Write `dir/summary.json` (atomically).
+pub fn store_summary(study: &PowerStudy, summary: &Summary, dir: &Path) -> Result<()> {
+    let v = summary_json(study, summary);
+    store::atomic_write(
+        &dir.join("summary.json"),
+        (serde_json::to_string_pretty(&v).unwrap_or_default() + "\n").as_bytes(),
+    )
+}
+
+/// A readable ADEMP report.
+pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let c = &study.config;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "crtsim {} power study: {} (seed {}, {} replicates{})",
+        env!("CARGO_PKG_VERSION"),
+        c.trial.name,
+        s.seed,
+        s.reps,
+        if study.scenarios() == 2 {
+            ", each also under the null"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        t,
+        "Aims: power and type-I error of the test of `{}` at alpha = {}",
+        study.term, s.alpha
+    );
+    let dist = match c.clusters.size.dist {
+        crate::config::SizeKind::Fixed => "fixed",
+        crate::config::SizeKind::Poisson => "poisson",
+        crate::config::SizeKind::Negbin => "negbin",
+    };
+    let mech = match c.attrition.mechanism {
+        crate::config::Mechanism::Mcar => "mcar",
+        crate::config::Mechanism::Mar => "mar",
+    };
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        t,
+        "Data-generating mechanism: {} teams ({} treated), team size {dist} mean {} (min {}), icc {}, icc_staff {}, cac {}, iac {}, sd {}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
+        c.clusters.teams,
+        c.clusters.treated.map(|v| v.to_string()).unwrap_or_else(|| "random".into()),
+        c.clusters.size.mean,
+        c.clusters.size.min,
+        c.outcome.icc,
+        c.outcome.icc_staff,
+        opt(c.outcome.cac),
+        opt(c.outcome.iac),
+        c.outcome.sd,
+        c.attrition.rate,
+        study.config_id
+    );
+    let _ = writeln!(
+        t,
+        "Estimand: ITT difference in follow-up QPR, true value {} (0 under the null)",
+        s.true_effect
+    );
+    let _ = writeln!(
+        t,
+        "Methods: {} with {}",
+        s.formula,
+        s.rows
+            .iter()
+            .map(|r| r.analysis.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(t, "Performance (Monte Carlo SE in brackets):");
+    let _ = writeln!(
+        t,
+        "  {:<20} {:>15} {:>15} {:>8} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
+        "analysis",
+        "power",
+        "type-I error",
+        "analytic",
+        "bias",
+        "empirical SE",
+        "model SE",
+        "coverage",
+        "singular",
+        "failed"
+    );
+    for r in &s.rows {
+        let (name, e, nl) = (r.analysis.name(), &r.effect, &r.null);
+        // Not estimable (e.g. every replicate failed, or one success leaves
+        // no SD): a dash, never NaN.
+        let cell = |v: f64, se: f64, signed: bool| {
+            let v_txt = if signed {
+                format!("{v:+.3}")
+            } else {
+                format!("{v:.3}")
+            };
+            if !v.is_finite() {
+                "-".to_string()
+            } else if !se.is_finite() {
+                format!("{v_txt} (-)")
+            } else {
+                format!("{v_txt} ({se:.3})")
+            }
+        };
+        let f = |v: f64, se: f64| cell(v, se, false);
+        let _ = writeln!(
+            t,
+            "  {:<20} {:>15} {:>15} {:>8} {:>16} {:>15} {:>15} {:>15} {:>9} {:>7}",
+            name,
+            f(e.reject, e.reject_mc_se),
+            nl.as_ref()
+                .map(|p| f(p.reject, p.reject_mc_se))
+                .unwrap_or_else(|| "-".into()),
+            if r.analytic.is_finite() {
+                format!("{:.3}", r.analytic)
+            } else {
+                "-".to_string()
+            },
+            cell(e.bias, e.bias_mc_se, true),
+            f(e.empirical_se, e.empirical_se_mc_se),
+            f(e.mean_model_se, e.mean_model_se_mc_se),
+            f(e.coverage, e.coverage_mc_se),
+            e.n_singular,
+            e.n_failed
+        );
+    }
+    // Where Monte Carlo and analytic power disagree, say why.
+    for r in &s.rows {
+        let (name, e, nl) = (r.analysis.name(), &r.effect, &r.null);
+        if e.n_failed > 0 {
+            let _ = writeln!(
+                t,
+                "note: {name}: {} of {} replicates failed (no usable fit: {}); the measures above use the {} that did not",
+                e.n_failed,
+                e.n + e.n_failed,
+                if e.n == 0 { "every one" } else { "too few rows, a non-identifiable variance, or no valid df" },
+                e.n
+            );
+        }
+        if r.analytic.is_finite() && (e.reject - r.analytic).abs() > 2.5 * e.reject_mc_se.max(1e-9)
+        {
+            let why = if r.analysis == Analysis::ClusterT {
+                "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
+            } else if study.simulator().adherence().is_active() {
+                "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()
+            } else if study.simulator().is_stepped_wedge() {
+                format!(
+                    "the exact GLS power assumes known variance components; estimating them from {} clusters ({} of {} fits singular) changes the test's size and power (Kackar-Harville), and a bounded outcome scale is not Gaussian",
+                    study.simulator().design().teams(),
+                    e.n_singular,
+                    e.n
+                )
+            } else {
+                format!(
+                    "the closed form assumes many clusters, known variance components and the design effect's approximation of variable sizes ({} of {} fits singular)",
+                    e.n_singular, e.n
+                )
+            };
+            let _ = writeln!(t, "note: {name}: Monte Carlo power differs from analytic by more than 2.5 MC SE: {why}");
+        }
+        if let Some(p) = nl {
+            if (p.reject - s.alpha).abs() > 2.0 * p.reject_mc_se.max(1e-9) {
+                let _ = writeln!(
+                    t,
+                    "note: {name}: type-I error {:.3} differs from alpha {} by more than 2 MC SE",
+                    p.reject, s.alpha
+                );
+            }
+        }
+    }
+    t
+}
+
