@@ -63,6 +63,10 @@ fn cluster_t_alone_matches_cluster_t_beside_the_lmm() {
         let b = beside.replicate(2011, rep, 0, &mut w2)[1];
         assert!(!a.failed);
         assert_eq!(a, b, "replicate {rep}");
-        assert_eq!(a.df, 27.0 - 3.0, "27 teams; treatment and site at team level");
+        assert_eq!(
+            a.df,
+            27.0 - 3.0,
+            "27 teams; treatment and site at team level"
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! randomisation of clusters to sequences, and the design's warnings.
 
 use super::parallel::even_split;
+pub use crate::config::{sw_cell, SwCell};
 use crate::config::{Config, Sampling, SteppedWedge, Transition};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use rand::Rng;
 
 /// A resolved stepped-wedge design.
@@ -22,35 +23,10 @@ pub struct SteppedWedgeDesign {
 }
 
 impl SteppedWedgeDesign {
-    /// Resolve `[stepped_wedge]` of a validated config, checking that some
-    /// period compares exposed with unexposed clusters.
+    /// Resolve `[stepped_wedge]` of a validated config.
     pub fn from_config(sw: &SteppedWedge) -> Result<SteppedWedgeDesign> {
         let m = sw.matrix();
         let periods = m.first().map(|r| r.len()).unwrap_or(0);
-        // Some period must compare exposed with unexposed clusters, else the
-        // effect is confounded with the period effects (a before-after study).
-        let contrast = (0..periods).any(|t| {
-            let mut seen: Option<f64> = None;
-            m.iter().any(
-                |row| match sw_cell(row, t, sw.transition, &sw.lag).exposure {
-                    Some(e) => match seen {
-                        Some(v) => v != e,
-                        None => {
-                            seen = Some(e);
-                            false
-                        }
-                    },
-                    None => false,
-                },
-            )
-        });
-        if !contrast {
-            return Err(Error::invalid(
-                "stepped_wedge.matrix",
-                format!("{m:?}"),
-                "in every period all sequences have the same exposure, so the effect is confounded with time; a stepped wedge needs at least two sequences that cross over at different times",
-            ));
-        }
         let trend = (0..periods)
             .map(|t| {
                 sw.time_trend.as_ref().map(|v| v[t]).unwrap_or(0.0) + sw.trend_slope * t as f64
@@ -127,41 +103,4 @@ pub(super) fn section(cfg: &Config) -> Option<&SteppedWedge> {
     cfg.stepped_wedge
         .as_ref()
         .filter(|_| cfg.trial.design == DesignKind::SteppedWedge)
-}
-
-/// One cluster-period of a stepped-wedge sequence.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SwCell {
-    /// The treatment column the analysis sees: 0/1, 0.5 in a half-exposed
-    /// transition period, None when the transition period is excluded.
-    pub exposure: Option<f64>,
-    /// Periods since crossover (0 in the first exposed period; −1 before).
-    pub since: i32,
-    /// Share of the effect reached (the implementation lag; 1 without one).
-    pub lag: f64,
-}
-
-/// Period `t` of a sequence's 0/1 `row`: the one rule the simulator and the
-/// GLS power both use for transitions and implementation lag.
-pub fn sw_cell(row: &[u8], t: usize, transition: Transition, lag: &[f64]) -> SwCell {
-    let first = row.iter().position(|&x| x == 1);
-    let since = match first {
-        Some(f) if row[t] == 1 => t as i32 - f as i32,
-        _ => -1,
-    };
-    let exposure = match (since, transition) {
-        (0, Transition::Exclude) => None,
-        (0, Transition::Half) => Some(0.5),
-        _ => Some(f64::from(row[t])),
-    };
-    let lag = if since >= 0 {
-        lag.get(since as usize).copied().unwrap_or(1.0)
-    } else {
-        1.0
-    };
-    SwCell {
-        exposure,
-        since,
-        lag,
-    }
 }

@@ -91,9 +91,7 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64)> {
     Ok((i, n))
 }
 
-
 /// The resolved config as TOML text (recorded with every output).
 pub fn config_toml(cfg: &Config) -> Result<String> {
     toml::to_string(cfg).map_err(|e| Error::Usage(format!("cannot write the config as TOML: {e}")))
 }
-

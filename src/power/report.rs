@@ -226,4 +226,3 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     }
     t
 }
-

@@ -3,8 +3,8 @@
 //! simulated and analysed into a reusable workspace; batches of replicates
 //! in parallel.
 
-use super::{config_hash, config_toml, Record, BATCH};
 use super::Tally;
+use super::{config_hash, config_toml, Record, BATCH};
 use crate::analysis::{AdherenceAnalyses, Analysis, Estimand, LmmDf, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Result};

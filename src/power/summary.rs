@@ -2,9 +2,9 @@
 //! performance (with the null's) and analytic power at the same estimand.
 
 use super::study::SmallSample;
+use super::tally::{Performance, Tally};
 use super::{PowerStudy, Record};
 use crate::analysis::{Analysis, LmmDf, Reference};
-use super::tally::{Performance, Tally};
 
 /// The summary of a power run: self-contained, with each analysis' true
 /// value and analytic power beside its Monte Carlo performance.
@@ -127,4 +127,3 @@ impl PowerStudy {
         }
     }
 }
-
