@@ -50,58 +50,7 @@ enum Command {
         set: Vec<String>,
     },
     /// Monte Carlo power, bias, coverage and type-I error of the configured analyses.
-    Power {
-        /// The trial config (TOML).
-        config: PathBuf,
-        /// Replicates (default 1000).
-        #[arg(long, default_value_t = 1000)]
-        reps: u64,
-        /// Random seed (default: trial.seed in the config, else 1).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Worker threads (default: all cores). Results do not depend on it.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Only the null: simulate with effect 0 and report the type-I error.
-        #[arg(long, conflicts_with = "no_null")]
-        null: bool,
-        /// Do not run the null scenario alongside.
-        #[arg(long)]
-        no_null: bool,
-        /// Directory for the streamed per-replicate results (replicates.csv),
-        /// the run manifest and the summary.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue (or extend, with a larger --reps) the run in --out.
-        #[arg(long, requires = "out")]
-        resume: bool,
-        /// Run only shard i of n (replicates r with r mod n = i - 1).
-        #[arg(long, value_name = "I/N", value_parser = power::shard_arg)]
-        shard: Option<(u64, u64)>,
-        /// Print JSON instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// Override a config key (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Vary a config key over values, e.g. clusters.teams=20,30,40
-        /// (repeatable; the grid is every combination). Prints a tidy CSV.
-        #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
-        sweep: Vec<String>,
-        /// With --solve: the power to reach.
-        #[arg(long, requires = "solve")]
-        target_power: Option<f64>,
-        /// Find the smallest integer value of this key (e.g. clusters.teams)
-        /// reaching --target-power: analytic bracket, Monte Carlo confirmation.
-        #[arg(long, value_name = "KEY", requires = "target_power")]
-        solve: Option<String>,
-        /// With --solve: the analysis whose power counts.
-        #[arg(long, default_value = "lmm_satterthwaite")]
-        solve_analysis: Analysis,
-        /// With --solve: the search range LO:HI.
-        #[arg(long, default_value = "4:400", value_parser = sweep::parse_solve_range)]
-        solve_range: (i64, i64),
-    },
+    Power(PowerArgs),
     /// Draw a plot as SVG and PNG: `power` (power curves from a sweep's tidy
     /// CSV), `adherence` (team QPR by participation from a trial CSV), or
     /// `adherence-power` (bias and power of the adherence analyses from a sweep).
@@ -180,6 +129,61 @@ enum Command {
     },
 }
 
+/// `crtsim power`'s options (one run, a sweep, or a sample-size search).
+#[derive(clap::Args)]
+struct PowerArgs {
+    /// The trial config (TOML).
+    config: PathBuf,
+    /// Replicates (default 1000).
+    #[arg(long, default_value_t = 1000)]
+    reps: u64,
+    /// Random seed (default: trial.seed in the config, else 1).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Only the null: simulate with effect 0 and report the type-I error.
+    #[arg(long, conflicts_with = "no_null")]
+    null: bool,
+    /// Do not run the null scenario alongside.
+    #[arg(long)]
+    no_null: bool,
+    /// Directory for the streamed per-replicate results (replicates.csv),
+    /// the run manifest and the summary.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue (or extend, with a larger --reps) the run in --out.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// Run only shard i of n (replicates r with r mod n = i - 1).
+    #[arg(long, value_name = "I/N", value_parser = power::shard_arg)]
+    shard: Option<(u64, u64)>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Override a config key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Vary a config key over values, e.g. clusters.teams=20,30,40
+    /// (repeatable; the grid is every combination). Prints a tidy CSV.
+    #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
+    sweep: Vec<String>,
+    /// With --solve: the power to reach.
+    #[arg(long, requires = "solve")]
+    target_power: Option<f64>,
+    /// Find the smallest integer value of this key (e.g. clusters.teams)
+    /// reaching --target-power: analytic bracket, Monte Carlo confirmation.
+    #[arg(long, value_name = "KEY", requires = "target_power")]
+    solve: Option<String>,
+    /// With --solve: the analysis whose power counts.
+    #[arg(long, default_value = "lmm_satterthwaite")]
+    solve_analysis: Analysis,
+    /// With --solve: the search range LO:HI.
+    #[arg(long, default_value = "4:400", value_parser = sweep::parse_solve_range)]
+    solve_range: (i64, i64),
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -210,45 +214,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             out,
             set,
         } => simulate(&config, seed, replicate, out.as_deref(), &set),
-        Command::Power {
-            config,
-            reps,
-            seed,
-            threads,
-            null,
-            no_null,
-            out,
-            resume,
-            shard,
-            json,
-            set,
-            sweep,
-            target_power,
-            solve,
-            solve_analysis,
-            solve_range,
-        } => {
-            let p = PowerArgs {
-                config,
-                reps,
-                seed,
-                threads,
-                null,
-                no_null,
-                out,
-                resume,
-                shard: shard.unwrap_or((1, 1)),
-                json,
-                set,
-                sweep,
-            };
-            match (solve, target_power) {
-                (Some(key), Some(target)) => {
-                    power_solve(p, &key, target, solve_analysis, solve_range)
-                }
-                _ => power(p),
+        Command::Power(p) => match (p.solve.clone(), p.target_power) {
+            (Some(key), Some(target)) => {
+                let (analysis, range) = (p.solve_analysis, p.solve_range);
+                power_solve(p, &key, target, analysis, range)
             }
-        }
+            _ => power(p),
+        },
         Command::Adherence {
             data,
             formula,
@@ -347,23 +319,6 @@ fn simulate(
     }
 }
 
-/// The options of `crtsim power` shared by its three forms (one run, a
-/// sweep, a sample-size search).
-struct PowerArgs {
-    config: PathBuf,
-    reps: u64,
-    seed: Option<u64>,
-    threads: Option<usize>,
-    null: bool,
-    no_null: bool,
-    out: Option<PathBuf>,
-    resume: bool,
-    shard: (u64, u64),
-    json: bool,
-    set: Vec<String>,
-    sweep: Vec<String>,
-}
-
 impl PowerArgs {
     /// The config (with the null's override when `--null`), its text, and
     /// the run options.
@@ -382,7 +337,7 @@ impl PowerArgs {
             reps: self.reps,
             seed: self.seed.or(cfg.trial.seed).unwrap_or(1),
             threads,
-            shard: self.shard,
+            shard: self.shard.unwrap_or((1, 1)),
             out: self.out.clone(),
             resume: self.resume,
         };
