@@ -12,7 +12,7 @@
 //!   users analysed per team (after attrition) and k₁, k₀ the teams per arm.
 
 use crate::config::{Config, StaffSpec};
-use crate::design::{truncated_size_moments, Design, SteppedWedgeDesign};
+use crate::design::{Design, SteppedWedgeDesign};
 
 /// Analytic summary of a parallel design.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +44,7 @@ pub struct ParallelSummary {
 pub fn parallel_summary(cfg: &Config, design: &Design) -> ParallelSummary {
     let c = &cfg.clusters;
     let o = &cfg.outcome;
-    let s = &c.size;
-    let (m, v) = truncated_size_moments(s.dist, s.mean, s.cv.unwrap_or(0.0), s.min);
+    let (m, v) = c.size.moments();
     let teams = design.teams() as f64;
     let q = 1.0 - cfg.attrition.rate;
     let mf = q * m;
@@ -324,9 +323,9 @@ pub fn standard_stepped_wedge(sequences: usize, per_sequence: usize) -> Vec<Vec<
 pub const SW_SIZE_DRAWS: u64 = 4000;
 
 /// Whether a stepped-wedge config's observed cluster-period sizes vary
-/// (a random size distribution, or attrition).
+/// (a random size distribution, given sizes that differ, or attrition).
 pub fn sw_sizes_vary(cfg: &Config) -> bool {
-    cfg.clusters.size.dist != crate::config::SizeKind::Fixed || cfg.attrition.rate > 0.0
+    !cfg.clusters.size.is_constant() || cfg.attrition.rate > 0.0
 }
 
 /// Analytic power of a stepped-wedge config: the exact GLS variance under
@@ -400,7 +399,9 @@ const SW_SIZE_SEED: u64 = 0x5357_5349_5a45; // "SWSIZE"
 /// fresh size per cell; cohort, one size per cluster; then each person
 /// observed with probability 1 − attrition (cross-sectional, exactly
 /// binomial; cohort, its expectation, as [`sw_config_gls`] treats the
-/// cohort's overlap). A cell left empty is unobserved.
+/// cohort's overlap). A cell left empty is unobserved. Given sizes travel
+/// with their cluster, so the clusters are first randomised to the
+/// sequences (rows in sequence order, as in `sw_cells`).
 fn draw_sw_sizes<R: rand::Rng + ?Sized>(
     cfg: &Config,
     design: &Design,
@@ -411,16 +412,27 @@ fn draw_sw_sizes<R: rand::Rng + ?Sized>(
     use rand_distr::Distribution;
     let keep = 1.0 - cfg.attrition.rate;
     let cohort = sw.sampling == crate::config::Sampling::Cohort;
+    let clusters: Vec<usize> = if matches!(design.size, crate::design::SizeSampler::Given(_)) {
+        let mut seq_of = Vec::new();
+        sw.randomise(rng, exposure.len(), &mut seq_of);
+        let mut order: Vec<usize> = (0..exposure.len()).collect();
+        order.sort_by_key(|&c| seq_of[c]);
+        order
+    } else {
+        (0..exposure.len()).collect()
+    };
     exposure
         .iter()
-        .map(|row| {
-            let n_c = design.size.draw(rng);
+        .zip(clusters)
+        .map(|(row, c)| {
+            let n_c = design.size.cluster(c, rng);
             row.iter()
-                .map(|_| {
+                .enumerate()
+                .map(|(t, _)| {
                     if cohort {
                         f64::from(n_c) * keep
                     } else {
-                        let n = design.size.draw(rng);
+                        let n = design.size.cell(c, t, rng);
                         rand_distr::Binomial::new(u64::from(n), keep)
                             .map(|b| b.sample(rng) as f64)
                             .unwrap_or(f64::from(n) * keep)
@@ -442,8 +454,7 @@ pub(crate) fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
 /// (E[θ̂] = κ·δ; 1 without a lag), at the expected cluster-period size
 /// (truncated mean, times 1 − attrition). See [`sw_power`].
 pub fn sw_config_gls(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> (f64, f64) {
-    let s = &cfg.clusters.size;
-    let (mbar, _) = truncated_size_moments(s.dist, s.mean, s.cv.unwrap_or(0.0), s.min);
+    let (mbar, _) = cfg.clusters.size.moments();
     let mbar = mbar * (1.0 - cfg.attrition.rate);
     let cells = sw_cells(design, sw);
     let sizes: Vec<Vec<f64>> = cells.0.iter().map(|r| vec![mbar; r.len()]).collect();

@@ -67,6 +67,14 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         SizeKind::Fixed => format!("fixed {}", sz.mean),
         SizeKind::Poisson => format!("poisson(mean {})", sz.mean),
         SizeKind::Negbin => format!("negbin(mean {}, cv {})", sz.mean, sz.cv.unwrap_or(0.0)),
+        SizeKind::Given => format!(
+            "given per cluster{}",
+            if sz.per_cluster_period.is_some() {
+                " and period"
+            } else {
+                ""
+            }
+        ),
     };
     let _ = writeln!(
         s,

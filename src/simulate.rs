@@ -494,7 +494,7 @@ impl Simulator {
         for j in 0..self.design.teams() {
             let site = self.design.team_site[j];
             let arm = d.team_arm[j];
-            let n = self.design.size.draw(rng);
+            let n = self.design.size.cluster(j, rng);
             let s = self.design.draw_staff(rng);
             d.team_size.push(n);
             d.team_staff.push(s);
@@ -589,7 +589,7 @@ impl Simulator {
             d.team_participation.push(part);
             d.team_effect.push(u);
             let cohort_n = if sw.cohort {
-                self.design.size.draw(rng)
+                self.design.size.cluster(c, rng)
             } else {
                 0
             };
@@ -609,7 +609,7 @@ impl Simulator {
                 let n = if sw.cohort {
                     cohort_n
                 } else {
-                    self.design.size.draw(rng)
+                    self.design.size.cell(c, t, rng)
                 };
                 for i in 0..n {
                     let z: f64 = rng.sample(StandardNormal);

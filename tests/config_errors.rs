@@ -157,3 +157,50 @@ fn overrides_change_values() {
     assert_eq!(c.clusters.size.mean, 10.0);
     assert_eq!(c.outcome.measure, crtsim::config::Measure::Qpr15Items);
 }
+
+#[test]
+fn given_sizes() {
+    let pulsar = |sets: &[&str]| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pulsar.toml");
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::load(path, &sets)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let msg = pulsar(&["clusters.size={dist=\"given\"}"]);
+    assert!(
+        msg.contains("clusters.size.dist = \"given\": needs clusters.size.per_cluster"),
+        "{msg}"
+    );
+    let msg = pulsar(&["clusters.size={dist=\"given\",per_cluster=[3,4]}"]);
+    assert!(msg.contains("clusters.size.per_cluster = 2 sizes: must give one size per cluster (clusters.teams = 14)"), "{msg}");
+    let msg = pulsar(&["clusters.size={dist=\"given\",per_cluster_period=[[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2]]}"]);
+    assert!(
+        msg.contains("row 14 has 2 sizes: every row needs one size per period (3)"),
+        "{msg}"
+    );
+    let msg = pulsar(&["clusters.size={dist=\"given\",per_cluster_period=[[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[0,0,0]]}"]);
+    assert!(
+        msg.contains("row 14: no participant in any period"),
+        "{msg}"
+    );
+    let msg = pulsar(&["clusters.size={dist=\"poisson\"}"]);
+    assert!(
+        msg.contains("clusters.size.mean = (missing): is required"),
+        "{msg}"
+    );
+    let msg = pulsar(&["clusters.size={dist=\"fixed\",mean=4,per_cluster=[1]}"]);
+    assert!(
+        msg.contains("clusters.size.per_cluster = (given): is only read with dist = \"given\""),
+        "{msg}"
+    );
+    assert_err(
+        &["clusters.size={dist=\"given\",per_cluster_period=[[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1],[1]]}"],
+        &["clusters.size.per_cluster_period", "cross-sectional stepped-wedge"],
+    );
+    assert_err(
+        &["clusters.size={dist=\"given\",per_cluster=[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,100001]}"],
+        &["clusters.size.per_cluster = 100001: (cluster 27) must be in [1, 100000]"],
+    );
+}

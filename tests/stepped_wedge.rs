@@ -605,20 +605,19 @@ fn expected_small_sample_power() {
     assert!(0.909 - kr.reject > 5.0 * kr.reject_mc_se);
 }
 
-/// With variable cluster-period sizes the known-variance GLS power is the
-/// GLS power averaged over size matrices, not the power at the mean size
-/// (which is optimistic): each simulated trial is fitted by GLS at the true
-/// variance components and tested with its own known-variance SE.
-#[test]
-fn variable_sizes_average_the_gls_power() {
+/// Known-variance GLS on simulated trials: each trial of `sets` (on the
+/// continuous PULSAR) fitted by GLS at the true variance components and
+/// tested with its own known-variance SE. Returns the Monte Carlo power and
+/// its SE, the analytic power (averaged over size matrices) and the power at
+/// the mean size.
+fn gls_at_truth(sets: &[&str], reps: u64) -> (f64, f64, f64, f64) {
     use crtsim::lmm::optim::OptResult;
     use crtsim::lmm::Model;
     use crtsim::rng::replicate_rng;
     use crtsim::simulate::Dataset;
-    let cfg = pulsar(&[
-        "outcome.measure=continuous",
-        "clusters.size={ dist = \"negbin\", mean = 6, cv = 1.0 }",
-    ]);
+    let mut all = vec!["outcome.measure=continuous"];
+    all.extend_from_slice(sets);
+    let cfg = pulsar(&all);
     let (sd, icc, cac) = (cfg.outcome.sd, cfg.outcome.icc, cfg.outcome.cac.unwrap());
     let sim = Simulator::new(cfg.clone()).unwrap();
     let averaged = crtsim::analytic::power(&cfg, sim.design(), 0.05, true, "");
@@ -631,10 +630,6 @@ fn variable_sizes_average_the_gls_power() {
         (icc * cac * sd * sd / s2e).sqrt(),
     ];
     let f = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)";
-    let reps: u64 = std::env::var("CRTSIM_SW_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4000);
     let mut rej = 0usize;
     let mut d = Dataset::default();
     for r in 0..reps {
@@ -660,7 +655,26 @@ fn variable_sizes_average_the_gls_power() {
     let p = rej as f64 / reps as f64;
     let mc_se = (p * (1.0 - p) / reps as f64).sqrt();
     eprintln!(
-        "known-variance GLS: Monte Carlo {p:.4} (MC SE {mc_se:.4}); averaged over size matrices {averaged:.4}; at the mean size {at_mean:.4}"
+        "{sets:?}: known-variance GLS Monte Carlo {p:.4} (MC SE {mc_se:.4}); averaged over size matrices {averaged:.4}; at the mean size {at_mean:.4}"
+    );
+    (p, mc_se, averaged, at_mean)
+}
+
+fn sw_reps(default: u64) -> u64 {
+    std::env::var("CRTSIM_SW_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// With variable cluster-period sizes the known-variance GLS power is the
+/// GLS power averaged over size matrices, not the power at the mean size
+/// (which is optimistic).
+#[test]
+fn variable_sizes_average_the_gls_power() {
+    let (p, mc_se, averaged, at_mean) = gls_at_truth(
+        &["clusters.size={ dist = \"negbin\", mean = 6, cv = 1.0 }"],
+        sw_reps(4000),
     );
     assert!(
         (p - averaged).abs() < 2.5 * mc_se,
@@ -670,4 +684,62 @@ fn variable_sizes_average_the_gls_power() {
         at_mean - p > 2.5 * mc_se,
         "the mean-size power {at_mean} is optimistic"
     );
+}
+
+/// Unequal sizes given per cluster and period, as a trial team knows them.
+const GIVEN: &str = "clusters.size={ dist = \"given\", per_cluster_period = [[2,3,2],[30,25,20],[4,4,4],[3,2,30],[6,6,6],[2,2,2],[40,2,2],[5,5,5],[2,30,2],[8,8,8],[3,3,3],[6,4,2],[12,1,1],[2,0,9]] }";
+
+/// Sizes given per cluster and period are simulated exactly (they travel
+/// with their cluster, whichever sequence it is randomised to), and the
+/// analytic power is the GLS power averaged over randomisations, which
+/// matches GLS at the true variances on the simulated trials; the power at
+/// the mean size is far from it.
+#[test]
+fn given_cluster_period_sizes() {
+    let cfg = pulsar(&[GIVEN]);
+    let rows = cfg.clusters.size.per_cluster_period.clone().unwrap();
+    let sim = Simulator::new(cfg).unwrap();
+    for r in 0..5 {
+        let d = sim.simulate(3, r);
+        let mut count = [[0u32; 3]; 14];
+        for i in 0..d.len() {
+            count[d.team[i] as usize][d.period[i] as usize] += 1;
+        }
+        for (c, row) in rows.iter().enumerate() {
+            assert_eq!(&count[c][..], &row[..], "cluster {c}, replicate {r}");
+        }
+    }
+    let (p, mc_se, averaged, at_mean) = gls_at_truth(&[GIVEN], sw_reps(3000));
+    assert!(
+        (p - averaged).abs() < 2.5 * mc_se,
+        "{p} vs averaged {averaged}"
+    );
+    assert!(
+        (at_mean - p).abs() > 4.0 * mc_se,
+        "the mean-size power {at_mean} is not the power of these sizes"
+    );
+}
+
+/// Sizes given per cluster: a closed cohort of that size in every period;
+/// equal given sizes give exactly the fixed-size analytic power.
+#[test]
+fn given_cluster_sizes() {
+    let sizes = "[5,10,15,20,25,30,35,5,10,15,20,25,30,35]";
+    let cfg = pulsar(&[
+        &format!("clusters.size={{ dist = \"given\", per_cluster = {sizes} }}"),
+        "stepped_wedge.sampling=\"cohort\"",
+        "outcome.iac=0.5",
+    ]);
+    assert_eq!(cfg.clusters.size.mean, 20.0);
+    let sim = Simulator::new(cfg).unwrap();
+    let d = sim.simulate(3, 0);
+    let want: Vec<u32> = (0..14).map(|c| 5 * (1 + c % 7) * 3).collect();
+    assert_eq!(d.team_size, want, "cohort size x 3 periods");
+    let equal = pulsar(&["clusters.size={ dist = \"given\", per_cluster = [18,18,18,18,18,18,18,18,18,18,18,18,18,18] }"]);
+    let fixed = pulsar(&[]);
+    let p = |c: &crtsim::config::Config| {
+        let sim = Simulator::new(c.clone()).unwrap();
+        crtsim::analytic::power(c, sim.design(), 0.05, true, "")
+    };
+    assert_eq!(p(&equal), p(&fixed));
 }

@@ -107,6 +107,7 @@ impl Config {
             text_len("clusters.sites", s)?;
         }
         let size = &c.size;
+        size.check_given(c.teams)?;
         if !(size.mean.is_finite() && size.mean >= SIZE_MEAN_MIN && size.mean <= TEAM_SIZE) {
             return Err(Error::invalid(
                 "clusters.size.mean",
@@ -262,6 +263,123 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl SizeDist {
+    /// `dist = "given"`: one size per cluster (or a row of sizes per
+    /// cluster), each within the size bound; otherwise no given sizes and a
+    /// mean. Lengths are compared before any element is read.
+    fn check_given(&self, teams: u32) -> Result<()> {
+        use limits::TEAM_SIZE;
+        let teams = teams as usize;
+        if self.dist != SizeKind::Given {
+            for (key, given) in [
+                ("clusters.size.per_cluster", self.per_cluster.is_some()),
+                (
+                    "clusters.size.per_cluster_period",
+                    self.per_cluster_period.is_some(),
+                ),
+            ] {
+                if given {
+                    return Err(Error::invalid(
+                        key,
+                        "(given)",
+                        "is only read with dist = \"given\"; set clusters.size.dist = \"given\" or remove it",
+                    ));
+                }
+            }
+            if self.mean.is_nan() {
+                return Err(Error::invalid(
+                    "clusters.size.mean",
+                    "(missing)",
+                    "is required for dist = \"fixed\", \"poisson\" and \"negbin\"",
+                ));
+            }
+            return Ok(());
+        }
+        let too_big = |n: u32| f64::from(n) > TEAM_SIZE;
+        match (&self.per_cluster, &self.per_cluster_period) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "clusters.size.per_cluster_period",
+                    "(given)",
+                    "cannot be given with clusters.size.per_cluster: give one of them",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "clusters.size.dist",
+                    "\"given\"",
+                    "needs clusters.size.per_cluster = [...] (one size per cluster) or, in a cross-sectional stepped wedge, per_cluster_period = [[...], ...] (one row per cluster)",
+                ))
+            }
+            (Some(v), None) => {
+                if v.len() != teams {
+                    return Err(Error::invalid(
+                        "clusters.size.per_cluster",
+                        format!("{} sizes", v.len()),
+                        &format!("must give one size per cluster (clusters.teams = {teams})"),
+                    ));
+                }
+                if let Some(i) = v.iter().position(|&n| n == 0 || too_big(n)) {
+                    return Err(Error::invalid(
+                        "clusters.size.per_cluster",
+                        v[i],
+                        &format!("(cluster {}) must be in [1, {TEAM_SIZE}]", i + 1),
+                    ));
+                }
+            }
+            (None, Some(m)) => {
+                if m.len() != teams {
+                    return Err(Error::invalid(
+                        "clusters.size.per_cluster_period",
+                        format!("{} rows", m.len()),
+                        &format!("must give one row per cluster (clusters.teams = {teams})"),
+                    ));
+                }
+                for (i, r) in m.iter().enumerate() {
+                    let bad = if r.len() > limits::SW_DIM {
+                        Some(format!("at most {} periods", limits::SW_DIM))
+                    } else if let Some(&n) = r.iter().find(|&&n| too_big(n)) {
+                        Some(format!("a size of {n}: each must be at most {TEAM_SIZE}"))
+                    } else if r.iter().all(|&n| n == 0) {
+                        Some("no participant in any period: every cluster needs one".into())
+                    } else {
+                        None
+                    };
+                    if let Some(why) = bad {
+                        return Err(Error::invalid(
+                            "clusters.size.per_cluster_period",
+                            format!("row {}", i + 1),
+                            &why,
+                        ));
+                    }
+                }
+            }
+        }
+        if self.cv.is_some() || self.min != 1 {
+            return Err(Error::invalid(
+                if self.cv.is_some() {
+                    "clusters.size.cv"
+                } else {
+                    "clusters.size.min"
+                },
+                "(given)",
+                "is not used with dist = \"given\" (the sizes are given); remove it",
+            ));
+        }
+        let (m, _) = self.moments();
+        if !(self.mean.is_finite() && (self.mean - m).abs() <= 1e-9 * m.max(1.0)) {
+            return Err(Error::invalid(
+                "clusters.size.mean",
+                self.mean,
+                &format!(
+                    "is not used with dist = \"given\" (the given sizes' mean is {m}); remove it"
+                ),
+            ));
         }
         Ok(())
     }

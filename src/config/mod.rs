@@ -174,12 +174,18 @@ pub enum Allocation {
     Stratified,
 }
 
-/// Team-size distribution `{ dist, mean, cv, min }`.
+/// Team-size distribution `{ dist, mean, cv, min }`, or sizes given per
+/// cluster (`{ dist = "given", per_cluster = [...] }`) or, in a
+/// cross-sectional stepped wedge, per cluster and period
+/// (`{ dist = "given", per_cluster_period = [[...], ...] }`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SizeDist {
     pub dist: SizeKind,
     /// Mean number of service users per team (before truncation at `min`).
+    /// With `dist = "given"` it is left out and filled in with the given
+    /// sizes' mean when the config is read.
+    #[serde(default = "missing_number")]
     pub mean: f64,
     /// Coefficient of variation (SD / mean); `negbin` only.
     #[serde(default)]
@@ -187,6 +193,79 @@ pub struct SizeDist {
     /// Smallest team size; smaller draws are redrawn (a truncated distribution).
     #[serde(default = "one")]
     pub min: u32,
+    /// `dist = "given"`: each cluster's size, in cluster order (sites in
+    /// the order of `sites`; in a stepped wedge, per period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_cluster: Option<Vec<u32>>,
+    /// `dist = "given"`, cross-sectional stepped wedge: one row per cluster,
+    /// one size per period (0 leaves that cluster-period unobserved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_cluster_period: Option<Vec<Vec<u32>>>,
+}
+
+/// Marks a number the file left out (a key required only in some cases).
+fn missing_number() -> f64 {
+    f64::NAN
+}
+
+impl SizeDist {
+    /// The given sizes as (cluster, period) counts, when `dist = "given"`:
+    /// a per-cluster list repeats each cluster's size in every period.
+    pub fn given(&self, cluster: usize, period: usize) -> Option<u32> {
+        if let Some(m) = &self.per_cluster_period {
+            return m.get(cluster).and_then(|r| r.get(period)).copied();
+        }
+        self.per_cluster
+            .as_ref()
+            .and_then(|v| v.get(cluster))
+            .copied()
+    }
+
+    /// Every given size (each cluster's, or each cluster-period's).
+    fn given_values(&self) -> Vec<f64> {
+        match (&self.per_cluster_period, &self.per_cluster) {
+            (Some(m), _) => m.iter().flatten().map(|&n| f64::from(n)).collect(),
+            (None, Some(v)) => v.iter().map(|&n| f64::from(n)).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Mean and variance of a cluster's size (of a cluster-period's, for a
+    /// per-cluster-period matrix): the truncated distribution's moments, or
+    /// the given sizes' own (population variance).
+    pub fn moments(&self) -> (f64, f64) {
+        if self.dist != SizeKind::Given {
+            let cv = self.cv.unwrap_or(0.0);
+            return crate::design::truncated_size_moments(self.dist, self.mean, cv, self.min);
+        }
+        let v = self.given_values();
+        let n = v.len().max(1) as f64;
+        let m = v.iter().sum::<f64>() / n;
+        (m, v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n)
+    }
+
+    /// Whether every cluster (and period) has the same, known size.
+    pub fn is_constant(&self) -> bool {
+        match self.dist {
+            SizeKind::Fixed => true,
+            SizeKind::Poisson | SizeKind::Negbin => false,
+            SizeKind::Given => {
+                let v = self.given_values();
+                v.iter().all(|&x| x == v[0])
+            }
+        }
+    }
+
+    /// With `dist = "given"` and no mean in the file: the given sizes' mean
+    /// (what the size bounds, reports and analytic formulas read).
+    fn fill_given_mean(&mut self) {
+        if self.dist == SizeKind::Given && self.mean.is_nan() {
+            let v = self.given_values();
+            if !v.is_empty() {
+                self.mean = v.iter().sum::<f64>() / v.len() as f64;
+            }
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -200,6 +279,9 @@ pub enum SizeKind {
     Fixed,
     Poisson,
     Negbin,
+    /// Sizes given per cluster or per cluster-period (`per_cluster`,
+    /// `per_cluster_period`).
+    Given,
 }
 
 /// Staff per team.
@@ -592,6 +674,8 @@ impl Config {
             toml::from_str(&amended)
                 .map_err(|e| Error::Parse(describe_toml_error(&amended, &e, false)))?
         };
+        let mut cfg = cfg;
+        cfg.clusters.size.fill_given_mean();
         Ok(cfg)
     }
 }

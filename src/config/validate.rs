@@ -103,6 +103,15 @@ impl Config {
                     ));
                 }
             }
+            SizeKind::Given => {
+                if s.per_cluster_period.is_some() && self.trial.design == DesignKind::Parallel {
+                    return Err(Error::invalid(
+                        "clusters.size.per_cluster_period",
+                        "(given)",
+                        "is for cross-sectional stepped-wedge designs (sizes by cluster and period); a parallel trial takes clusters.size.per_cluster",
+                    ));
+                }
+            }
             SizeKind::Poisson => {
                 if s.cv.is_some() {
                     return Err(Error::invalid(
@@ -504,6 +513,22 @@ impl SteppedWedge {
                 sc,
                 "has no meaning in a stepped-wedge design (clusters have no staff level): remove it; participation is the cluster's",
             ));
+        }
+        if let Some(m) = &cfg.clusters.size.per_cluster_period {
+            if self.sampling == Sampling::Cohort {
+                return Err(Error::invalid(
+                    "clusters.size.per_cluster_period",
+                    "(given)",
+                    "is for cross-sectional sampling: a closed cohort has one size per cluster (clusters.size.per_cluster); attrition thins it",
+                ));
+            }
+            if let Some(r) = m.iter().position(|r| r.len() != periods) {
+                return Err(Error::invalid(
+                    "clusters.size.per_cluster_period",
+                    format!("row {} has {} sizes", r + 1, m[r].len()),
+                    &format!("every row needs one size per period ({periods})"),
+                ));
+            }
         }
         if self.sampling == Sampling::Cohort {
             let iac = required_unit("outcome.iac", o.iac, "cohort sampling")?;

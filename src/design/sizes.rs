@@ -15,6 +15,9 @@ pub enum SizeSampler {
     Poisson { dist: Poisson<f64>, min: u32 },
     /// Gamma–Poisson mixture with the configured mean and CV, redrawn while below `min`.
     Negbin { gamma: Gamma<f64>, min: u32 },
+    /// Given sizes: one row per cluster, with one size (every period) or
+    /// one per period.
+    Given(Vec<Vec<u32>>),
 }
 
 /// Give up redrawing a truncated size after this many tries and use `min`.
@@ -30,6 +33,17 @@ impl SizeSampler {
                     .map_err(|e| Error::invalid("clusters.size.mean", s.mean, &e.to_string()))?,
                 min: s.min,
             },
+            SizeKind::Given => SizeSampler::Given(match (&s.per_cluster, &s.per_cluster_period) {
+                (_, Some(m)) => m.clone(),
+                (Some(v), None) => v.iter().map(|&n| vec![n]).collect(),
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "clusters.size.dist",
+                        "\"given\"",
+                        "needs clusters.size.per_cluster or per_cluster_period",
+                    ))
+                }
+            }),
             SizeKind::Negbin => {
                 let (shape, scale) = negbin_gamma(s.mean, s.cv.unwrap_or(0.0));
                 SizeSampler::Negbin {
@@ -42,11 +56,32 @@ impl SizeSampler {
         })
     }
 
-    /// One team size.
+    /// The size of cluster `c` (a parallel team, or a closed cohort): its
+    /// given size, or a draw.
     #[inline]
-    pub fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
+    pub fn cluster<R: Rng + ?Sized>(&self, c: usize, rng: &mut R) -> u32 {
+        self.cell(c, 0, rng)
+    }
+
+    /// The size of cluster `c` in period `t` (a cross-sectional stepped
+    /// wedge): its given size, or a fresh draw.
+    #[inline]
+    pub fn cell<R: Rng + ?Sized>(&self, c: usize, t: usize, rng: &mut R) -> u32 {
+        match self {
+            SizeSampler::Given(rows) => {
+                let r = &rows[c];
+                r[t.min(r.len() - 1)]
+            }
+            _ => self.draw(rng),
+        }
+    }
+
+    /// One drawn team size (a given size has no draw: see [`Self::cell`]).
+    #[inline]
+    fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
         match self {
             SizeSampler::Fixed(m) => *m,
+            SizeSampler::Given(_) => unreachable!("given sizes are read by cell"),
             SizeSampler::Poisson { dist, min } => {
                 for _ in 0..MAX_REDRAWS {
                     let k = dist.sample(rng) as u32;
@@ -87,9 +122,11 @@ pub fn negbin_gamma(m: f64, cv: f64) -> (f64, f64) {
 
 /// Probability mass function of the configured size distribution, before
 /// truncation, for sizes 0..=kmax (kmax chosen so the tail is negligible).
+/// Given sizes have no distribution: their mean is treated as fixed (their
+/// own moments are [`crate::config::SizeDist::moments`]).
 pub fn size_pmf(kind: SizeKind, mean: f64, cv: f64) -> Vec<f64> {
     match kind {
-        SizeKind::Fixed => {
+        SizeKind::Fixed | SizeKind::Given => {
             let m = mean as usize;
             let mut p = vec![0.0; m + 1];
             p[m] = 1.0;
@@ -131,7 +168,7 @@ pub fn size_pmf(kind: SizeKind, mean: f64, cv: f64) -> Vec<f64> {
 
 /// Mean and variance of the team size after truncation below `min`.
 pub fn truncated_size_moments(kind: SizeKind, mean: f64, cv: f64, min: u32) -> (f64, f64) {
-    if kind == SizeKind::Fixed {
+    if matches!(kind, SizeKind::Fixed | SizeKind::Given) {
         return (mean, 0.0);
     }
     let p = size_pmf(kind, mean, cv);

@@ -89,6 +89,7 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         crate::config::SizeKind::Fixed => "fixed",
         crate::config::SizeKind::Poisson => "poisson",
         crate::config::SizeKind::Negbin => "negbin",
+        crate::config::SizeKind::Given => "given",
     };
     let mech = match c.attrition.mechanism {
         crate::config::Mechanism::Mcar => "mcar",
@@ -100,7 +101,11 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         "Data-generating mechanism: {} teams ({} treated), team size {dist} mean {} (min {}), icc {}, icc_staff {}, cac {}, iac {}, sd {}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
         c.clusters.teams,
         c.clusters.treated.map(|v| v.to_string()).unwrap_or_else(|| "random".into()),
-        c.clusters.size.mean,
+        if c.clusters.size.dist == crate::config::SizeKind::Given {
+            format!("{:.2}", c.clusters.size.mean)
+        } else {
+            c.clusters.size.mean.to_string()
+        },
         c.clusters.size.min,
         c.outcome.icc,
         c.outcome.icc_staff,
