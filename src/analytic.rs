@@ -44,7 +44,7 @@ pub struct ParallelSummary {
 pub fn parallel_summary(cfg: &Config, design: &Design) -> ParallelSummary {
     let c = &cfg.clusters;
     let o = &cfg.outcome;
-    let (m, v) = c.size.moments();
+    let (m, v) = crate::design::size_moments(&c.size);
     let teams = design.teams() as f64;
     let q = 1.0 - cfg.attrition.rate;
     let mf = q * m;
@@ -454,7 +454,7 @@ pub(crate) fn t_power(lambda: f64, df: f64, alpha: f64) -> f64 {
 /// (E[θ̂] = κ·δ; 1 without a lag), at the expected cluster-period size
 /// (truncated mean, times 1 − attrition). See [`sw_power`].
 pub fn sw_config_gls(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> (f64, f64) {
-    let (mbar, _) = cfg.clusters.size.moments();
+    let (mbar, _) = crate::design::size_moments(&cfg.clusters.size);
     let mbar = mbar * (1.0 - cfg.attrition.rate);
     let cells = sw_cells(design, sw);
     let sizes: Vec<Vec<f64>> = cells.0.iter().map(|r| vec![mbar; r.len()]).collect();

@@ -5,18 +5,7 @@ use crate::design::Design;
 use crate::simulate::Dataset;
 use std::io::{self, Write};
 
-/// Column names of a simulated-trial CSV, in order.
-pub const COLUMNS: [&str; 9] = [
-    "site",
-    "team",
-    "staff",
-    "user",
-    "arm",
-    "adherence",
-    "baseline",
-    "qpr",
-    "team_adherence",
-];
+pub use crate::simulate::COLUMNS;
 
 /// Write one row per service user: site, team, staff, user, arm, adherence
 /// (of the user's staff member), baseline, qpr, team_adherence (the team's

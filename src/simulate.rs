@@ -16,6 +16,19 @@ use crate::variance::{Latent, Level, VarianceComponents};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+/// Column names of a simulated parallel trial (its CSV and data frame), in order.
+pub const COLUMNS: [&str; 9] = [
+    "site",
+    "team",
+    "staff",
+    "user",
+    "arm",
+    "adherence",
+    "baseline",
+    "qpr",
+    "team_adherence",
+];
+
 /// One simulated trial, one entry per service user (struct of arrays).
 /// Missing values are `NaN`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -293,15 +306,9 @@ impl Simulator {
         // design's site, team, staff, arm and baseline columns do not exist
         // there (a formula naming them gets the list of columns that do).
         let sw_design = self.sw.is_some();
-        let parallel_only = [
-            "site",
-            "team",
-            "staff",
-            "user",
-            "arm",
-            "adherence",
-            "baseline",
-        ];
+        // Every CSV column but the last two (qpr, team_adherence), which a
+        // stepped wedge has too.
+        let parallel_only = &COLUMNS[..COLUMNS.len() - 2];
         let want = |name: &str| {
             keep.is_none_or(|k| k.iter().any(|s| s == name))
                 && !(sw_design && parallel_only.contains(&name))

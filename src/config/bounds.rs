@@ -371,7 +371,7 @@ impl SizeDist {
                 "is not used with dist = \"given\" (the sizes are given); remove it",
             ));
         }
-        let (m, _) = self.moments();
+        let (m, _) = self.given_moments().unwrap_or((f64::NAN, 0.0));
         if !(self.mean.is_finite() && (self.mean - m).abs() <= 1e-9 * m.max(1.0)) {
             return Err(Error::invalid(
                 "clusters.size.mean",

@@ -230,18 +230,16 @@ impl SizeDist {
         }
     }
 
-    /// Mean and variance of a cluster's size (of a cluster-period's, for a
-    /// per-cluster-period matrix): the truncated distribution's moments, or
-    /// the given sizes' own (population variance).
-    pub fn moments(&self) -> (f64, f64) {
-        if self.dist != SizeKind::Given {
-            let cv = self.cv.unwrap_or(0.0);
-            return crate::design::truncated_size_moments(self.dist, self.mean, cv, self.min);
-        }
+    /// Mean and population variance of the given sizes (each cluster's, or
+    /// each cluster-period's); `None` without given sizes.
+    pub fn given_moments(&self) -> Option<(f64, f64)> {
         let v = self.given_values();
-        let n = v.len().max(1) as f64;
+        if v.is_empty() {
+            return None;
+        }
+        let n = v.len() as f64;
         let m = v.iter().sum::<f64>() / n;
-        (m, v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n)
+        Some((m, v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n))
     }
 
     /// Whether every cluster (and period) has the same, known size.
@@ -260,9 +258,8 @@ impl SizeDist {
     /// (what the size bounds, reports and analytic formulas read).
     fn fill_given_mean(&mut self) {
         if self.dist == SizeKind::Given && self.mean.is_nan() {
-            let v = self.given_values();
-            if !v.is_empty() {
-                self.mean = v.iter().sum::<f64>() / v.len() as f64;
+            if let Some((m, _)) = self.given_moments() {
+                self.mean = m;
             }
         }
     }

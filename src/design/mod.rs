@@ -15,7 +15,7 @@ pub mod sizes;
 pub mod stepped_wedge;
 
 pub use parallel::{even_split, largest_remainder, proportional_split};
-pub use sizes::{negbin_gamma, size_pmf, truncated_size_moments, SizeSampler};
+pub use sizes::{negbin_gamma, size_moments, size_pmf, truncated_size_moments, SizeSampler};
 pub use stepped_wedge::{sw_cell, SteppedWedgeDesign, SwCell};
 
 use crate::config::{Allocation, Config, StaffSpec};

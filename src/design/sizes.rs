@@ -1,7 +1,7 @@
 //! Cluster sizes: the samplers a replicate draws from, the size
 //! distribution's pmf and its moments after truncation.
 
-use crate::config::{Config, SizeKind};
+use crate::config::{Config, SizeDist, SizeKind};
 use crate::error::{Error, Result};
 use rand::Rng;
 use rand_distr::{Distribution, Gamma, Poisson};
@@ -163,6 +163,16 @@ pub fn size_pmf(kind: SizeKind, mean: f64, cv: f64) -> Vec<f64> {
             }
             p
         }
+    }
+}
+
+/// Mean and variance of a cluster's size (of a cluster-period's, for sizes
+/// given per cluster and period): the truncated distribution's moments, or
+/// the given sizes' own (population variance).
+pub fn size_moments(s: &SizeDist) -> (f64, f64) {
+    match s.given_moments() {
+        Some(mv) if s.dist == SizeKind::Given => mv,
+        _ => truncated_size_moments(s.dist, s.mean, s.cv.unwrap_or(0.0), s.min),
     }
 }
 

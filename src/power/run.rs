@@ -414,10 +414,15 @@ pub fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Result<Merged> {
             } else {
                 Some(DirLock::acquire(o)?)
             };
+            let target = MergeTarget {
+                study: &study,
+                manifest: &manifest,
+                dir: o,
+            };
             if store::is_empty_dir(o)? {
-                write_merged(&study, &manifest, o, &mut stream, &mut tally)?;
+                target.write(&mut stream, &mut tally)?;
             } else {
-                check_identical(&study, &manifest, o, &mut stream, &mut tally)?;
+                target.check_identical(&mut stream, &mut tally)?;
             }
         }
     }
@@ -520,94 +525,94 @@ impl MergeStream {
     }
 }
 
-fn write_merged(
-    study: &PowerStudy,
-    manifest: &Manifest,
-    dir: &Path,
-    stream: &mut MergeStream,
-    tally: &mut Tally,
-) -> Result<()> {
-    // The manifest first: a merge killed before the replicates are in place
-    // leaves a directory that the next merge recognises and completes.
-    let m = Manifest {
-        reps: stream.reps,
-        ..manifest.clone()
-    };
-    m.write(dir, &study.config_text)?;
-    let mut failure: Option<Error> = None;
-    let written = store::atomic_write_with(&dir.join("replicates.csv"), |w| {
-        writeln!(w, "{}", store::HEADER)?;
-        loop {
-            match stream.next_rep() {
-                Ok(Some(recs)) => {
-                    for r in &recs {
-                        writeln!(w, "{}", store::record_line(r))?;
-                        tally.add(r);
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    failure = Some(e);
-                    return Err(std::io::Error::other("merge failed"));
-                }
-            }
-        }
-    });
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    written?;
-    if stream.reps.is_none() {
-        let m = Manifest {
-            reps: Some(tally.reps()),
-            ..m
-        };
-        m.write(dir, &study.config_text)?;
-    }
-    Ok(())
+/// Where a merge writes: the study, the merged manifest and the directory.
+struct MergeTarget<'a> {
+    study: &'a PowerStudy,
+    manifest: &'a Manifest,
+    dir: &'a Path,
 }
 
-/// A non-empty output directory is accepted only when it already holds
-/// exactly this merged run (then nothing is rewritten).
-fn check_identical(
-    study: &PowerStudy,
-    manifest: &Manifest,
-    dir: &Path,
-    stream: &mut MergeStream,
-    tally: &mut Tally,
-) -> Result<()> {
-    let refuse = |why: &str| {
-        Error::Usage(format!(
+impl MergeTarget<'_> {
+    fn write(&self, stream: &mut MergeStream, tally: &mut Tally) -> Result<()> {
+        let (study, manifest, dir) = (self.study, self.manifest, self.dir);
+        // The manifest first: a merge killed before the replicates are in place
+        // leaves a directory that the next merge recognises and completes.
+        let m = Manifest {
+            reps: stream.reps,
+            ..manifest.clone()
+        };
+        m.write(dir, &study.config_text)?;
+        let mut failure: Option<Error> = None;
+        let written = store::atomic_write_with(&dir.join("replicates.csv"), |w| {
+            writeln!(w, "{}", store::HEADER)?;
+            loop {
+                match stream.next_rep() {
+                    Ok(Some(recs)) => {
+                        for r in &recs {
+                            writeln!(w, "{}", store::record_line(r))?;
+                            tally.add(r);
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        failure = Some(e);
+                        return Err(std::io::Error::other("merge failed"));
+                    }
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        written?;
+        if stream.reps.is_none() {
+            let m = Manifest {
+                reps: Some(tally.reps()),
+                ..m
+            };
+            m.write(dir, &study.config_text)?;
+        }
+        Ok(())
+    }
+
+    /// A non-empty output directory is accepted only when it already holds
+    /// exactly this merged run (then nothing is rewritten).
+    fn check_identical(&self, stream: &mut MergeStream, tally: &mut Tally) -> Result<()> {
+        let (manifest, dir) = (self.manifest, self.dir);
+        let refuse = |why: &str| {
+            Error::Usage(format!(
             "{} is not empty and {why}; merge writes only to a new or empty directory (or one holding this same merged run): choose another --out",
             dir.display()
         ))
-    };
-    let old = match store::read_manifest(dir) {
-        Ok((m, _)) => m,
-        Err(_) => return Err(refuse("holds no crtsim run")),
-    };
-    if !old.same_run(manifest) {
-        return Err(refuse("holds a different run (or one of the shards)"));
-    }
-    if !dir.join("replicates.csv").exists() {
-        // An earlier merge of this run stopped before its replicates landed.
-        return write_merged(study, manifest, dir, stream, tally);
-    }
-    let layout = manifest.layout();
-    let mut existing = RepReader::open(&dir.join("replicates.csv"), &manifest.methods, layout)
-        .map_err(|_| refuse("holds a damaged run"))?;
-    while let Some(recs) = stream.next_rep()? {
-        let theirs = existing
-            .next_rep()
-            .map_err(|_| refuse("holds a damaged run"))?;
-        let lines = |v: &[Record]| -> Vec<String> { v.iter().map(store::record_line).collect() };
-        if theirs.as_deref().map(lines) != Some(lines(&recs)) {
-            return Err(refuse("holds a different merged run"));
+        };
+        let old = match store::read_manifest(dir) {
+            Ok((m, _)) => m,
+            Err(_) => return Err(refuse("holds no crtsim run")),
+        };
+        if !old.same_run(manifest) {
+            return Err(refuse("holds a different run (or one of the shards)"));
         }
-        recs.iter().for_each(|r| tally.add(r));
+        if !dir.join("replicates.csv").exists() {
+            // An earlier merge of this run stopped before its replicates landed.
+            return self.write(stream, tally);
+        }
+        let layout = manifest.layout();
+        let mut existing = RepReader::open(&dir.join("replicates.csv"), &manifest.methods, layout)
+            .map_err(|_| refuse("holds a damaged run"))?;
+        while let Some(recs) = stream.next_rep()? {
+            let theirs = existing
+                .next_rep()
+                .map_err(|_| refuse("holds a damaged run"))?;
+            let lines =
+                |v: &[Record]| -> Vec<String> { v.iter().map(store::record_line).collect() };
+            if theirs.as_deref().map(lines) != Some(lines(&recs)) {
+                return Err(refuse("holds a different merged run"));
+            }
+            recs.iter().for_each(|r| tally.add(r));
+        }
+        if existing.next_rep().ok().flatten().is_some() {
+            return Err(refuse("holds more replicates than this merge"));
+        }
+        Ok(())
     }
-    if existing.next_rep().ok().flatten().is_some() {
-        return Err(refuse("holds more replicates than this merge"));
-    }
-    Ok(())
 }
