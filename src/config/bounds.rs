@@ -273,7 +273,6 @@ impl SizeDist {
     /// cluster), each within the size bound; otherwise no given sizes and a
     /// mean. Lengths are compared before any element is read.
     fn check_given(&self, teams: u32) -> Result<()> {
-        use limits::TEAM_SIZE;
         let teams = teams as usize;
         if self.dist != SizeKind::Given {
             for (key, given) in [
@@ -300,7 +299,6 @@ impl SizeDist {
             }
             return Ok(());
         }
-        let too_big = |n: u32| f64::from(n) > TEAM_SIZE;
         match (&self.per_cluster, &self.per_cluster_period) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid(
@@ -316,49 +314,8 @@ impl SizeDist {
                     "needs clusters.size.per_cluster = [...] (one size per cluster) or, in a cross-sectional stepped wedge, per_cluster_period = [[...], ...] (one row per cluster)",
                 ))
             }
-            (Some(v), None) => {
-                if v.len() != teams {
-                    return Err(Error::invalid(
-                        "clusters.size.per_cluster",
-                        format!("{} sizes", v.len()),
-                        &format!("must give one size per cluster (clusters.teams = {teams})"),
-                    ));
-                }
-                if let Some(i) = v.iter().position(|&n| n == 0 || too_big(n)) {
-                    return Err(Error::invalid(
-                        "clusters.size.per_cluster",
-                        v[i],
-                        &format!("(cluster {}) must be in [1, {TEAM_SIZE}]", i + 1),
-                    ));
-                }
-            }
-            (None, Some(m)) => {
-                if m.len() != teams {
-                    return Err(Error::invalid(
-                        "clusters.size.per_cluster_period",
-                        format!("{} rows", m.len()),
-                        &format!("must give one row per cluster (clusters.teams = {teams})"),
-                    ));
-                }
-                for (i, r) in m.iter().enumerate() {
-                    let bad = if r.len() > limits::SW_DIM {
-                        Some(format!("at most {} periods", limits::SW_DIM))
-                    } else if let Some(&n) = r.iter().find(|&&n| too_big(n)) {
-                        Some(format!("a size of {n}: each must be at most {TEAM_SIZE}"))
-                    } else if r.iter().all(|&n| n == 0) {
-                        Some("no participant in any period: every cluster needs one".into())
-                    } else {
-                        None
-                    };
-                    if let Some(why) = bad {
-                        return Err(Error::invalid(
-                            "clusters.size.per_cluster_period",
-                            format!("row {}", i + 1),
-                            &why,
-                        ));
-                    }
-                }
-            }
+            (Some(v), None) => check_per_cluster(v, teams)?,
+            (None, Some(m)) => check_per_cluster_period(m, teams)?,
         }
         if self.cv.is_some() || self.min != 1 {
             return Err(Error::invalid(
@@ -383,4 +340,57 @@ impl SizeDist {
         }
         Ok(())
     }
+}
+
+/// `clusters.size.per_cluster`: one size in [1, TEAM_SIZE] per cluster.
+fn check_per_cluster(v: &[u32], teams: usize) -> Result<()> {
+    use limits::TEAM_SIZE;
+    if v.len() != teams {
+        return Err(Error::invalid(
+            "clusters.size.per_cluster",
+            format!("{} sizes", v.len()),
+            &format!("must give one size per cluster (clusters.teams = {teams})"),
+        ));
+    }
+    if let Some(i) = v.iter().position(|&n| n == 0 || f64::from(n) > TEAM_SIZE) {
+        return Err(Error::invalid(
+            "clusters.size.per_cluster",
+            v[i],
+            &format!("(cluster {}) must be in [1, {TEAM_SIZE}]", i + 1),
+        ));
+    }
+    Ok(())
+}
+
+/// `clusters.size.per_cluster_period`: one row per cluster, each of at most
+/// SW_DIM sizes in [0, TEAM_SIZE] with at least one participant (the row
+/// lengths are compared with the periods by the stepped-wedge validator).
+fn check_per_cluster_period(m: &[Vec<u32>], teams: usize) -> Result<()> {
+    use limits::{SW_DIM, TEAM_SIZE};
+    if m.len() != teams {
+        return Err(Error::invalid(
+            "clusters.size.per_cluster_period",
+            format!("{} rows", m.len()),
+            &format!("must give one row per cluster (clusters.teams = {teams})"),
+        ));
+    }
+    for (i, r) in m.iter().enumerate() {
+        let bad = if r.len() > SW_DIM {
+            Some(format!("at most {SW_DIM} periods"))
+        } else if let Some(&n) = r.iter().find(|&&n| f64::from(n) > TEAM_SIZE) {
+            Some(format!("a size of {n}: each must be at most {TEAM_SIZE}"))
+        } else if r.iter().all(|&n| n == 0) {
+            Some("no participant in any period: every cluster needs one".into())
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            return Err(Error::invalid(
+                "clusters.size.per_cluster_period",
+                format!("row {}", i + 1),
+                &why,
+            ));
+        }
+    }
+    Ok(())
 }
