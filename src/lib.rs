@@ -23,7 +23,9 @@
 //! | [`sweep`] | grids over config keys, tidy CSV, sample-size search |
 //! | [`plot`] | power curves (SVG, PNG) |
 //! | [`lmm`] | linear mixed models: formula, frame, PLS, optimiser, inference |
-//! | [`report`] | human-readable summaries |
+//! | [`report`] | `crtsim validate`'s design report |
+//! | [`html`] | `crtsim report`: one self-contained HTML page (inline CSS and SVG) |
+//! | [`labels`] | human words for config keys, designs and measures (one map for plots, report, tables) |
 //!
 //! ```
 //! use crtsim::{config::Config, simulate::Simulator};
@@ -56,6 +58,8 @@ pub mod analytic;
 pub mod config;
 pub mod design;
 pub mod error;
+pub mod html;
+pub mod labels;
 pub mod lmm;
 pub mod measure;
 pub mod output;

@@ -119,6 +119,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write one self-contained HTML report (design, assumptions, results
+    /// with Monte Carlo SEs, power curves or sample size, a protocol
+    /// paragraph): from a config (runs the study), or from a run or sweep
+    /// directory written by `power --out` (reruns nothing).
+    Report(ReportArgs),
     /// Check a config and print the resolved design.
     Validate {
         /// The trial config (TOML).
@@ -182,6 +187,55 @@ struct PowerArgs {
     /// With --solve: the search range LO:HI.
     #[arg(long, default_value = "4:400", value_parser = sweep::parse_solve_range)]
     solve_range: (i64, i64),
+}
+
+/// `crtsim report`'s options.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A trial config (TOML), or a run or sweep directory from `power --out`.
+    input: PathBuf,
+    /// The HTML file to write (default: the input's name with `_report.html`,
+    /// or `report.html` inside a run directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replicates (default 1000).
+    #[arg(long, default_value_t = 1000)]
+    reps: u64,
+    /// Random seed (default: trial.seed in the config, else 1).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not run the null scenario (no type-I error).
+    #[arg(long)]
+    no_null: bool,
+    /// Override a config key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Vary a config key over values, e.g. clusters.teams=20,30,40 (repeatable).
+    #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
+    sweep: Vec<String>,
+    /// With --solve: the power to reach.
+    #[arg(long, requires = "solve")]
+    target_power: Option<f64>,
+    /// Find the smallest integer value of this key reaching --target-power.
+    #[arg(long, value_name = "KEY", requires = "target_power")]
+    solve: Option<String>,
+    /// With --solve: the analysis whose power counts.
+    #[arg(long, default_value = "lmm_satterthwaite")]
+    solve_analysis: Analysis,
+    /// With --solve: the search range LO:HI.
+    #[arg(long, default_value = "4:400", value_parser = sweep::parse_solve_range)]
+    solve_range: (i64, i64),
+    /// Target-power lines on the figures (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.8,0.9",
+        value_name = "P"
+    )]
+    target: Vec<f64>,
 }
 
 fn main() -> ExitCode {
@@ -283,6 +337,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 lmm::report::summary(&a.model, &a.fit, &a.tests, df, lrt_ref)
             })
         }
+        Command::Report(r) => report_cmd(r),
         Command::Validate { config, set } => {
             let sim = Simulator::new(Config::load(&config, &set)?)?;
             emit(&report::design_report(sim.config(), sim.design()))
@@ -425,6 +480,85 @@ fn power_solve(
     } else {
         sweep::solution_text(&sol, p.reps)
     })
+}
+
+/// `crtsim report`.
+fn report_cmd(r: ReportArgs) -> Result<(), Error> {
+    use crtsim::html::build;
+    build::check_targets(&r.target)?;
+    let command = std::env::args()
+        .map(|a| shell_word(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (report, out) = if r.input.is_dir() {
+        let out = r.out.unwrap_or_else(|| r.input.join("report.html"));
+        (build::from_dir(&r.input, &command, &r.target)?, out)
+    } else {
+        let cfg = Config::load(&r.input, &r.set)?;
+        print_warnings(&cfg)?;
+        let (threads, note) = power::worker_threads(r.threads)?;
+        if let Some(n) = note {
+            eprintln!("note: {n}");
+        }
+        let req =
+            build::Request {
+                sets: r.set.clone(),
+                sweep: r.sweep.clone(),
+                solve: r.solve.clone().zip(r.target_power).map(|(key, target)| {
+                    build::SolveRequest {
+                        key,
+                        target,
+                        analysis: r.solve_analysis,
+                        range: r.solve_range,
+                    }
+                }),
+                options: power::RunOptions {
+                    reps: r.reps,
+                    seed: r.seed.or(cfg.trial.seed).unwrap_or(1),
+                    threads,
+                    ..Default::default()
+                },
+                with_null: !r.no_null,
+                targets: r.target.clone(),
+                command,
+            };
+        let bar = progress_bar();
+        let report = build::from_config(&r.input, &req, |done, total| {
+            if let Some(b) = &bar {
+                b.set_length(total);
+                b.set_position(done);
+            }
+        })?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let stem = r
+            .input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        let out = r.out.unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "{}_report.html",
+                stem.unwrap_or_else(|| "crtsim".into())
+            ))
+        });
+        (report, out)
+    };
+    power::store::atomic_write(&out, report.render().as_bytes())?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// An argument as a shell would need it written.
+fn shell_word(a: &str) -> String {
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
 }
 
 /// Allowed-but-suspicious design choices, on stderr.

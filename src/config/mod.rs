@@ -56,6 +56,51 @@ pub struct Config {
         deserialize_with = "flat_sweep"
     )]
     pub sweep: std::collections::BTreeMap<String, Vec<toml::Value>>,
+    /// `[sources]`: where each assumption comes from, by config key, e.g.
+    /// `"outcome.icc" = "Campbell et al. 2005, table 2"` (shown by
+    /// `crtsim report`; not part of the run identity).
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        deserialize_with = "flat_sources"
+    )]
+    pub sources: std::collections::BTreeMap<String, String>,
+}
+
+/// `[sources]` as dotted keys, whether written quoted or as nested tables.
+fn flat_sources<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<std::collections::BTreeMap<String, String>, D::Error> {
+    use serde::de::Error as _;
+    fn walk(
+        prefix: &str,
+        t: toml::Table,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) -> std::result::Result<(), String> {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(sub) => walk(&key, sub, out)?,
+                toml::Value::String(s) => {
+                    out.insert(key, s);
+                }
+                other => {
+                    return Err(format!(
+                        "sources.\"{key}\" = {other}: expected text, e.g. \"Campbell et al. 2005\""
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+    let t = toml::Table::deserialize(d)?;
+    let mut out = std::collections::BTreeMap::new();
+    walk("", t, &mut out).map_err(D::Error::custom)?;
+    Ok(out)
 }
 
 /// `[sweep]` as dotted keys, whether written quoted or as nested tables.

@@ -57,6 +57,17 @@ pub struct Record {
 /// text it does not depend on a serialiser's layout, so it survives
 /// dependency upgrades.
 pub fn config_hash(cfg: &Config) -> Result<String> {
+    // Where the assumptions come from does not change the run.
+    let unsourced;
+    let cfg = if cfg.sources.is_empty() {
+        cfg
+    } else {
+        unsourced = Config {
+            sources: Default::default(),
+            ..cfg.clone()
+        };
+        &unsourced
+    };
     let v = serde_json::to_value(cfg)
         .map_err(|e| Error::Usage(format!("cannot write the config canonically: {e}")))?;
     Ok(store::hash_text(&v.to_string()))
