@@ -114,6 +114,15 @@ pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &
 /// else the unadjusted one. `normal` uses the Wald z; otherwise a t with
 /// (clusters − 2) df (the small-sample version), via the shifted central t:
 /// P(|T + λ| > t_crit), λ = effect/SE. Stepped wedges: [`sw_power`].
+/// Whether the analysis `formula` adjusts for the baseline score: when
+/// `baseline` is itself a fixed-effect term (not a random slope, an
+/// interaction alone, or another column whose name contains it).
+pub fn adjusts_for_baseline(cfg: &Config, formula: &str) -> bool {
+    cfg.outcome.baseline
+        && crate::lmm::formula::Formula::parse(formula)
+            .is_ok_and(|f| f.fixed.iter().any(|t| t.len() == 1 && t[0] == "baseline"))
+}
+
 pub fn power_for(
     cfg: &Config,
     design: &Design,
@@ -126,12 +135,7 @@ pub fn power_for(
         return sw_power(cfg, design, sw, alpha, normal, effect);
     }
     let s = parallel_summary(cfg, design);
-    // Adjusted when `baseline` is itself a fixed-effect term (not a random
-    // slope, an interaction alone, or another column whose name contains it).
-    let adjusted = cfg.outcome.baseline
-        && crate::lmm::formula::Formula::parse(formula)
-            .is_ok_and(|f| f.fixed.iter().any(|t| t.len() == 1 && t[0] == "baseline"));
-    let se = if adjusted {
+    let se = if adjusts_for_baseline(cfg, formula) {
         s.se_ancova
     } else {
         s.se_unadjusted

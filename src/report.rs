@@ -127,6 +127,25 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         summary.se_ancova,
         1.959_964 * summary.se_ancova
     );
+    let formula = cfg.analysis_formula();
+    if let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) {
+        let itt = sim.itt_effect();
+        let at =
+            |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);
+        let _ = writeln!(
+            s,
+            "analytic power at alpha {} to detect the ITT effect {} ({} analysis): {:.3} with a z test, {:.3} with a t test on the between-cluster df",
+            cfg.alpha(),
+            crate::labels::round_sig(itt),
+            if crate::analytic::adjusts_for_baseline(cfg, &formula) {
+                "baseline-adjusted"
+            } else {
+                "unadjusted"
+            },
+            at(true),
+            at(false)
+        );
+    }
     s
 }
 
@@ -139,10 +158,14 @@ fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) {
         let (m, v) = adh.team_moments(design.teams());
         let _ = writeln!(
             s,
-            "adherence: team participation mean {m:.3} (sd {:.3}), confounding {}, dose {:?}; E[g(a)] = {eg:.4}",
+            "adherence: team participation mean {m:.3} (sd {:.3}), confounding {}, dose-response {}; E[g(a)] = {eg:.4}",
             v.sqrt(),
             adh.confounding,
-            adh.dose()
+            match adh.dose() {
+                crate::adherence::Dose::Linear => "linear".to_string(),
+                crate::adherence::Dose::Threshold(t) => format!("threshold at {t}"),
+                crate::adherence::Dose::Emax(e) => format!("Emax with EC50 {e}"),
+            }
         );
     }
     let _ = writeln!(
@@ -167,13 +190,13 @@ fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
     let split = crate::design::even_split(cfg.clusters.teams, m.len());
     let _ = writeln!(
         s,
-        "{}: stepped-wedge trial, {} clusters in {} sequences over {} periods, {:?} sampling, transition {:?}",
+        "{}: stepped-wedge trial, {} clusters in {} sequences over {} periods; {} sampling; transition periods: {}",
         cfg.trial.name,
         design.teams(),
         m.len(),
         m[0].len(),
-        sw.sampling,
-        sw.transition
+        crate::labels::sampling_label(sw.sampling),
+        crate::labels::transition_label(sw.transition)
     );
     for (q, row) in m.iter().enumerate() {
         let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
@@ -191,22 +214,75 @@ fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
     let o = &cfg.outcome;
     let _ = writeln!(
         s,
-        "outcome: mean {}, sd {}, icc {}, cac {:?} (cluster variance icc*cac*sd^2, cluster-period variance icc*(1-cac)*sd^2)",
-        o.mean, o.sd, o.icc, o.cac
+        "outcome: mean {}, sd {}, icc {}, cac {} (cluster variance icc*cac*sd^2, cluster-period variance icc*(1-cac)*sd^2){}",
+        o.mean,
+        o.sd,
+        o.icc,
+        o.cac.map_or("-".to_string(), |c| c.to_string()),
+        match (sw.sampling, o.iac) {
+            (crate::config::Sampling::Cohort, Some(i)) => format!(", iac {i}"),
+            _ => String::new(),
+        }
     );
+    let (mbar, _) = crate::design::size_moments(&cfg.clusters.size);
+    let periods = m[0].len() as f64;
+    let k = design.teams() as f64;
+    let keep = 1.0 - cfg.attrition.rate;
+    let attrition = if cfg.attrition.rate > 0.0 {
+        format!(
+            " after {}% attrition",
+            crate::labels::round_sig(100.0 * cfg.attrition.rate)
+        )
+    } else {
+        " (no attrition)".to_string()
+    };
+    let _ = if sw.is_cohort() {
+        writeln!(
+            s,
+            "expected n: {} people in the cohorts ({} per cluster, cluster size {}), {} observations over {} periods, {} analysed{}",
+            crate::labels::round_sig((k * mbar).round()),
+            crate::labels::round_sig(mbar),
+            crate::labels::size_label(cfg),
+            crate::labels::round_sig((k * mbar * periods).round()),
+            periods,
+            crate::labels::round_sig((k * mbar * periods * keep).round()),
+            attrition
+        )
+    } else {
+        writeln!(
+            s,
+            "expected n: {} participants in total ({} per cluster-period, cluster size {}; {} clusters x {} periods), {} analysed{}",
+            crate::labels::round_sig((k * mbar * periods).round()),
+            crate::labels::round_sig(mbar),
+            crate::labels::size_label(cfg),
+            k,
+            periods,
+            crate::labels::round_sig((k * mbar * periods * keep).round()),
+            attrition
+        )
+    };
     if !sw.lag.is_empty() {
         let (_, kappa) = crate::analytic::sw_config_gls(cfg, design, sw);
         let _ = writeln!(
             s,
-            "implementation lag: {:?} of the effect in the first exposed periods; an analysis that ignores it estimates {kappa:.3} x delta (GLS)",
-            sw.lag
+            "implementation lag: {} of the effect in the first exposed periods; an analysis that ignores it estimates {kappa:.3} x delta (GLS)",
+            sw.lag.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
     adherence_lines(cfg, design, &mut s);
-    let _ = writeln!(
-        s,
-        "analytic GLS power (nested exchangeable, normal) for delta * E[g(a)]: {:.3}",
-        crate::analytic::power(cfg, design, cfg.alpha(), true, &cfg.analysis_formula())
-    );
+    if let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) {
+        let itt = sim.itt_effect();
+        let formula = cfg.analysis_formula();
+        let at =
+            |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);
+        let _ = writeln!(
+            s,
+            "analytic GLS power at alpha {} to detect the ITT effect {} (nested exchangeable): {:.3} with a z test, {:.3} with a t test on the between-within df",
+            cfg.alpha(),
+            crate::labels::round_sig(itt),
+            at(true),
+            at(false)
+        );
+    }
     s
 }

@@ -725,7 +725,7 @@ impl Config {
 /// One line for a TOML parse or schema error: the dotted key it concerns
 /// (found from the error's span), the message, and the line when it helps.
 fn describe_toml_error(text: &str, e: &toml::de::Error, with_line: bool) -> String {
-    let msg = e.message().trim().to_string();
+    let msg = plain_types(e.message().trim());
     let Some(span) = e.span() else {
         return msg;
     };
@@ -760,6 +760,34 @@ fn describe_toml_error(text: &str, e: &toml::de::Error, with_line: bool) -> Stri
     } else {
         format!("{path}: {msg}{loc}")
     }
+}
+
+/// Serde's type names in words a config's author uses: "expected f64"
+/// becomes "expected a number", "expected u32" "expected a whole number
+/// (0 or more)".
+pub fn plain_types(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (rust, words) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u8", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected a sequence", "expected a list, e.g. [1, 2]"),
+        ("floating point `", "the number `"),
+        ("invalid value: integer `", "invalid value: `"),
+        (
+            "invalid type: integer `",
+            "invalid type: the whole number `",
+        ),
+    ] {
+        m = m.replace(rust, words);
+    }
+    m
 }
 
 fn prefix(e: Error, file: &str) -> Error {

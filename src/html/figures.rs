@@ -61,10 +61,11 @@ pub fn ticks(lo: f64, hi: f64, n: usize, integer: bool) -> Vec<f64> {
     let step = if integer { step.max(1.0).round() } else { step };
     let first = (lo / step).ceil() * step;
     let mut t = Vec::new();
-    let mut v = first;
-    while v <= hi + 1e-9 * step {
+    let mut k = 0.0;
+    while first + k * step <= hi + 1e-9 * step {
+        let v = first + k * step;
         t.push(if v.abs() < 1e-12 * step { 0.0 } else { v });
-        v += step;
+        k += 1.0;
     }
     t
 }
@@ -545,10 +546,13 @@ mod tests {
     #[test]
     fn integer_ticks() {
         assert_eq!(ticks(10.0, 28.0, 6, true), vec![10.0, 15.0, 20.0, 25.0]);
-        assert_eq!(
-            ticks(0.0, 1.0, 5, false),
-            vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-        );
+        let t = ticks(0.0, 1.0, 5, false);
+        assert_eq!(t.len(), 6);
+        assert!(t
+            .iter()
+            .zip([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+            .all(|(a, b)| (a - b).abs() < 1e-12));
+        assert_eq!(fmt_tick(t[3], true), "60%");
         assert!(ticks(2.0, 5.0, 8, true).iter().all(|v| v.fract() == 0.0));
     }
 }

@@ -64,9 +64,26 @@ pub fn store_summary(study: &PowerStudy, summary: &Summary, dir: &Path) -> Resul
 
 /// A readable ADEMP report.
 pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
+    summary_table_for(study, s, (1, 1))
+}
+
+/// The ADEMP report of shard `(i, n)` of a run: with n > 1 it says it is
+/// partial, and leaves judging the type-I error to the merged run.
+pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> String {
     use std::fmt::Write as _;
     let c = &study.config;
     let mut t = String::new();
+    let partial = shard.1 > 1;
+    if partial {
+        let _ = writeln!(
+            t,
+            "PARTIAL: shard {}/{} only (replicates r with r mod {} = {}); merge the shards with `crtsim merge DIR...` for the run's summary. Type-I and analytic comparisons are left to the merged run.",
+            shard.0,
+            shard.1,
+            shard.1,
+            shard.0 - 1
+        );
+    }
     let _ = writeln!(
         t,
         "crtsim {} power study: {} (seed {}, {} replicates{})",
@@ -85,30 +102,35 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
         "Aims: power and type-I error of the test of `{}` at alpha = {}",
         study.term, s.alpha
     );
-    let dist = match c.clusters.size.dist {
-        crate::config::SizeKind::Fixed => "fixed",
-        crate::config::SizeKind::Poisson => "poisson",
-        crate::config::SizeKind::Negbin => "negbin",
-        crate::config::SizeKind::Given => "given",
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let design = match study.simulator().design().stepped_wedge() {
+        Some(sw) => format!(
+            "stepped wedge, {} clusters in {} sequences over {} periods ({} sampling), cluster size {}",
+            c.clusters.teams,
+            sw.matrix.len(),
+            sw.periods,
+            if sw.is_cohort() { "closed-cohort" } else { "cross-sectional" },
+            crate::labels::size_label(c)
+        ),
+        None => format!(
+            "parallel, {} teams ({} treated), team size {}, icc_staff {}",
+            c.clusters.teams,
+            c.clusters
+                .treated
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "allocated by chance".into()),
+            crate::labels::size_label(c),
+            c.outcome.icc_staff
+        ),
     };
     let mech = match c.attrition.mechanism {
         crate::config::Mechanism::Mcar => "mcar",
         crate::config::Mechanism::Mar => "mar",
     };
-    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let _ = writeln!(
         t,
-        "Data-generating mechanism: {} teams ({} treated), team size {dist} mean {} (min {}), icc {}, icc_staff {}, cac {}, iac {}, sd {}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
-        c.clusters.teams,
-        c.clusters.treated.map(|v| v.to_string()).unwrap_or_else(|| "random".into()),
-        if c.clusters.size.dist == crate::config::SizeKind::Given {
-            format!("{:.2}", c.clusters.size.mean)
-        } else {
-            c.clusters.size.mean.to_string()
-        },
-        c.clusters.size.min,
+        "Data-generating mechanism: {design}; icc {}, cac {}, iac {}, sd {}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
         c.outcome.icc,
-        c.outcome.icc_staff,
         opt(c.outcome.cac),
         opt(c.outcome.iac),
         c.outcome.sd,
@@ -117,8 +139,8 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
     );
     let _ = writeln!(
         t,
-        "Estimand: ITT difference in follow-up QPR, true value {} (0 under the null)",
-        s.true_effect
+        "Estimand: ITT difference in mean outcome on the reported scale, true value {} (0 under the null)",
+        crate::labels::round_sig(s.true_effect)
     );
     let _ = writeln!(
         t,
@@ -197,6 +219,9 @@ pub fn summary_table(study: &PowerStudy, s: &Summary) -> String {
                 if e.n == 0 { "every one" } else { "too few rows, a non-identifiable variance, or no valid df" },
                 e.n
             );
+        }
+        if partial {
+            continue;
         }
         if r.analytic.is_finite() && (e.reject - r.analytic).abs() > 2.5 * e.reject_mc_se.max(1e-9)
         {
