@@ -64,6 +64,25 @@ enum Command {
         /// (adherence) or the stepped-wedge config (design).
         #[arg(value_name = "CSV_OR_CONFIG")]
         input: PathBuf,
+        /// Title (default: from the plot kind and the swept key).
+        #[arg(long)]
+        title: Option<String>,
+        /// x-axis label (default: the swept key in words).
+        #[arg(long)]
+        xlabel: Option<String>,
+        /// y-axis label.
+        #[arg(long)]
+        ylabel: Option<String>,
+        /// power: target-power lines, comma-separated (default 0.8,0.9; `none` for none).
+        #[arg(long, value_delimiter = ',', value_name = "P")]
+        target: Vec<String>,
+        /// power: only these analyses, comma-separated (default: all, with
+        /// analyses whose curves agree within Monte Carlo error as one line).
+        #[arg(long, value_delimiter = ',', value_name = "ANALYSIS")]
+        methods: Vec<Analysis>,
+        /// adherence: team means of follow-up scores adjusted for baseline.
+        #[arg(long)]
+        baseline_adjusted: bool,
         /// Output path without extension (writes PREFIX.svg and PREFIX.png).
         /// Default: the input's path without its extension, plus `_` and
         /// the plot kind (sweep.csv → sweep_power.svg, sweep_power.png).
@@ -313,8 +332,42 @@ fn run(cli: Cli) -> Result<(), Error> {
                 power::adherence_table(&crtsim::analysis::adherence::TABLE_NAMES, &res, alpha)
             })
         }
-        Command::Plot { what, input, out } => {
-            for w in plot::draw_kind(what, &input, out.as_deref())? {
+        Command::Plot {
+            what,
+            input,
+            out,
+            title,
+            xlabel,
+            ylabel,
+            target,
+            methods,
+            baseline_adjusted,
+        } => {
+            let targets = if target.is_empty() {
+                plot::PlotOptions::default().targets
+            } else if target.len() == 1 && target[0] == "none" {
+                Vec::new()
+            } else {
+                target
+                    .iter()
+                    .map(|t| {
+                        t.trim().parse::<f64>().map_err(|_| {
+                            Error::Usage(format!(
+                                "--target {t}: a target power must be a number in (0, 1), e.g. 0.8"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<f64>, Error>>()?
+            };
+            let opts = plot::PlotOptions {
+                title,
+                xlabel,
+                ylabel,
+                targets,
+                methods: (!methods.is_empty()).then_some(methods),
+                baseline_adjusted,
+            };
+            for w in plot::draw_kind_with(what, &input, out.as_deref(), &opts)? {
                 eprintln!("wrote {}", w.display());
             }
             Ok(())

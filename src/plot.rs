@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -177,16 +178,55 @@ impl std::str::FromStr for PlotKind {
     }
 }
 
+/// Titles, target lines and the analyses a power plot shows.
+#[derive(Debug, Clone)]
+pub struct PlotOptions {
+    /// Overrides the title, the x-axis and the y-axis label.
+    pub title: Option<String>,
+    pub xlabel: Option<String>,
+    pub ylabel: Option<String>,
+    /// Horizontal target-power lines (default 0.8 and 0.9).
+    pub targets: Vec<f64>,
+    /// Only these analyses (default: all, with analyses whose curves agree
+    /// within Monte Carlo error drawn as one labelled line).
+    pub methods: Option<Vec<crate::analysis::Analysis>>,
+    /// Adherence scatter: team means of baseline-adjusted follow-up scores.
+    pub baseline_adjusted: bool,
+}
+
+impl Default for PlotOptions {
+    fn default() -> PlotOptions {
+        PlotOptions {
+            title: None,
+            xlabel: None,
+            ylabel: None,
+            targets: vec![0.8, 0.9],
+            methods: None,
+            baseline_adjusted: false,
+        }
+    }
+}
+
 /// Draw `kind` from `input` (a CSV, or for [`PlotKind::Design`] a config)
 /// as `PREFIX.svg` and `PREFIX.png` (default prefix:
 /// [`PlotKind::default_prefix`]); returns the files written.
 pub fn draw_kind(kind: PlotKind, input: &Path, prefix: Option<&Path>) -> Result<Vec<PathBuf>> {
+    draw_kind_with(kind, input, prefix, &PlotOptions::default())
+}
+
+/// [`draw_kind`] with titles, target lines and a choice of analyses.
+pub fn draw_kind_with(
+    kind: PlotKind,
+    input: &Path,
+    prefix: Option<&Path>,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>> {
     let prefix = prefix
         .map(Path::to_path_buf)
         .unwrap_or_else(|| kind.default_prefix(input));
     match kind {
-        PlotKind::Power => power_curves(input, &prefix),
-        PlotKind::Adherence => adherence_scatter(input, &prefix),
+        PlotKind::Power => power_curves_with(input, &prefix, opts),
+        PlotKind::Adherence => adherence_scatter_with(input, &prefix, opts),
         PlotKind::AdherencePower => adherence_power(input, &prefix),
         PlotKind::Design => design_diagram(&crate::config::Config::load(input, &[])?, &prefix),
     }
@@ -194,28 +234,120 @@ pub fn draw_kind(kind: PlotKind, input: &Path, prefix: Option<&Path>) -> Result<
 
 /// Draw `PREFIX.svg` and `PREFIX.png` from a tidy sweep CSV.
 pub fn power_curves(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
+    power_curves_with(csv_path, prefix, &PlotOptions::default())
+}
+
+/// [`power_curves`] with titles, target lines and a choice of analyses.
+pub fn power_curves_with(
+    csv_path: &Path,
+    prefix: &Path,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>> {
     let (xkey, series) = read_curves(csv_path)?;
+    let series = select_and_merge(series, opts.methods.as_deref());
     if series.is_empty() {
         return Err(Error::Usage(format!(
-            "{}: no rows to plot",
-            csv_path.display()
+            "{}: no rows to plot{}",
+            csv_path.display(),
+            if opts.methods.is_some() {
+                " for the --methods given"
+            } else {
+                ""
+            }
         )));
     }
-    render_both!(prefix, (960, 640), |root| draw(&root, &xkey, &series))
+    for &t in &opts.targets {
+        if !(t > 0.0 && t < 1.0) {
+            return Err(Error::Usage(format!(
+                "--target {t}: a target power must be a number in (0, 1), e.g. 0.8"
+            )));
+        }
+    }
+    render_both!(prefix, (1040, 620), |root| draw(
+        &root, &xkey, &series, opts
+    ))
+}
+
+/// The analysis a series is of (its label's first part).
+fn series_analysis(s: &Series) -> Option<crate::analysis::Analysis> {
+    crate::analysis::Analysis::from_name(s.label.split(',').next().unwrap_or(""))
+}
+
+/// Keep the analyses asked for; without a choice, draw analyses whose
+/// curves agree within one Monte Carlo SE at every point (they are
+/// simulated on the same trials) as one line labelled with all their
+/// names. Labels become human ("LMM, Satterthwaite df").
+fn select_and_merge(
+    series: Vec<Series>,
+    methods: Option<&[crate::analysis::Analysis]>,
+) -> Vec<Series> {
+    let human = |s: &Series| -> String {
+        let mut parts = s.label.splitn(2, ", ");
+        let name = parts.next().unwrap_or("");
+        let label = crate::analysis::Analysis::from_name(name).map_or(name, |a| a.label());
+        match parts.next() {
+            Some(rest) => format!("{label} ({rest})"),
+            None => label.to_string(),
+        }
+    };
+    let group = |s: &Series| s.label.split_once(", ").map(|x| x.1.to_string());
+    // In the order runs list the analyses, not alphabetical.
+    let order = |s: &Series| {
+        series_analysis(s)
+            .and_then(|a| crate::analysis::Analysis::all().position(|b| b == a))
+            .unwrap_or(usize::MAX)
+    };
+    let mut series = series;
+    series.sort_by_key(|s| (group(s), order(s)));
+    let mut out: Vec<(Series, Option<String>)> = Vec::new();
+    for s in series {
+        if let Some(m) = methods {
+            if !series_analysis(&s).is_some_and(|a| m.contains(&a)) {
+                continue;
+            }
+            let label = human(&s);
+            out.push((Series { label, ..s }, None));
+            continue;
+        }
+        let g = group(&s);
+        let same = out.iter_mut().find(|(o, og)| {
+            *og == g
+                && o.points.len() == s.points.len()
+                && o.points
+                    .iter()
+                    .zip(&s.points)
+                    .all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() <= p.2.max(q.2))
+        });
+        match same {
+            Some((o, _)) => {
+                let name = series_analysis(&s).map_or(s.label.clone(), |a| a.label().to_string());
+                o.label = match o.label.rsplit_once(" (") {
+                    Some((head, tail)) if g.is_some() => format!("{head} / {name} ({tail}"),
+                    _ => format!("{} / {name}", o.label),
+                };
+            }
+            None => {
+                let label = human(&s);
+                out.push((Series { label, ..s }, g));
+            }
+        }
+    }
+    out.into_iter().map(|(s, _)| s).collect()
 }
 
 /// One Monte Carlo curve: a line with its legend entry, and ±1.96 MC SE
 /// error bars, clipped to `clip` when given (power lies in [0, 1]).
-fn draw_mc_curve<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+fn draw_mc_curve<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     s: &Series,
     colour: RGBAColor,
     clip: Option<(f64, f64)>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend,
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
     let (lo, hi) = clip.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     chart
         .draw_series(LineSeries::new(
@@ -240,44 +372,122 @@ fn draw_mc_curve<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The Okabe–Ito colour-blind-safe palette (as the report's figures).
+fn okabe_ito(k: usize) -> RGBAColor {
+    let hex = crate::html::figures::PALETTE[k % crate::html::figures::PALETTE.len()];
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+    RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8).to_rgba()
+}
+
+/// A light grid without minor lines, and the axis text of a grant figure.
+const GRID: RGBColor = RGBColor(225, 225, 225);
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     xkey: &str,
     series: &[Series],
+    opts: &PlotOptions,
 ) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let (mut lo, mut hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
+    let (w, _) = root.dim_in_pixel();
+    let (plot_area, legend_area) = root.split_horizontally(w.saturating_sub(300));
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    let (mut lo, mut hi) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
     if lo == hi {
         lo -= 1.0;
         hi += 1.0;
     }
-    let pad = 0.03 * (hi - lo);
-    let mut chart = ChartBuilder::on(root)
-        .caption(format!("Power by {xkey}"), ("sans-serif", 26))
+    let integer = crate::labels::key_is_integer(xkey) || xs.iter().all(|x| x.fract() == 0.0);
+    let mut distinct = xs.clone();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let x_keys = if integer && distinct.len() <= 12 {
+        distinct
+    } else {
+        crate::html::figures::ticks(lo, hi, 6, integer)
+    };
+    let pad = 0.04 * (hi - lo);
+    let label = crate::labels::key_label(xkey);
+    let title = opts
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("Power by {}", label.to_lowercase()));
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, ("sans-serif", 24))
         .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(60)
+        .x_label_area_size(56)
+        .y_label_area_size(64)
         .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..1.0)
         .map_err(|e| e.to_string())?;
+    // The x ticks are the design's own values (integers for counts), drawn
+    // by hand: plotters would choose 12.5 between 10 and 15.
     chart
         .configure_mesh()
-        .x_desc(xkey)
-        .y_desc("power (Monte Carlo ± 1.96 MC SE; thin line: analytic)")
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(6)
+        .x_desc(opts.xlabel.clone().unwrap_or(label))
+        .y_desc(opts.ylabel.clone().unwrap_or_else(|| "Power".into()))
+        .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
         .draw()
         .map_err(|e| e.to_string())?;
+    let tick_font = ("sans-serif", 16)
+        .into_text_style(&plot_area)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for &x in &x_keys {
+        chart
+            .draw_series(LineSeries::new([(x, 0.0), (x, 1.0)], GRID.stroke_width(1)))
+            .map_err(|e| e.to_string())?;
+        let (px, py) = chart.backend_coord(&(x, 0.0));
+        let text = if integer {
+            format!("{x:.0}")
+        } else {
+            crate::labels::round_sig(x)
+        };
+        plot_area
+            .draw(&Text::new(text, (px, py + 8), tick_font.clone()))
+            .map_err(|e| e.to_string())?;
+    }
+    let grey = RGBColor(110, 110, 110);
+    for &t in &opts.targets {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(lo - pad, t), (hi + pad, t)],
+                8,
+                5,
+                grey.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{:.0}% target", 100.0 * t),
+                (lo - pad + 0.01 * (hi - lo), t + 0.008),
+                ("sans-serif", 15)
+                    .into_text_style(&plot_area)
+                    .color(&grey)
+                    .pos(Pos::new(HPos::Left, VPos::Bottom)),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
     for (k, s) in series.iter().enumerate() {
-        let colour = Palette99::pick(k).to_rgba();
+        let colour = okabe_ito(k);
         draw_mc_curve(&mut chart, s, colour, Some((0.0, 1.0)))?;
         chart
             .draw_series(
                 s.points
                     .iter()
-                    .map(|p| Circle::new((p.0, p.1), 4, colour.filled())),
+                    .map(|p| Circle::new((p.0, p.1), 5, colour.filled())),
             )
             .map_err(|e| e.to_string())?;
         let analytic: Vec<(f64, f64)> = s
@@ -287,18 +497,62 @@ fn draw<DB: DrawingBackend>(
             .map(|p| (p.0, p.3))
             .collect();
         chart
-            .draw_series(LineSeries::new(analytic, colour.mix(0.6).stroke_width(1)))
+            .draw_series(DashedLineSeries::new(
+                analytic,
+                4,
+                4,
+                colour.mix(0.8).stroke_width(1),
+            ))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    // The legend beside the data, never over it.
+    let mut y = 70i32;
+    let font = ("sans-serif", 16).into_font();
+    for (k, s) in series.iter().enumerate() {
+        let colour = okabe_ito(k);
+        legend_area
+            .draw(&PathElement::new(
+                vec![(8, y + 8), (36, y + 8)],
+                colour.stroke_width(4),
+            ))
+            .map_err(|e| e.to_string())?;
+        for line in wrap_words(&s.label, 28) {
+            legend_area
+                .draw(&Text::new(line, (44, y), font.clone()))
+                .map_err(|e| e.to_string())?;
+            y += 20;
+        }
+        y += 10;
+    }
+    let note = ("sans-serif", 14).into_font().color(&grey);
+    for line in [
+        "Points: Monte Carlo power,",
+        "bars: 95% Monte Carlo interval;",
+        "thin dashed: analytic power.",
+    ] {
+        legend_area
+            .draw(&Text::new(line, (8, y + 6), note.clone()))
+            .map_err(|e| e.to_string())?;
+        y += 18;
+    }
     Ok(())
+}
+
+/// Split a label into lines of at most about `width` characters.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for w in text.split_whitespace() {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.len() + 1 + w.len() > width {
+            lines.push(w.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(w);
+        }
+    }
+    lines
 }
 
 /// One team's point in the adherence plot.
@@ -316,13 +570,36 @@ pub struct TeamPoint {
 /// `treat`, `qpr`, `team_adherence`, no `team`) gives one point per cluster
 /// instead: see [`sw_adherence_points`].
 pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
+    adherence_points_with(csv_path, false)
+}
+
+/// [`adherence_points`], optionally with each follow-up score adjusted for
+/// its baseline score (y − b·(baseline − mean baseline), b the pooled
+/// least-squares slope of follow-up on baseline within arms), so team means
+/// are compared net of where teams started.
+pub fn adherence_points_with(csv_path: &Path, baseline_adjusted: bool) -> Result<Vec<TeamPoint>> {
     use crate::lmm::data::DataFrame;
     let df = DataFrame::read_csv(csv_path)?;
     if df.column("team").is_err() && df.column("cluster").is_ok() {
+        if baseline_adjusted {
+            return Err(Error::Usage(
+                "--baseline-adjusted: a stepped-wedge CSV has no baseline column; its points are already changes after crossover".into(),
+            ));
+        }
         return sw_adherence_points(csv_path, &df);
     }
     let num = |name: &str| numeric_column(&df, name, csv_path);
-    let (arm, qpr, part) = (num("arm")?, num("qpr")?, num("team_adherence")?);
+    let (arm, part) = (num("arm")?, num("team_adherence")?);
+    let mut qpr = num("qpr")?;
+    if baseline_adjusted {
+        let base = num("baseline").map_err(|_| {
+            Error::Usage(format!(
+                "{}: --baseline-adjusted needs a numeric `baseline` column",
+                csv_path.display()
+            ))
+        })?;
+        adjust_for_baseline(&mut qpr, &base, &arm);
+    }
     let team = df.column("team")?;
     let mut by: BTreeMap<String, (f64, usize, f64, bool)> = BTreeMap::new();
     for i in 0..df.nrows() {
@@ -350,6 +627,38 @@ pub fn adherence_points(csv_path: &Path) -> Result<Vec<TeamPoint>> {
             treated: t,
         })
         .collect())
+}
+
+/// y − b·(x − mean x) with b the pooled within-arm least-squares slope of
+/// y on x (rows missing either are left as they are: NaN y stays NaN).
+fn adjust_for_baseline(y: &mut [f64], x: &[f64], arm: &[f64]) {
+    let ok = |i: usize| y[i].is_finite() && x[i].is_finite();
+    let mut sums = [[0.0f64; 3]; 2]; // per arm: n, Σx, Σy
+    for i in (0..y.len()).filter(|&i| ok(i)) {
+        let a = usize::from(arm[i] == 1.0);
+        sums[a][0] += 1.0;
+        sums[a][1] += x[i];
+        sums[a][2] += y[i];
+    }
+    let mean = |a: usize, k: usize| sums[a][k] / sums[a][0].max(1.0);
+    let (mut sxx, mut sxy, mut sx, mut n) = (0.0, 0.0, 0.0, 0.0);
+    for i in (0..y.len()).filter(|&i| ok(i)) {
+        let a = usize::from(arm[i] == 1.0);
+        let dx = x[i] - mean(a, 1);
+        sxx += dx * dx;
+        sxy += dx * (y[i] - mean(a, 2));
+        sx += x[i];
+        n += 1.0;
+    }
+    if sxx <= 0.0 || n == 0.0 {
+        return;
+    }
+    let (b, xbar) = (sxy / sxx, sx / n);
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        if yi.is_finite() && xi.is_finite() {
+            *yi -= b * (xi - xbar);
+        }
+    }
 }
 
 /// A numeric column of a CSV's data frame (error naming file and column).
@@ -433,7 +742,17 @@ fn sw_adherence_points(
 /// of treated teams) marked. For a stepped-wedge CSV, each cluster's
 /// period-adjusted change after crossover against its participation.
 pub fn adherence_scatter(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
-    let pts = adherence_points(csv_path)?;
+    adherence_scatter_with(csv_path, prefix, &PlotOptions::default())
+}
+
+/// [`adherence_scatter`] with titles and, optionally, baseline-adjusted
+/// team means.
+pub fn adherence_scatter_with(
+    csv_path: &Path,
+    prefix: &Path,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>> {
+    let pts = adherence_points_with(csv_path, opts.baseline_adjusted)?;
     let sw = {
         let df = crate::lmm::data::DataFrame::read_csv(csv_path)?;
         df.column("team").is_err() && df.column("cluster").is_ok()
@@ -448,25 +767,39 @@ pub fn adherence_scatter(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>>
         }
     } else {
         AdherenceLabels {
-            title: "Team follow-up QPR by team participation",
-            x: "team participation (proportion of the programme delivered, 0-1)",
-            y: "team mean follow-up QPR total (points, 0-60)",
-            treated: "treated teams",
-            control: "control teams (participation 0)",
+            title: if opts.baseline_adjusted {
+                "Team follow-up QPR by team participation, baseline-adjusted"
+            } else {
+                "Team follow-up QPR by team participation"
+            },
+            x: "Team participation (proportion of the programme delivered)",
+            y: if opts.baseline_adjusted {
+                "Team mean follow-up QPR, adjusted for baseline (points)"
+            } else {
+                "Team mean follow-up QPR total (points, 0-60)"
+            },
+            treated: "intervention teams",
+            control: "control teams (participation 0; shown, not fitted)",
         }
     };
-    render_both!(prefix, (960, 680), |root| draw_adherence(
+    let labels = AdherenceLabels {
+        title: opts.title.as_deref().unwrap_or(labels.title),
+        x: opts.xlabel.as_deref().unwrap_or(labels.x),
+        y: opts.ylabel.as_deref().unwrap_or(labels.y),
+        ..labels
+    };
+    render_both!(prefix, (1100, 680), |root| draw_adherence(
         &root, &pts, &labels
     ))
 }
 
 /// Text of the adherence scatter (parallel or stepped-wedge).
-struct AdherenceLabels {
-    title: &'static str,
-    x: &'static str,
-    y: &'static str,
-    treated: &'static str,
-    control: &'static str,
+struct AdherenceLabels<'a> {
+    title: &'a str,
+    x: &'a str,
+    y: &'a str,
+    treated: &'a str,
+    control: &'a str,
 }
 
 fn draw_adherence<DB: DrawingBackend>(
@@ -475,6 +808,9 @@ fn draw_adherence<DB: DrawingBackend>(
     labels: &AdherenceLabels,
 ) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (w, _) = root.dim_in_pixel();
+    let (root, legend_area) = root.split_horizontally(w.saturating_sub(320));
+    let root = &root;
     let ys: Vec<f64> = pts.iter().map(|p| p.mean_qpr).collect();
     let (ylo, yhi) = ys
         .iter()
@@ -491,30 +827,43 @@ fn draw_adherence<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
         .x_desc(labels.x)
         .y_desc(labels.y)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()
         .map_err(|e| e.to_string())?;
-    // Least-squares line over all teams, with a 95% band for the mean.
-    let k = pts.len() as f64;
-    let xbar = pts.iter().map(|p| p.participation).sum::<f64>() / k;
-    let ybar = ys.iter().sum::<f64>() / k;
-    let sxx: f64 = pts.iter().map(|p| (p.participation - xbar).powi(2)).sum();
-    let sxy: f64 = pts
+    // Least-squares line among the intervention teams only (control teams
+    // all sit at participation 0: fitting them too would make the line an
+    // arm contrast), with a 95% band for the mean.
+    let fit: Vec<&TeamPoint> = pts.iter().filter(|p| p.treated).collect();
+    let k = fit.len().max(1) as f64;
+    let xbar = fit.iter().map(|p| p.participation).sum::<f64>() / k;
+    let ybar = fit.iter().map(|p| p.mean_qpr).sum::<f64>() / k;
+    let sxx: f64 = fit.iter().map(|p| (p.participation - xbar).powi(2)).sum();
+    let sxy: f64 = fit
         .iter()
         .map(|p| (p.participation - xbar) * (p.mean_qpr - ybar))
         .sum();
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
     let icpt = ybar - slope * xbar;
-    let rss: f64 = pts
+    let rss: f64 = fit
         .iter()
         .map(|p| (p.mean_qpr - icpt - slope * p.participation).powi(2))
         .sum();
+    let (fx0, fx1) = fit
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.participation), b.max(p.participation))
+        });
+    let (fx0, fx1) = if fx0 <= fx1 { (fx0, fx1) } else { (0.0, 1.0) };
     let s = (rss / (k - 2.0).max(1.0)).sqrt();
     let tcrit = crate::stats::t_quantile(0.975, (k - 2.0).max(1.0));
-    let grid: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
+    let grid: Vec<f64> = (0..=100)
+        .map(|i| fx0 + (fx1 - fx0) * i as f64 / 100.0)
+        .collect();
     let half = |x: f64| {
         tcrit
             * s
@@ -575,6 +924,7 @@ fn draw_adherence<DB: DrawingBackend>(
         .filter(|p| p.treated)
         .map(|p| p.participation)
         .collect();
+    let mut cut_value = None;
     if !tp.is_empty() {
         tp.sort_by(|a, b| a.total_cmp(b));
         let n = tp.len();
@@ -583,6 +933,7 @@ fn draw_adherence<DB: DrawingBackend>(
         } else {
             0.5 * (tp[n / 2 - 1] + tp[n / 2])
         };
+        cut_value = Some(cut);
         let cut_colour = RGBColor(120, 0, 120);
         chart
             .draw_series(DashedLineSeries::new(
@@ -599,14 +950,58 @@ fn draw_adherence<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], cut_colour.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    // The legend beside the data, never over it.
+    let mut entries: Vec<(RGBColor, bool, String)> = Vec::new();
+    for (treated, colour, label) in [
+        (true, RGBColor(213, 94, 0), labels.treated),
+        (false, RGBColor(0, 114, 178), labels.control),
+    ] {
+        if pts.iter().any(|p| p.treated == treated) && !label.is_empty() {
+            entries.push((colour, true, format!("{label}; area ~ n")));
+        }
+    }
+    entries.push((
+        line_colour,
+        false,
+        format!(
+            "least-squares line among {}, slope {slope:+.2} points per unit (95% band)",
+            if labels.control.is_empty() {
+                "these clusters"
+            } else {
+                "intervention teams only"
+            }
+        ),
+    ));
+    if let Some(cut) = cut_value {
+        entries.push((
+            RGBColor(120, 0, 120),
+            false,
+            format!("high/low cut: median participation of intervention teams, {cut:.2}"),
+        ));
+    }
+    let font = ("sans-serif", 15).into_font();
+    let mut y = 70i32;
+    for (colour, dot, text) in entries {
+        if dot {
+            legend_area
+                .draw(&Circle::new((18, y + 8), 7, colour.mix(0.75).filled()))
+                .map_err(|e| e.to_string())?;
+        } else {
+            legend_area
+                .draw(&PathElement::new(
+                    vec![(6, y + 8), (32, y + 8)],
+                    colour.stroke_width(3),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        for line in wrap_words(&text, 30) {
+            legend_area
+                .draw(&Text::new(line, (40, y), font.clone()))
+                .map_err(|e| e.to_string())?;
+            y += 19;
+        }
+        y += 12;
+    }
     Ok(())
 }
 
@@ -680,6 +1075,8 @@ fn draw_two<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
             .x_desc(xkey)
             .y_desc(ydesc)
             .label_style(("sans-serif", 14))
@@ -731,31 +1128,44 @@ pub fn design_diagram(cfg: &crate::config::Config, prefix: &Path) -> Result<Vec<
         }
     }
     let title = format!("{}: stepped-wedge design", cfg.trial.name);
+    // Expected participants analysed per cluster-period.
+    let (mbar, _) = crate::design::size_moments(&cfg.clusters.size);
+    let n_cell = mbar * (1.0 - cfg.attrition.rate);
+    let periods = rows.first().map_or(1, |r| r.1.len());
+    let w = (260 + 90 * periods + 250).clamp(640, 2400) as u32;
     let h = (120 + 26 * rows.len()).max(320) as u32;
-    render_both!(prefix, (900, h), |root| draw_design(&root, &title, &rows))
+    render_both!(prefix, (w, h), |root| draw_design(
+        &root, &title, &rows, n_cell
+    ))
 }
 
 fn draw_design<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     rows: &[(usize, Vec<f64>)],
+    n_cell: f64,
 ) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let periods = rows.first().map(|r| r.1.len()).unwrap_or(1);
     let n = rows.len();
-    // Cells are centred on integer coordinates; the right margin holds the legend.
+    let (w, _) = root.dim_in_pixel();
+    let (root, legend_area) = root.split_horizontally(w.saturating_sub(240));
+    let root = &root;
+    // Cells are centred on integer coordinates; the legend sits beside them.
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(150)
-        .build_cartesian_2d(-0.5..(periods as f64 + 1.9), -0.5..(n as f64 - 0.5))
+        .build_cartesian_2d(-0.5..(periods as f64 - 0.5), -0.5..(n as f64 - 0.5))
         .map_err(|e| e.to_string())?;
     let is_int = |v: f64| (v - v.round()).abs() < 1e-6;
     chart
         .configure_mesh()
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
         .disable_mesh()
-        .x_labels(4 * (periods + 3))
+        .x_labels(4 * periods + 4)
         .x_label_formatter(&|x| {
             if is_int(*x) && *x >= 0.0 && (*x as usize) < periods {
                 format!("period {}", (*x as usize) + 1)
@@ -799,30 +1209,58 @@ fn draw_design<DB: DrawingBackend>(
                     colour.filled(),
                 )))
                 .map_err(|e| e.to_string())?;
+            // The expected participants analysed in the cell.
+            let text = if e.is_nan() {
+                "excluded".to_string()
+            } else {
+                crate::labels::round_sig((n_cell * 10.0).round() / 10.0)
+            };
+            let fg = if e >= 1.0 { WHITE } else { BLACK };
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    text,
+                    (t as f64, y0 + 0.5),
+                    ("sans-serif", 13)
+                        .into_text_style(root)
+                        .color(&fg)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                )))
+                .map_err(|e| e.to_string())?;
         }
     }
-    for (label, colour) in [
-        ("control", ctrl),
-        ("intervention", int),
-        ("transition (half exposed)", part),
-        ("transition (excluded)", excl),
+    // Only the legend entries this design uses, beside the grid.
+    let used = |f: &dyn Fn(f64) -> bool| rows.iter().any(|(_, c)| c.iter().any(|&e| f(e)));
+    let mut y = 60i32;
+    let font = ("sans-serif", 14).into_font();
+    for (label, colour, present) in [
+        ("control", ctrl, used(&|e| e == 0.0)),
+        ("intervention", int, used(&|e| e >= 1.0)),
+        (
+            "transition (half exposed)",
+            part,
+            used(&|e| e > 0.0 && e < 1.0),
+        ),
+        ("transition (excluded)", excl, used(&|e| e.is_nan())),
     ] {
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(-10.0, -10.0), (-9.0, -9.0)],
-                colour.filled(),
-            )))
-            .map_err(|e| e.to_string())?
-            .label(label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+        if !present {
+            continue;
+        }
+        legend_area
+            .draw(&Rectangle::new([(8, y), (24, y + 16)], colour.filled()))
+            .map_err(|e| e.to_string())?;
+        legend_area
+            .draw(&Text::new(label, (32, y + 1), font.clone()))
+            .map_err(|e| e.to_string())?;
+        y += 26;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    for line in [
+        "Numbers: expected participants".to_string(),
+        "analysed per cluster-period".to_string(),
+    ] {
+        legend_area
+            .draw(&Text::new(line, (8, y + 8), font.clone()))
+            .map_err(|e| e.to_string())?;
+        y += 18;
+    }
     Ok(())
 }
