@@ -1024,6 +1024,23 @@ pub fn adherence_power(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
             csv_path.display()
         )));
     }
+    // Human labels (one label map) for the analyses and the swept key.
+    let human = |v: Vec<Series>| -> Vec<Series> {
+        v.into_iter()
+            .map(|s| {
+                let (name, rest) = s.label.split_once(", ").unwrap_or((&s.label, ""));
+                let label = crate::analysis::Analysis::from_name(name).map_or(name, |a| a.label());
+                let label = if rest.is_empty() {
+                    label.to_string()
+                } else {
+                    format!("{label} ({rest})")
+                };
+                Series { label, ..s }
+            })
+            .collect()
+    };
+    let (series, bias) = (human(series), human(bias));
+    let xkey = crate::labels::key_label(&xkey);
     render_both!(prefix, (1280, 560), |root| draw_two(
         &root, &xkey, &bias, &series
     ))
@@ -1038,12 +1055,18 @@ fn draw_two<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(640);
     for (area, data, title, ydesc, yr) in [
-        (&left, bias, "Bias", "bias (points; ± 1.96 MC SE)", None),
+        (
+            &left,
+            bias,
+            "Bias",
+            "Bias against each analysis' own estimand (points; ± 1.96 MC SE)",
+            None,
+        ),
         (
             &right,
             power,
             "Power",
-            "power (± 1.96 MC SE)",
+            "Power (± 1.96 MC SE)",
             Some((0.0, 1.0)),
         ),
     ] {
@@ -1067,7 +1090,10 @@ fn draw_two<DB: DrawingBackend>(
         });
         let pad = 0.03 * (hi - lo);
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{title} by {xkey}"), ("sans-serif", 22))
+            .caption(
+                format!("{title} by {}", xkey.to_lowercase()),
+                ("sans-serif", 20),
+            )
             .margin(14)
             .x_label_area_size(46)
             .y_label_area_size(60)
@@ -1084,8 +1110,7 @@ fn draw_two<DB: DrawingBackend>(
             .draw()
             .map_err(|e| e.to_string())?;
         for (k, s) in data.iter().enumerate() {
-            let colour = Palette99::pick(k).to_rgba();
-            draw_mc_curve(&mut chart, s, colour, None)?;
+            draw_mc_curve(&mut chart, s, okabe_ito(k), None)?;
         }
         chart
             .configure_series_labels()

@@ -289,10 +289,25 @@ impl Report {
             }
         }
         for (key, value) in rows {
-            let src = sources
-                .get(&key)
-                .cloned()
-                .unwrap_or_else(|| "assumption (no source given)".to_string());
+            let chosen = key.starts_with("trial.")
+                || key.starts_with("analysis.")
+                || matches!(
+                    key.as_str(),
+                    "clusters.teams"
+                        | "clusters.treated"
+                        | "clusters.allocation"
+                        | "stepped_wedge.sequences"
+                        | "stepped_wedge.sampling"
+                        | "stepped_wedge.transition"
+                        | "effect.difference"
+                );
+            let src = sources.get(&key).cloned().unwrap_or_else(|| {
+                if chosen {
+                    "design choice".to_string()
+                } else {
+                    "assumption (no source given)".to_string()
+                }
+            });
             let _ = writeln!(
                 h,
                 "<tr><td>{}<br><code class=\"key\">{}</code></td><td class=\"n\">{}</td><td>{}</td></tr>",
