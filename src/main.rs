@@ -548,6 +548,15 @@ fn power_solve(
 fn report_cmd(r: ReportArgs) -> Result<(), Error> {
     use crtsim::html::build;
     build::check_targets(&r.target)?;
+    if let Some(dir) = r.out.as_deref().and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--out {}: the directory {} does not exist",
+                r.out.as_deref().unwrap_or(dir).display(),
+                dir.display()
+            )));
+        }
+    }
     let command = std::env::args()
         .map(|a| shell_word(&a))
         .collect::<Vec<_>>()

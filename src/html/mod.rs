@@ -189,9 +189,9 @@ impl Report {
                 let row = s.get(rec);
                 row.map(|r| {
                     format!(
-                        "Power {} (Monte Carlo SE {}) to detect {} with {}.",
+                        "Power {} ({}) to detect {} with {}.",
                         pct(r.effect.reject),
-                        pct(r.effect.reject_mc_se),
+                        words::mc_se_words(r.effect.reject, r.effect.reject_mc_se, s.reps),
                         words::effect_words(cfg, s),
                         words::size_words(cfg)
                     )

@@ -106,7 +106,7 @@ pub fn effect_words(cfg: &Config, s: &Summary) -> String {
     if (s.true_effect - cfg.effect.difference).abs() > 1e-9 {
         let _ = write!(
             t,
-            ", the reported-scale effect of {} points at full adherence",
+            " (what a {}-point effect at full adherence becomes on the reported scale)",
             num(cfg.effect.difference)
         );
     }
@@ -721,20 +721,61 @@ fn merge_coinciding(series: &[(Analysis, Points)]) -> Vec<(Vec<&'static str>, Po
 
 /// The answer of a sweep: the power range and where the targets are met.
 pub fn sweep_answer(points: &[PointResult], rec: Analysis, targets: &[f64]) -> String {
-    let key = &points[0].point[0].0;
-    let pw: Vec<(String, f64, f64)> = points
+    // Where several keys are swept, each further combination is its own
+    // curve: state the answer for each.
+    let rest = |p: &PointResult| -> Vec<(String, String)> { p.point[1..].to_vec() };
+    let mut groups: Vec<Vec<(String, String)>> = Vec::new();
+    for p in points {
+        let g = rest(p);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let mut parts = Vec::new();
+    for g in &groups {
+        let sel: Vec<&PointResult> = points.iter().filter(|p| rest(p) == *g).collect();
+        parts.push(sweep_answer_one(&sel, rec, targets, g));
+    }
+    parts.join(" ")
+}
+
+fn sweep_answer_one(
+    points: &[&PointResult],
+    rec: Analysis,
+    targets: &[f64],
+    fixed: &[(String, String)],
+) -> String {
+    let Some(first_point) = points.first() else {
+        return String::new();
+    };
+    let key = &first_point.point[0].0;
+    let pw: Vec<(String, f64, f64, u64)> = points
         .iter()
         .filter_map(|p| {
-            p.summary
-                .get(rec)
-                .map(|r| (p.point[0].1.clone(), r.effect.reject, r.effect.reject_mc_se))
+            p.summary.get(rec).map(|r| {
+                (
+                    p.point[0].1.clone(),
+                    r.effect.reject,
+                    r.effect.reject_mc_se,
+                    p.summary.reps,
+                )
+            })
         })
         .collect();
     let (Some(first), Some(last)) = (pw.first(), pw.last()) else {
         return String::new();
     };
+    let at = if fixed.is_empty() {
+        String::new()
+    } else {
+        let f: Vec<String> = fixed
+            .iter()
+            .map(|(k, v)| format!("{} = {v}", key_label(k).to_lowercase()))
+            .collect();
+        format!(" (at {})", f.join(", "))
+    };
     let mut t = format!(
-        "Power with {} goes from {} {} to {} {}.",
+        "Power with {}{at} goes from {} {} to {} {}.",
         rec.label(),
         pct(first.1),
         point_words(key, &first.0),
@@ -746,11 +787,11 @@ pub fn sweep_answer(points: &[PointResult], rec: Analysis, targets: &[f64]) -> S
             Some(p) => {
                 let _ = write!(
                     t,
-                    " {} power is first reached {} (power {}, MC SE {}).",
+                    " {} power is first reached {} (power {}, {}).",
                     pct(target),
                     point_words(key, &p.0),
                     pct(p.1),
-                    pct(p.2)
+                    mc_se_words(p.1, p.2, p.3)
                 );
             }
             None => {
@@ -759,6 +800,18 @@ pub fn sweep_answer(points: &[PointResult], rec: Analysis, targets: &[f64]) -> S
         }
     }
     t
+}
+
+/// "MC SE 1.5%", or, when every (or no) simulated trial rejected, what
+/// that means (the binomial MC SE is then 0 and says nothing).
+pub fn mc_se_words(p: f64, se: f64, reps: u64) -> String {
+    if se > 0.0 || !(p == 0.0 || p == 1.0) {
+        format!("Monte Carlo SE {}", pct(se))
+    } else if p == 1.0 {
+        format!("every one of {reps} simulated trials rejected")
+    } else {
+        format!("none of {reps} simulated trials rejected")
+    }
 }
 
 /// The values a sample-size search simulated.
@@ -857,12 +910,12 @@ pub fn protocol_paragraph(study: &PowerStudy, s: &Summary, rec: Analysis) -> Str
         })
         .unwrap_or_default();
     format!(
-        "{} a two-sided test at the {} level using {} has {} power (Monte Carlo SE {}, {} simulated trials) to detect {}, assuming {}.{type_one} Simulated with crtsim {} (seed {}).",
+        "{} a two-sided test at the {} level using {} has {} power ({}, {} simulated trials) to detect {}, assuming {}.{type_one} Simulated with crtsim {} (seed {}).",
         design_lead(cfg, study),
         pct(s.alpha),
         analysis_words(rec),
         pct(r.effect.reject),
-        pct(r.effect.reject_mc_se),
+        mc_se_words(r.effect.reject, r.effect.reject_mc_se, s.reps),
         s.reps,
         effect_words(cfg, s),
         assumption_words(cfg),
