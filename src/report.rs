@@ -114,7 +114,7 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         );
     }
     let _ = writeln!(s);
-    adherence_lines(cfg, design, &mut s);
+    let itt = adherence_lines(cfg, design, &mut s);
     let _ = writeln!(
         s,
         "analytic: design effect {:.3} (m = {:.2} analysed per team, cv {:.2}), baseline-follow-up team-mean correlation r = {:.3}",
@@ -128,8 +128,7 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         1.959_964 * summary.se_ancova
     );
     let formula = cfg.analysis_formula();
-    if let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) {
-        let itt = sim.itt_effect();
+    if let Some(itt) = itt {
         let at =
             |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);
         let _ = writeln!(
@@ -149,8 +148,10 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
     s
 }
 
-/// The adherence model (if any) and the ITT effect it implies.
-fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) {
+/// The adherence model (if any) and the ITT effect it implies; returns
+/// that effect on the reported scale (computed once: on the QPR scale with
+/// confounding it is a numerical integral).
+fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) -> Option<f64> {
     let d = cfg.effect.difference;
     let adh = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref());
     let eg = adh.mean_g(design.teams());
@@ -173,15 +174,19 @@ fn adherence_lines(cfg: &Config, design: &Design, s: &mut String) {
         "effect: {d} points at full adherence; implied ITT effect delta * E[g(a)] = {:.4}",
         d * eg
     );
-    if cfg.outcome.measure != crate::config::Measure::Continuous {
-        if let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) {
-            let _ = writeln!(
-                s,
-                "on the bounded QPR-15 scale that is a difference in mean reported scores of {:.4} (the estimand power studies use)",
-                sim.itt_effect()
-            );
-        }
+    let itt = crate::simulate::Simulator::new(cfg.clone())
+        .ok()
+        .map(|sim| sim.itt_effect());
+    if let (Some(itt), true) = (
+        itt,
+        cfg.outcome.measure != crate::config::Measure::Continuous,
+    ) {
+        let _ = writeln!(
+            s,
+            "on the bounded QPR-15 scale that is a difference in mean reported scores of {itt:.4} (the estimand power studies use)"
+        );
     }
+    itt
 }
 
 fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
@@ -269,9 +274,8 @@ fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
             sw.lag.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    adherence_lines(cfg, design, &mut s);
-    if let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) {
-        let itt = sim.itt_effect();
+    let itt = adherence_lines(cfg, design, &mut s);
+    if let Some(itt) = itt {
         let formula = cfg.analysis_formula();
         let at =
             |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);

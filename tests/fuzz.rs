@@ -115,6 +115,12 @@ fn key_values() -> Vec<(&'static str, Vec<&'static str>)> {
                 "{ dist = \"poisson\", mean = 8, min = 2 }",
                 "{ dist = \"negbin\", mean = 12, cv = 0.6 }",
                 "{ dist = \"fixed\", mean = 1 }",
+                "{ dist = \"given\", per_cluster = [5, 10, 15, 20] }",
+                "{ dist = \"given\", per_cluster = [4, 9, 12, 6, 3, 20, 8, 11, 15, 2, 7, 5, 9, 10] }",
+                "{ dist = \"given\", per_cluster_period = [[3, 0, 9], [0, 0, 0], [1e9]] }",
+                "{ dist = \"given\", per_cluster_period = [[3, 4, 9], [1, 2, 3], [5, 5, 5], [2, 0, 2], [6, 6, 6], [1, 1, 1], [9, 9, 9], [3, 3, 3], [2, 2, 2], [4, 4, 4], [7, 7, 7], [8, 8, 8], [1, 2, 1], [5, 0, 5]] }",
+                "{ dist = \"given\" }",
+                "{ dist = \"poisson\" }",
             ],
         ),
         ("clusters.size.mean", vec!["3", "15", "40"]),
@@ -249,10 +255,36 @@ fn config_case(rng: &mut Rng, dir: &Path) -> Case {
         "power",
         "power",
         "power-sweep",
+        "report",
     ]);
     let mut args: Vec<String> = Vec::new();
     match cmd {
         "validate" => args.extend(["validate".into(), cfg]),
+        "report" => {
+            let reps = rng.pick(&["1", "5", "20", "0"]);
+            let out = dir.join(format!("report{}.html", rng.below(3)));
+            args.extend([
+                "report".into(),
+                cfg,
+                "--reps".into(),
+                reps.into(),
+                "--out".into(),
+                out.to_string_lossy().into_owned(),
+            ]);
+            if rng.chance(0.3) {
+                // Two values: a report runs every point, and some configs
+                // (QPR items under confounding) cost about a second a point.
+                let (k, vals) = &keys[rng.below(keys.len())];
+                let two: Vec<&str> = vals.iter().take(2).copied().collect();
+                args.extend(["--sweep".into(), format!("{k}={}", two.join(","))]);
+            }
+            if rng.chance(0.2) {
+                args.extend([
+                    "--target".into(),
+                    rng.pick(&["0.8", "1.5", "0.5,0.95", "x"]).into(),
+                ]);
+            }
+        }
         "simulate" => {
             args.extend(["simulate".into(), cfg]);
             if rng.chance(0.5) {
