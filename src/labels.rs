@@ -137,6 +137,23 @@ pub fn design_label(cfg: &Config) -> &'static str {
     }
 }
 
+/// Split a label into lines of at most about `width` characters (legends).
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for w in text.split_whitespace() {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.len() + 1 + w.len() > width {
+            lines.push(w.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(w);
+        }
+    }
+    lines
+}
+
 /// A number printed to a sensible precision: 4 significant digits, no
 /// trailing zeros (2.9651333336753822 → 2.965).
 pub fn round_sig(x: f64) -> String {

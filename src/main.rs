@@ -158,11 +158,10 @@ enum Command {
     },
 }
 
-/// `crtsim power`'s options (one run, a sweep, or a sample-size search).
+/// What to run: replicates, seed, threads, overrides, a sweep or a
+/// sample-size search (shared by `power` and `report`).
 #[derive(clap::Args)]
-struct PowerArgs {
-    /// The trial config (TOML).
-    config: PathBuf,
+struct RunArgs {
     /// Replicates (default 1000).
     #[arg(long, default_value_t = 1000)]
     reps: u64,
@@ -172,30 +171,11 @@ struct PowerArgs {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Only the null: simulate with effect 0 and report the type-I error.
-    #[arg(long, conflicts_with = "no_null")]
-    null: bool,
-    /// Do not run the null scenario alongside.
-    #[arg(long)]
-    no_null: bool,
-    /// Directory for the streamed per-replicate results (replicates.csv),
-    /// the run manifest and the summary.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue (or extend, with a larger --reps) the run in --out.
-    #[arg(long, requires = "out")]
-    resume: bool,
-    /// Run only shard i of n (replicates r with r mod n = i - 1).
-    #[arg(long, value_name = "I/N", value_parser = power::shard_arg)]
-    shard: Option<(u64, u64)>,
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    json: bool,
     /// Override a config key (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Vary a config key over values, e.g. clusters.teams=20,30,40
-    /// (repeatable; the grid is every combination). Prints a tidy CSV.
+    /// (repeatable; the grid is every combination).
     #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
     sweep: Vec<String>,
     /// With --solve: the power to reach.
@@ -213,6 +193,34 @@ struct PowerArgs {
     solve_range: (i64, i64),
 }
 
+/// `crtsim power`'s options (one run, a sweep, or a sample-size search).
+#[derive(clap::Args)]
+struct PowerArgs {
+    /// The trial config (TOML).
+    config: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Only the null: simulate with effect 0 and report the type-I error.
+    #[arg(long, conflicts_with = "no_null")]
+    null: bool,
+    /// Do not run the null scenario alongside.
+    #[arg(long)]
+    no_null: bool,
+    /// Directory for the streamed per-replicate results (replicates.csv),
+    /// the run manifest and the summary.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue (or extend, with a larger --reps) the run in --out.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// Run only shard i of n (replicates r with r mod n = i - 1).
+    #[arg(long, value_name = "I/N", value_parser = power::shard_arg)]
+    shard: Option<(u64, u64)>,
+    /// Print JSON instead of the table (a sweep prints a tidy CSV otherwise).
+    #[arg(long)]
+    json: bool,
+}
+
 /// `crtsim report`'s options.
 #[derive(clap::Args)]
 struct ReportArgs {
@@ -222,43 +230,13 @@ struct ReportArgs {
     /// or `report.html` inside a run directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Replicates (default 1000).
-    #[arg(long, default_value_t = 1000)]
-    reps: u64,
-    /// Random seed (default: trial.seed in the config, else 1).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    run: RunArgs,
     /// Do not run the null scenario (no type-I error).
     #[arg(long)]
     no_null: bool,
-    /// Override a config key (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
-    /// Vary a config key over values, e.g. clusters.teams=20,30,40 (repeatable).
-    #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
-    sweep: Vec<String>,
-    /// With --solve: the power to reach.
-    #[arg(long, requires = "solve")]
-    target_power: Option<f64>,
-    /// Find the smallest integer value of this key reaching --target-power.
-    #[arg(long, value_name = "KEY", requires = "target_power")]
-    solve: Option<String>,
-    /// With --solve: the analysis whose power counts.
-    #[arg(long, default_value = "lmm_satterthwaite")]
-    solve_analysis: Analysis,
-    /// With --solve: the search range LO:HI.
-    #[arg(long, default_value = "4:400", value_parser = sweep::parse_solve_range)]
-    solve_range: (i64, i64),
     /// Target-power lines on the figures (comma-separated).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0.8,0.9",
-        value_name = "P"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "0.8,0.9", value_name = "P")]
     target: Vec<f64>,
 }
 
@@ -305,9 +283,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             out,
             set,
         } => simulate(&config, seed, replicate, out.as_deref(), &set),
-        Command::Power(p) => match (p.solve.clone(), p.target_power) {
+        Command::Power(p) => match (p.run.solve.clone(), p.run.target_power) {
             (Some(key), Some(target)) => {
-                let (analysis, range) = (p.solve_analysis, p.solve_range);
+                let (analysis, range) = (p.run.solve_analysis, p.run.solve_range);
                 power_solve(p, &key, target, analysis, range)
             }
             _ => power(p),
@@ -450,18 +428,18 @@ impl PowerArgs {
     /// the run options.
     fn load(&mut self) -> Result<(Config, String, power::RunOptions), Error> {
         if self.null {
-            self.set.push("effect.difference=0.0".into());
+            self.run.set.push("effect.difference=0.0".into());
         }
-        let cfg = Config::load(&self.config, &self.set)?;
+        let cfg = Config::load(&self.config, &self.run.set)?;
         print_warnings(&cfg)?;
         let text = std::fs::read_to_string(&self.config).map_err(|e| Error::io(&self.config, e))?;
-        let (threads, note) = power::worker_threads(self.threads)?;
+        let (threads, note) = power::worker_threads(self.run.threads)?;
         if let Some(n) = note {
             eprintln!("note: {n}");
         }
         let opts = power::RunOptions {
-            reps: self.reps,
-            seed: self.seed.or(cfg.trial.seed).unwrap_or(1),
+            reps: self.run.reps,
+            seed: self.run.seed.or(cfg.trial.seed).unwrap_or(1),
             threads,
             shard: self.shard.unwrap_or((1, 1)),
             out: self.out.clone(),
@@ -481,14 +459,14 @@ impl PowerArgs {
 fn power(mut p: PowerArgs) -> Result<(), Error> {
     let (cfg, text, opts) = p.load()?;
     let mut axes = sweep::axes_from_config(&cfg)?;
-    for a in &p.sweep {
+    for a in &p.run.sweep {
         let ax = sweep::parse_axis(a)?;
         axes.retain(|x| x.key != ax.key);
         axes.push(ax);
     }
     if !axes.is_empty() {
         let mut bar = Progress::new("grid points");
-        let results = sweep::run_grid(&text, &p.set, &axes, p.with_null(), &opts, |k, n| {
+        let results = sweep::run_grid(&text, &p.run.set, &axes, p.with_null(), &opts, |k, n| {
             bar.update(k as u64, n as u64)
         })?;
         bar.finish();
@@ -527,7 +505,7 @@ fn power_solve(
     let (_, text, opts) = p.load()?;
     let sol = sweep::solve(
         &text,
-        &p.set,
+        &p.run.set,
         key,
         target,
         analysis,
@@ -538,9 +516,9 @@ fn power_solve(
         },
     )?;
     emit(&if p.json {
-        pretty(&sol.to_json(p.reps))
+        pretty(&sol.to_json(p.run.reps))
     } else {
-        sweep::solution_text(&sol, p.reps)
+        sweep::solution_text(&sol, p.run.reps)
     })
 }
 
@@ -565,27 +543,27 @@ fn report_cmd(r: ReportArgs) -> Result<(), Error> {
         let out = r.out.unwrap_or_else(|| r.input.join("report.html"));
         (build::from_dir(&r.input, &command, &r.target)?, out)
     } else {
-        let cfg = Config::load(&r.input, &r.set)?;
+        let cfg = Config::load(&r.input, &r.run.set)?;
         print_warnings(&cfg)?;
-        let (threads, note) = power::worker_threads(r.threads)?;
+        let (threads, note) = power::worker_threads(r.run.threads)?;
         if let Some(n) = note {
             eprintln!("note: {n}");
         }
         let req =
             build::Request {
-                sets: r.set.clone(),
-                sweep: r.sweep.clone(),
-                solve: r.solve.clone().zip(r.target_power).map(|(key, target)| {
+                sets: r.run.set.clone(),
+                sweep: r.run.sweep.clone(),
+                solve: r.run.solve.clone().zip(r.run.target_power).map(|(key, target)| {
                     build::SolveRequest {
                         key,
                         target,
-                        analysis: r.solve_analysis,
-                        range: r.solve_range,
+                        analysis: r.run.solve_analysis,
+                        range: r.run.solve_range,
                     }
                 }),
                 options: power::RunOptions {
-                    reps: r.reps,
-                    seed: r.seed.or(cfg.trial.seed).unwrap_or(1),
+                    reps: r.run.reps,
+                    seed: r.run.seed.or(cfg.trial.seed).unwrap_or(1),
                     threads,
                     ..Default::default()
                 },

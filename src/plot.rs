@@ -516,7 +516,7 @@ fn draw<DB: DrawingBackend>(
                 colour.stroke_width(4),
             ))
             .map_err(|e| e.to_string())?;
-        for line in wrap_words(&s.label, 28) {
+        for line in crate::labels::wrap_words(&s.label, 28) {
             legend_area
                 .draw(&Text::new(line, (44, y), font.clone()))
                 .map_err(|e| e.to_string())?;
@@ -536,23 +536,6 @@ fn draw<DB: DrawingBackend>(
         y += 18;
     }
     Ok(())
-}
-
-/// Split a label into lines of at most about `width` characters.
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for w in text.split_whitespace() {
-        let last = lines.last_mut().expect("one line");
-        if !last.is_empty() && last.len() + 1 + w.len() > width {
-            lines.push(w.to_string());
-        } else {
-            if !last.is_empty() {
-                last.push(' ');
-            }
-            last.push_str(w);
-        }
-    }
-    lines
 }
 
 /// One team's point in the adherence plot.
@@ -994,7 +977,7 @@ fn draw_adherence<DB: DrawingBackend>(
                 ))
                 .map_err(|e| e.to_string())?;
         }
-        for line in wrap_words(&text, 30) {
+        for line in crate::labels::wrap_words(&text, 30) {
             legend_area
                 .draw(&Text::new(line, (40, y), font.clone()))
                 .map_err(|e| e.to_string())?;

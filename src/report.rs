@@ -128,24 +128,46 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         1.959_964 * summary.se_ancova
     );
     let formula = cfg.analysis_formula();
-    if let Some(itt) = itt {
-        let at =
-            |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);
-        let _ = writeln!(
-            s,
-            "analytic power at alpha {} to detect the ITT effect {} ({} analysis): {:.3} with a z test, {:.3} with a t test on the between-cluster df",
-            cfg.alpha(),
-            crate::labels::round_sig(itt),
-            if crate::analytic::adjusts_for_baseline(cfg, &formula) {
-                "baseline-adjusted"
-            } else {
-                "unadjusted"
-            },
-            at(true),
-            at(false)
-        );
-    }
+    let what = if crate::analytic::adjusts_for_baseline(cfg, &formula) {
+        "baseline-adjusted analysis"
+    } else {
+        "unadjusted analysis"
+    };
+    analytic_power_line(
+        cfg,
+        design,
+        itt,
+        &mut s,
+        "analytic power",
+        what,
+        "between-cluster df",
+    );
     s
+}
+
+/// The analytic power at the reported-scale ITT effect, z and small-sample t.
+fn analytic_power_line(
+    cfg: &Config,
+    design: &Design,
+    itt: Option<f64>,
+    s: &mut String,
+    name: &str,
+    what: &str,
+    df: &str,
+) {
+    let Some(itt) = itt else {
+        return;
+    };
+    let formula = cfg.analysis_formula();
+    let at = |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);
+    let _ = writeln!(
+        s,
+        "{name} at alpha {} to detect the ITT effect {} ({what}): {:.3} with a z test, {:.3} with a t test on the {df}",
+        cfg.alpha(),
+        crate::labels::round_sig(itt),
+        at(true),
+        at(false)
+    );
 }
 
 /// The adherence model (if any) and the ITT effect it implies; returns
@@ -275,18 +297,14 @@ fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
         );
     }
     let itt = adherence_lines(cfg, design, &mut s);
-    if let Some(itt) = itt {
-        let formula = cfg.analysis_formula();
-        let at =
-            |normal| crate::analytic::power_for(cfg, design, cfg.alpha(), normal, &formula, itt);
-        let _ = writeln!(
-            s,
-            "analytic GLS power at alpha {} to detect the ITT effect {} (nested exchangeable): {:.3} with a z test, {:.3} with a t test on the between-within df",
-            cfg.alpha(),
-            crate::labels::round_sig(itt),
-            at(true),
-            at(false)
-        );
-    }
+    analytic_power_line(
+        cfg,
+        design,
+        itt,
+        &mut s,
+        "analytic GLS power",
+        "nested exchangeable",
+        "between-within df",
+    );
     s
 }

@@ -72,35 +72,40 @@ fn flat_sources<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<std::collections::BTreeMap<String, String>, D::Error> {
     use serde::de::Error as _;
-    fn walk(
-        prefix: &str,
-        t: toml::Table,
-        out: &mut std::collections::BTreeMap<String, String>,
-    ) -> std::result::Result<(), String> {
-        for (k, v) in t {
-            let key = if prefix.is_empty() {
-                k
-            } else {
-                format!("{prefix}.{k}")
-            };
-            match v {
-                toml::Value::Table(sub) => walk(&key, sub, out)?,
-                toml::Value::String(s) => {
-                    out.insert(key, s);
-                }
-                other => {
-                    return Err(format!(
-                        "sources.\"{key}\" = {other}: expected text, e.g. \"Campbell et al. 2005\""
-                    ))
-                }
-            }
-        }
-        Ok(())
-    }
     let t = toml::Table::deserialize(d)?;
     let mut out = std::collections::BTreeMap::new();
-    walk("", t, &mut out).map_err(D::Error::custom)?;
+    let leaf = |key: &str, v: toml::Value| match v {
+        toml::Value::String(s) => Ok(s),
+        other => Err(format!(
+            "sources.\"{key}\" = {other}: expected text, e.g. \"Campbell et al. 2005\""
+        )),
+    };
+    flatten_table("", t, &mut out, &leaf, "sources").map_err(D::Error::custom)?;
     Ok(out)
+}
+
+/// A table's leaves as dotted keys (`a.b = 1` and `"a.b" = 1` alike), in
+/// order; `leaf` turns each value into the entry or says why it cannot.
+fn flatten_table<T>(
+    prefix: &str,
+    t: toml::Table,
+    out: &mut std::collections::BTreeMap<String, T>,
+    leaf: &dyn Fn(&str, toml::Value) -> std::result::Result<T, String>,
+    what: &str,
+) -> std::result::Result<(), String> {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let toml::Value::Table(sub) = v {
+            flatten_table(&key, sub, out, leaf, what)?;
+        } else if out.insert(key.clone(), leaf(&key, v)?).is_some() {
+            return Err(format!("{what} key {key} is given twice"));
+        }
+    }
+    Ok(())
 }
 
 /// `[sweep]` as dotted keys, whether written quoted or as nested tables.
@@ -108,36 +113,15 @@ fn flat_sweep<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<std::collections::BTreeMap<String, Vec<toml::Value>>, D::Error> {
     use serde::de::Error as _;
-    fn walk(
-        prefix: &str,
-        t: toml::Table,
-        out: &mut std::collections::BTreeMap<String, Vec<toml::Value>>,
-    ) -> std::result::Result<(), String> {
-        for (k, v) in t {
-            let key = if prefix.is_empty() {
-                k
-            } else {
-                format!("{prefix}.{k}")
-            };
-            match v {
-                toml::Value::Table(sub) => walk(&key, sub, out)?,
-                toml::Value::Array(vals) => {
-                    if out.insert(key.clone(), vals).is_some() {
-                        return Err(format!("sweep key {key} is given twice"));
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "sweep.\"{key}\" = {other}: expected a list of values, e.g. [20, 30, 40]"
-                    ))
-                }
-            }
-        }
-        Ok(())
-    }
     let t = toml::Table::deserialize(d)?;
     let mut out = std::collections::BTreeMap::new();
-    walk("", t, &mut out).map_err(D::Error::custom)?;
+    let leaf = |key: &str, v: toml::Value| match v {
+        toml::Value::Array(vals) => Ok(vals),
+        other => Err(format!(
+            "sweep.\"{key}\" = {other}: expected a list of values, e.g. [20, 30, 40]"
+        )),
+    };
+    flatten_table("", t, &mut out, &leaf, "sweep").map_err(D::Error::custom)?;
     Ok(out)
 }
 

@@ -196,17 +196,7 @@ pub fn line_chart(curves: &[Curve], axes: &Axes) -> String {
             r##"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{col}" stroke-width="2.6"{dash}/>"##,
             lx + 22.0
         );
-        let lines = wrap(&c.label, 26);
-        for (k, part) in lines.iter().enumerate() {
-            let _ = write!(
-                s,
-                r##"<text x="{:.1}" y="{:.1}" class="k">{}</text>"##,
-                lx + 28.0,
-                ly + 4.0 + 14.0 * k as f64,
-                escape(part)
-            );
-        }
-        legend_y += 14.0 * lines.len() as f64 + 10.0;
+        legend_y += legend_text(&mut s, lx + 28.0, ly, &c.label) + 10.0;
     }
     let _ = write!(
         s,
@@ -226,21 +216,18 @@ pub fn line_chart(curves: &[Curve], axes: &Axes) -> String {
     s
 }
 
-/// Split a label into lines of at most about `width` characters.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for w in text.split_whitespace() {
-        let last = lines.last_mut().expect("one line");
-        if !last.is_empty() && last.len() + 1 + w.len() > width {
-            lines.push(w.to_string());
-        } else {
-            if !last.is_empty() {
-                last.push(' ');
-            }
-            last.push_str(w);
-        }
+/// A legend entry's text at (x, y), wrapped; returns the height it took.
+fn legend_text(s: &mut String, x: f64, y: f64, text: &str) -> f64 {
+    let lines = crate::labels::wrap_words(text, 26);
+    for (k, part) in lines.iter().enumerate() {
+        let _ = write!(
+            s,
+            r##"<text x="{x:.1}" y="{:.1}" class="k">{}</text>"##,
+            y + 4.0 + 14.0 * k as f64,
+            escape(part)
+        );
     }
-    lines
+    14.0 * lines.len() as f64
 }
 
 fn svg_open(w: f64, h: f64, title: &str) -> String {
@@ -502,17 +489,7 @@ pub fn adherence_scatter(points: &[(f64, f64, bool)], y_label: &str) -> String {
     let mut ly = TOP + 10.0;
     for (mark, text) in entries {
         s.push_str(&mark.replace("{y}", &format!("{ly:.1}")));
-        let lines = wrap(text, 26);
-        for (k, part) in lines.iter().enumerate() {
-            let _ = write!(
-                s,
-                r##"<text x="{:.1}" y="{:.1}" class="k">{}</text>"##,
-                lx + 26.0,
-                ly + 4.0 + 14.0 * k as f64,
-                escape(part)
-            );
-        }
-        ly += 14.0 * lines.len() as f64 + 14.0;
+        ly += legend_text(&mut s, lx + 26.0, ly, text) + 14.0;
     }
     let _ = write!(
         s,
