@@ -236,7 +236,12 @@ struct ReportArgs {
     #[arg(long)]
     no_null: bool,
     /// Target-power lines on the figures (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "0.8,0.9", value_name = "P")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.8,0.9",
+        value_name = "P"
+    )]
     target: Vec<f64>,
 }
 
@@ -549,28 +554,30 @@ fn report_cmd(r: ReportArgs) -> Result<(), Error> {
         if let Some(n) = note {
             eprintln!("note: {n}");
         }
-        let req =
-            build::Request {
-                sets: r.run.set.clone(),
-                sweep: r.run.sweep.clone(),
-                solve: r.run.solve.clone().zip(r.run.target_power).map(|(key, target)| {
-                    build::SolveRequest {
-                        key,
-                        target,
-                        analysis: r.run.solve_analysis,
-                        range: r.run.solve_range,
-                    }
+        let req = build::Request {
+            sets: r.run.set.clone(),
+            sweep: r.run.sweep.clone(),
+            solve: r
+                .run
+                .solve
+                .clone()
+                .zip(r.run.target_power)
+                .map(|(key, target)| build::SolveRequest {
+                    key,
+                    target,
+                    analysis: r.run.solve_analysis,
+                    range: r.run.solve_range,
                 }),
-                options: power::RunOptions {
-                    reps: r.run.reps,
-                    seed: r.run.seed.or(cfg.trial.seed).unwrap_or(1),
-                    threads,
-                    ..Default::default()
-                },
-                with_null: !r.no_null,
-                targets: r.target.clone(),
-                command,
-            };
+            options: power::RunOptions {
+                reps: r.run.reps,
+                seed: r.run.seed.or(cfg.trial.seed).unwrap_or(1),
+                threads,
+                ..Default::default()
+            },
+            with_null: !r.no_null,
+            targets: r.target.clone(),
+            command,
+        };
         let mut bar = Progress::new("done");
         let report = build::from_config(&r.input, &req, |done, total| bar.update(done, total))?;
         bar.finish();

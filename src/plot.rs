@@ -228,7 +228,11 @@ pub fn draw_kind_with(
         PlotKind::Power => power_curves_with(input, &prefix, opts),
         PlotKind::Adherence => adherence_scatter_with(input, &prefix, opts),
         PlotKind::AdherencePower => adherence_power(input, &prefix),
-        PlotKind::Design => design_diagram(&crate::config::Config::load(input, &[])?, &prefix),
+        PlotKind::Design => design_diagram_with(
+            &crate::config::Config::load(input, &[])?,
+            &prefix,
+            opts.title.as_deref(),
+        ),
     }
 }
 
@@ -663,8 +667,8 @@ fn numeric_column(
 /// of its period-adjusted scores (each score minus its period's mean over
 /// all clusters) in exposed periods minus that in unexposed periods,
 /// against its participation. Clusters observed only exposed or only
-/// unexposed are left out.
-fn sw_adherence_points(
+/// unexposed are left out. `source` names the data in errors.
+pub fn sw_adherence_points(
     csv_path: &Path,
     df: &crate::lmm::data::DataFrame,
 ) -> Result<Vec<TeamPoint>> {
@@ -1111,6 +1115,15 @@ fn draw_two<DB: DrawingBackend>(
 /// (grouped by sequence), one column per period, cells shaded by exposure
 /// (control, transition/partial, intervention).
 pub fn design_diagram(cfg: &crate::config::Config, prefix: &Path) -> Result<Vec<PathBuf>> {
+    design_diagram_with(cfg, prefix, None)
+}
+
+/// [`design_diagram`] with an optional title.
+pub fn design_diagram_with(
+    cfg: &crate::config::Config,
+    prefix: &Path,
+    title: Option<&str>,
+) -> Result<Vec<PathBuf>> {
     use crate::config::Transition;
     let sw = cfg.stepped_wedge.as_ref().ok_or_else(|| {
         Error::Usage(
@@ -1135,7 +1148,9 @@ pub fn design_diagram(cfg: &crate::config::Config, prefix: &Path) -> Result<Vec<
             rows.push((q, cells.clone()));
         }
     }
-    let title = format!("{}: stepped-wedge design", cfg.trial.name);
+    let title = title
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}: stepped-wedge design", cfg.trial.name));
     // Expected participants analysed per cluster-period.
     let (mbar, _) = crate::design::size_moments(&cfg.clusters.size);
     let n_cell = mbar * (1.0 - cfg.attrition.rate);

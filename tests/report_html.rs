@@ -378,6 +378,30 @@ fn adherence_report() {
     );
     assert!(html.contains("line is fitted among intervention teams only"));
     assert!(html.contains("Bias by confounding"));
+    // A stepped wedge with participation: each cluster is its own control.
+    let sw = dir.join("sw.html");
+    crtsim(&[
+        "report",
+        "tests/data/sw_adherence.toml",
+        "--reps",
+        "60",
+        "--out",
+        sw.to_str().unwrap(),
+    ]);
+    let html = check_page(
+        &sw,
+        &dir,
+        &expect(&[
+            "Design",
+            "Assumptions",
+            "Results",
+            "Adherence",
+            "Protocol paragraph",
+            "Reproducibility",
+        ]),
+    );
+    assert!(html.contains("each cluster&#39;s change after crossover"), "SW scatter");
+    assert!(!html.contains("control team"), "no control-team legend in a stepped wedge");
 }
 
 #[test]

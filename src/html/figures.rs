@@ -387,7 +387,7 @@ pub fn parallel_design(sites: &[(String, u32, u32)]) -> String {
 
 /// Team means against participation: control teams (at 0) shown, the line
 /// fitted among intervention teams only.
-pub fn adherence_scatter(points: &[(f64, f64, bool)], y_label: &str) -> String {
+pub fn adherence_scatter(points: &[(f64, f64, bool)], title: &str, y_label: &str) -> String {
     let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
     let (lo, hi) = ys
         .iter()
@@ -400,10 +400,11 @@ pub fn adherence_scatter(points: &[(f64, f64, bool)], y_label: &str) -> String {
     let ph = H - TOP - BOTTOM;
     let sx = |x: f64| LEFT + (x + 0.05) / 1.1 * pw;
     let sy = |y: f64| TOP + (1.0 - (y - y0) / (y1 - y0)) * ph;
-    let mut s = svg_open(W, H, "Team means by participation");
+    let mut s = svg_open(W, H, title);
     let _ = write!(
         s,
-        r##"<text x="{LEFT}" y="22" class="t">One simulated trial: team means by participation</text>"##
+        r##"<text x="{LEFT}" y="22" class="t">{}</text>"##,
+        escape(title)
     );
     for v in ticks(0.0, 1.0, 5, false) {
         let _ = write!(
@@ -468,7 +469,11 @@ pub fn adherence_scatter(points: &[(f64, f64, bool)], y_label: &str) -> String {
                 lx + 8.0,
                 PALETTE[0]
             ),
-            "intervention team",
+            if points.iter().any(|p| !p.2) {
+                "intervention team"
+            } else {
+                "cluster"
+            },
         ),
         (
             format!(
@@ -483,17 +488,25 @@ pub fn adherence_scatter(points: &[(f64, f64, bool)], y_label: &str) -> String {
                 lx + 18.0,
                 PALETTE[1]
             ),
-            "least-squares line, intervention teams only",
+            if points.iter().any(|p| !p.2) {
+                "least-squares line, intervention teams only"
+            } else {
+                "least-squares line"
+            },
         ),
     ];
+    let any_control = points.iter().any(|p| !p.2);
     let mut ly = TOP + 10.0;
-    for (mark, text) in entries {
+    for (k, (mark, text)) in entries.into_iter().enumerate() {
+        if k == 1 && !any_control {
+            continue; // only the entries this figure uses
+        }
         s.push_str(&mark.replace("{y}", &format!("{ly:.1}")));
         ly += legend_text(&mut s, lx + 26.0, ly, text) + 14.0;
     }
     let _ = write!(
         s,
-        r##"<text x="{:.1}" y="{:.1}" class="a" text-anchor="middle">Team participation (share of the intervention delivered)</text><text x="16" y="{:.1}" class="a" text-anchor="middle" transform="rotate(-90 16 {:.1})">{}</text></svg>"##,
+        r##"<text x="{:.1}" y="{:.1}" class="a" text-anchor="middle">Participation (share of the intervention delivered)</text><text x="16" y="{:.1}" class="a" text-anchor="middle" transform="rotate(-90 16 {:.1})">{}</text></svg>"##,
         LEFT + pw / 2.0,
         H - 12.0,
         TOP + ph / 2.0,

@@ -442,11 +442,24 @@ impl Report {
         }
         let pts = words::example_team_means(study);
         if !pts.is_empty() {
+            let (title, y, what) = if is_sw(&study.config) {
+                (
+                    "One simulated trial: each cluster's change after crossover",
+                    "Change after crossover (points, period-adjusted)",
+                    "Each point is a cluster: its period-adjusted mean outcome in exposed periods minus that in unexposed periods. Each cluster is its own control, so stable differences between clusters do not bias the slope; with confounding that changes at crossover they still would.",
+                )
+            } else {
+                (
+                    "One simulated trial: team means by participation",
+                    "Team mean outcome at follow-up",
+                    "Each point is a team's mean outcome at follow-up. The line is fitted among intervention teams only; control teams sit at participation 0 and are shown, not fitted. With confounding, teams that take part more fully may differ to begin with, so the slope is not the effect of participation.",
+                )
+            };
             let _ = writeln!(
                 h,
-                "<figure>{}<figcaption>One simulated trial (seed {}, replicate 0). Each point is a team's mean outcome at follow-up. The line is fitted among intervention teams only; control teams sit at participation 0 and are shown, not fitted. With confounding, teams that take part more fully may differ to begin with, so the slope is not the effect of participation.</figcaption></figure>",
-                figures::adherence_scatter(&pts, "Team mean outcome at follow-up"),
-                s.seed
+                "<figure>{}<figcaption>One simulated trial (seed {}, replicate 0). {what}</figcaption></figure>",
+                figures::adherence_scatter(&pts, title, y),
+                study.config.trial.seed.unwrap_or(1)
             );
         }
         h.push_str("</section>\n");

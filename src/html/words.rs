@@ -868,6 +868,18 @@ pub fn adherence_table(s: &Summary) -> String {
 pub fn example_team_means(study: &PowerStudy) -> Vec<(f64, f64, bool)> {
     let sim = study.simulator();
     let d = sim.simulate(study.config.trial.seed.unwrap_or(1), 0);
+    if sim.is_stepped_wedge() {
+        // Each cluster is its own control: its period-adjusted change after
+        // crossover (as `crtsim plot adherence` draws it).
+        let df = sim.data_frame(&d);
+        return crate::plot::sw_adherence_points(std::path::Path::new("the example trial"), &df)
+            .map(|v| {
+                v.into_iter()
+                    .map(|p| (p.participation, p.mean_qpr, p.treated))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
     let k = d.team_arm.len();
     let (mut sum, mut cnt) = (vec![0.0; k], vec![0usize; k]);
     for i in 0..d.len() {
