@@ -400,8 +400,14 @@ fn adherence_report() {
             "Reproducibility",
         ]),
     );
-    assert!(html.contains("each cluster&#39;s change after crossover"), "SW scatter");
-    assert!(!html.contains("control team"), "no control-team legend in a stepped wedge");
+    assert!(
+        html.contains("each cluster&#39;s change after crossover"),
+        "SW scatter"
+    );
+    assert!(
+        !html.contains("control team"),
+        "no control-team legend in a stepped wedge"
+    );
 }
 
 #[test]
