@@ -1028,7 +1028,7 @@ pub fn adherence_power(csv_path: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
     };
     let (series, bias) = (human(series), human(bias));
     let xkey = crate::labels::key_label(&xkey);
-    render_both!(prefix, (1280, 560), |root| draw_two(
+    render_both!(prefix, (1440, 560), |root| draw_two(
         &root, &xkey, &bias, &series
     ))
 }
@@ -1040,7 +1040,28 @@ fn draw_two<DB: DrawingBackend>(
     power: &[Series],
 ) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(640);
+    let (w, _) = root.dim_in_pixel();
+    let (panels, legend_area) = root.split_horizontally(w.saturating_sub(260));
+    let (pw, _) = panels.dim_in_pixel();
+    let (left, right) = panels.split_horizontally(pw / 2);
+    // One legend for both panels, beside them.
+    let font = ("sans-serif", 15).into_font();
+    let mut y = 60i32;
+    for (k, s) in power.iter().enumerate() {
+        legend_area
+            .draw(&PathElement::new(
+                vec![(8, y + 8), (34, y + 8)],
+                okabe_ito(k).stroke_width(4),
+            ))
+            .map_err(|e| e.to_string())?;
+        for line in crate::labels::wrap_words(&s.label, 26) {
+            legend_area
+                .draw(&Text::new(line, (42, y), font.clone()))
+                .map_err(|e| e.to_string())?;
+            y += 19;
+        }
+        y += 10;
+    }
     for (area, data, title, ydesc, yr) in [
         (
             &left,
@@ -1099,14 +1120,6 @@ fn draw_two<DB: DrawingBackend>(
         for (k, s) in data.iter().enumerate() {
             draw_mc_curve(&mut chart, s, okabe_ito(k), None)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
