@@ -531,6 +531,13 @@ fn power_solve(
 fn report_cmd(r: ReportArgs) -> Result<(), Error> {
     use crtsim::html::build;
     build::check_targets(&r.target)?;
+    if let Some(out) = r.out.as_deref().filter(|o| o.is_dir()) {
+        return Err(Error::Usage(format!(
+            "--out {}: is a directory; give the HTML file to write, e.g. {}",
+            out.display(),
+            out.join("report.html").display()
+        )));
+    }
     if let Some(dir) = r.out.as_deref().and_then(Path::parent) {
         if !dir.as_os_str().is_empty() && !dir.is_dir() {
             return Err(Error::Usage(format!(

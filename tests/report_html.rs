@@ -424,6 +424,42 @@ fn bad_report_input() {
         err.contains("--target 1.5: a target power must be a number in (0, 1)"),
         "{err}"
     );
+    for (args, want) in [
+        (
+            vec![
+                "report",
+                "configs/refocus.toml",
+                "--target",
+                "0.1,0.2,0.3,0.4,0.5,0.6",
+            ],
+            "--target: 6 lines; give at most 5",
+        ),
+        (
+            vec!["report", "configs/refocus.toml", "--out", "/"],
+            "is a directory; give the HTML file to write",
+        ),
+        (
+            vec![
+                "report",
+                "configs/refocus.toml",
+                "--out",
+                "/nonexistent-dir/x.html",
+            ],
+            "the directory /nonexistent-dir does not exist",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_crtsim"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
     let dir = tmp("bad");
     let out = Command::new(env!("CARGO_BIN_EXE_crtsim"))
         .args(["report", dir.to_str().unwrap()])
@@ -431,4 +467,33 @@ fn bad_report_input() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a run nor a sweep directory"));
+}
+
+/// `[sources]` fills the assumptions table and is not part of the run's
+/// identity (the same config hash with or without it).
+#[test]
+fn sources_table() {
+    let dir = tmp("sources");
+    let page = dir.join("s.html");
+    let src = "sources={\"outcome.icc\"=\"Campbell et al. 2005, table 2\"}";
+    crtsim(&[
+        "report",
+        "configs/refocus.toml",
+        "--reps",
+        "20",
+        "--set",
+        src,
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Campbell et al. 2005, table 2"));
+    let hash = |extra: &[&str]| {
+        let mut a = vec!["power", "configs/refocus.toml", "--reps", "5"];
+        a.extend_from_slice(extra);
+        let table = crtsim(&a);
+        let h = table.split("config hash ").nth(1).unwrap();
+        h.split_whitespace().next().unwrap().to_string()
+    };
+    assert_eq!(hash(&[]), hash(&["--set", src]));
 }

@@ -89,6 +89,17 @@ impl Config {
         use limits::*;
         let c = &self.clusters;
         text_len("trial.name", &self.trial.name)?;
+        if self.sources.len() > SITES {
+            return Err(Error::invalid(
+                "sources",
+                format!("{} entries", self.sources.len()),
+                &format!("at most {SITES} sources"),
+            ));
+        }
+        for (k, v) in &self.sources {
+            text_len("sources", k)?;
+            text_len(&format!("sources.\"{}\"", k), v)?;
+        }
         if c.teams > TEAMS {
             return Err(Error::invalid(
                 "clusters.teams",

@@ -127,8 +127,14 @@ pub fn from_dir(dir: &Path, command: &str, targets: &[f64]) -> Result<Report> {
     })
 }
 
-/// Check target-power lines: each in (0, 1).
+/// Check target-power lines: at most 5, each in (0, 1).
 pub fn check_targets(targets: &[f64]) -> Result<()> {
+    if targets.len() > 5 {
+        return Err(Error::Usage(format!(
+            "--target: {} lines; give at most 5, e.g. 0.8,0.9",
+            targets.len()
+        )));
+    }
     match targets.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
         Some(t) => Err(Error::Usage(format!(
             "--target {t}: a target power must be a number in (0, 1), e.g. 0.8"
