@@ -326,22 +326,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             methods,
             baseline_adjusted,
         } => {
-            let targets = if target.is_empty() {
-                plot::PlotOptions::default().targets
-            } else if target.len() == 1 && target[0] == "none" {
-                Vec::new()
-            } else {
-                target
-                    .iter()
-                    .map(|t| {
-                        t.trim().parse::<f64>().map_err(|_| {
-                            Error::Usage(format!(
-                                "--target {t}: a target power must be a number in (0, 1), e.g. 0.8"
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<f64>, Error>>()?
-            };
+            let targets = plot::parse_targets(&target)?;
             let opts = plot::PlotOptions {
                 title,
                 xlabel,

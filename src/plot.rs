@@ -207,6 +207,37 @@ impl Default for PlotOptions {
     }
 }
 
+/// `--target` of `crtsim plot`: power values in (0, 1), comma-separated
+/// (none given: 0.8 and 0.9; `none`: no lines).
+pub fn parse_targets(given: &[String]) -> Result<Vec<f64>> {
+    if given.is_empty() {
+        return Ok(PlotOptions::default().targets);
+    }
+    if given.len() == 1 && given[0].trim() == "none" {
+        return Ok(Vec::new());
+    }
+    if given.len() > 5 {
+        return Err(Error::Usage(format!(
+            "--target: {} lines; give at most 5, e.g. 0.8,0.9",
+            given.len()
+        )));
+    }
+    given
+        .iter()
+        .map(|t| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0 && *v < 1.0)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--target {t}: a target power must be a number in (0, 1), e.g. 0.8"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Draw `kind` from `input` (a CSV, or for [`PlotKind::Design`] a config)
 /// as `PREFIX.svg` and `PREFIX.png` (default prefix:
 /// [`PlotKind::default_prefix`]); returns the files written.

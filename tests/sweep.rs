@@ -92,6 +92,31 @@ fn power_rises_with_teams_and_the_curve_is_drawn() {
     assert_eq!(key, "clusters.teams");
     assert_eq!(series.len(), 5);
     assert_eq!(series[0].points.len(), 3);
+    // Grant-ready text: words for the key and the analyses, integer ticks,
+    // target lines, a chosen subset.
+    use crtsim::plot::{parse_targets, power_curves_with, PlotOptions};
+    let opts = PlotOptions {
+        methods: Some(vec![
+            crtsim::Analysis::from_name("lmm_satterthwaite").unwrap()
+        ]),
+        ..PlotOptions::default()
+    };
+    let svg = power_curves_with(&path, &dir.join("subset"), &opts).unwrap();
+    let text = std::fs::read_to_string(&svg[0]).unwrap();
+    assert!(text.contains("Number of teams (clusters)"), "axis in words");
+    assert!(text.contains("LMM, Satterthwaite df"), "analysis in words");
+    assert!(
+        !text.contains("Cluster-level t-test"),
+        "only the chosen analysis"
+    );
+    assert!(text.contains("80% target") && text.contains("90% target"));
+    assert!(
+        !text.contains(">12.5<") && !text.contains(">25.0<"),
+        "integer ticks"
+    );
+    assert_eq!(parse_targets(&[]).unwrap(), vec![0.8, 0.9]);
+    assert_eq!(parse_targets(&["none".into()]).unwrap(), Vec::<f64>::new());
+    assert!(parse_targets(&["1.5".into()]).is_err());
 }
 
 #[test]
