@@ -1,7 +1,7 @@
 //! `crtsim report`: one self-contained HTML file per report, checked by
 //! parsing (no external reference, the sections in order, numbers that
 //! match the run) and in a real browser (headless Chromium: no console
-//! error, no element wider than the page at desktop and A4 widths).
+//! error, no element wider than the page at desktop, A4 and phone widths).
 //!
 //! Chromium is required, never skipped: `.ci/run` installs it
 //! (`apt-get install -y chromium`).
@@ -160,7 +160,7 @@ fn check_page(page: &Path, dir: &Path, want_sections: &[&str]) -> String {
         page.display()
     );
     assert_eq!(sections(&html), want_sections, "{}", page.display());
-    for width in [1280, 794] {
+    for width in [1280, 794, 480] {
         let (v, console) = render(page, width, dir);
         assert!(
             console.is_empty(),
