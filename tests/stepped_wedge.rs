@@ -635,9 +635,10 @@ fn gls_at_truth(sets: &[&str], reps: u64) -> (f64, f64, f64, f64) {
     for r in 0..reps {
         sim.simulate_into(&mut replicate_rng(11, r), &mut d);
         let df = sim.data_frame(&d);
-        let Ok(mut m) = Model::new(f, &df, true) else {
-            continue;
-        };
+        // Every simulated trial must give a model: a failure fails the test
+        // (skipping it would count as a non-rejection and bias the check).
+        let mut m = Model::new(f, &df, true)
+            .unwrap_or_else(|e| panic!("{sets:?}: replicate {r} gives no model: {e}"));
         let fit = m.fit_at(OptResult {
             x: theta.clone(),
             f: 0.0,
