@@ -238,18 +238,6 @@ fn missing_number() -> f64 {
 }
 
 impl SizeDist {
-    /// The given sizes as (cluster, period) counts, when `dist = "given"`:
-    /// a per-cluster list repeats each cluster's size in every period.
-    pub fn given(&self, cluster: usize, period: usize) -> Option<u32> {
-        if let Some(m) = &self.per_cluster_period {
-            return m.get(cluster).and_then(|r| r.get(period)).copied();
-        }
-        self.per_cluster
-            .as_ref()
-            .and_then(|v| v.get(cluster))
-            .copied()
-    }
-
     /// Every given size (each cluster's, or each cluster-period's).
     fn given_values(&self) -> Vec<f64> {
         match (&self.per_cluster_period, &self.per_cluster) {

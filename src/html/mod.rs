@@ -21,7 +21,7 @@ mod words;
 
 use crate::analysis::Analysis;
 use crate::config::{Config, DesignKind};
-use crate::labels::{key_label, round_sig};
+use crate::labels::key_label;
 use crate::power::{PowerStudy, Summary};
 use crate::sweep::{PointResult, Solution};
 use figures::{Axes, Curve};
@@ -509,11 +509,6 @@ pub fn pct(p: f64) -> String {
     } else {
         "-".into()
     }
-}
-
-/// A number to a sensible precision.
-fn num(x: f64) -> String {
-    round_sig(x)
 }
 
 /// Whether the design is a stepped wedge.

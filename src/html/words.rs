@@ -4,7 +4,7 @@
 //! the run.
 
 use super::figures::{self, Curve, GridCell, Points};
-use super::{escape, is_sw, num, pct};
+use super::{escape, is_sw, pct};
 use crate::analysis::{Analysis, Estimand, LmmDf};
 use crate::config::{Allocation, Config, Sampling};
 use crate::labels::{key_label, measure_label, round_sig, sampling_label, size_label};
@@ -99,15 +99,15 @@ pub fn effect_words(cfg: &Config, s: &Summary) -> String {
     let o = &cfg.outcome;
     let mut t = format!(
         "a difference of {} points on {}, SD {}",
-        num(s.true_effect),
+        round_sig(s.true_effect),
         measure_label(o.measure),
-        num(o.sd)
+        round_sig(o.sd)
     );
     if (s.true_effect - cfg.effect.difference).abs() > 1e-9 {
         let _ = write!(
             t,
             " (what a {}-point effect at full adherence becomes on the reported scale)",
-            num(cfg.effect.difference)
+            round_sig(cfg.effect.difference)
         );
     }
     t
@@ -120,13 +120,13 @@ pub fn size_words(cfg: &Config) -> String {
         format!(
             "{} clusters of on average {} participants per period",
             cfg.clusters.teams,
-            num(m)
+            round_sig(m)
         )
     } else {
         format!(
             "{} teams of on average {} service users",
             cfg.clusters.teams,
-            num(m)
+            round_sig(m)
         )
     }
 }
@@ -202,7 +202,7 @@ pub fn design_figure(study: &PowerStudy) -> (String, String) {
             format!(
                 "Each row is a sequence, each column a period; the number in a cell is the expected {what} per cluster in that period{}.",
                 if cfg.attrition.rate > 0.0 {
-                    format!(" (mean size {} after {} attrition)", num(m), pct(cfg.attrition.rate))
+                    format!(" (mean size {} after {} attrition)", round_sig(m), pct(cfg.attrition.rate))
                 } else {
                     String::new()
                 }
@@ -229,7 +229,7 @@ pub fn design_figure(study: &PowerStudy) -> (String, String) {
         figures::parallel_design(&sites),
         format!(
             "{caption} Each square is one cluster of {} service users on average.",
-            num(m)
+            round_sig(m)
         ),
     )
 }
@@ -431,7 +431,7 @@ pub fn ademp(study: &PowerStudy, s: &Summary) -> String {
         } else {
             ""
         },
-        num(s.true_effect),
+        round_sig(s.true_effect),
         escape(&s.formula),
         escape(&methods.join("; "))
     )
@@ -504,7 +504,7 @@ pub fn performance_table(s: &Summary) -> String {
             notes.push(format!(
                 "estimand: {} (true value {})",
                 estimand_words(r.analysis.estimand()),
-                num(r.true_value)
+                round_sig(r.true_value)
             ));
         }
         let bias = format!(
@@ -849,7 +849,7 @@ pub fn adherence_table(s: &Summary) -> String {
             "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} <small>({})</small></td>{}{}</tr>",
             escape(r.analysis.label()),
             estimand_words(r.analysis.estimand()),
-            num(r.true_value),
+            round_sig(r.true_value),
             fixed3(e.bias),
             fixed3(e.bias_mc_se),
             cell(e.coverage, e.coverage_mc_se),
@@ -973,7 +973,7 @@ fn design_lead(cfg: &Config, study: &PowerStudy) -> String {
             sw.matrix.len(),
             sw.periods,
             if sw.sampling == Sampling::Cohort { "closed-cohort" } else { "cross-sectional" },
-            num(m),
+            round_sig(m),
             attrition_words(cfg)
         );
     }
@@ -989,7 +989,7 @@ fn design_lead(cfg: &Config, study: &PowerStudy) -> String {
     format!(
         "With {} teams{arms}{sites} of on average {} service users ({} recruited{}),",
         cfg.clusters.teams,
-        num(m),
+        round_sig(m),
         round_sig((f64::from(cfg.clusters.teams) * m).round()),
         attrition_words(cfg)
     )
@@ -1023,22 +1023,25 @@ fn analysis_words(a: Analysis) -> &'static str {
 
 fn assumption_words(cfg: &Config) -> String {
     let o = &cfg.outcome;
-    let mut parts = vec![format!("an intracluster correlation of {}", num(o.icc))];
+    let mut parts = vec![format!(
+        "an intracluster correlation of {}",
+        round_sig(o.icc)
+    )];
     if o.icc_staff > 0.0 {
-        parts.push(format!("a staff-level ICC of {}", num(o.icc_staff)));
+        parts.push(format!("a staff-level ICC of {}", round_sig(o.icc_staff)));
     }
     if let Some(c) = o.cac {
-        parts.push(format!("a cluster autocorrelation of {}", num(c)));
+        parts.push(format!("a cluster autocorrelation of {}", round_sig(c)));
     }
     if o.baseline {
         if let Some(i) = o.iac {
             parts.push(format!(
                 "an individual autocorrelation of {} with adjustment for the baseline score",
-                num(i)
+                round_sig(i)
             ));
         }
     } else if let Some(i) = o.iac.filter(|_| is_sw(cfg)) {
-        parts.push(format!("an individual autocorrelation of {}", num(i)));
+        parts.push(format!("an individual autocorrelation of {}", round_sig(i)));
     }
     match parts.len() {
         1 => parts.remove(0),
