@@ -168,22 +168,30 @@ impl Report {
         h
     }
 
-    /// The headline summary and the analysis it is stated for.
-    fn headline(&self) -> (&Summary, Analysis) {
-        let s = match &self.results {
+    /// The summary the headline is stated for (a sweep's last point).
+    fn headline(&self) -> &Summary {
+        match &self.results {
             Results::Run { summary, .. } | Results::Solve { summary, .. } => summary,
             Results::Sweep { points } => &points[points.len() - 1].summary,
-        };
-        let a = match &self.results {
-            Results::Solve { solution, .. } => solution.analysis,
-            _ => recommend(s).0,
-        };
-        (s, a)
+        }
+    }
+
+    /// The analysis the report recommends, and why: a sample-size search's
+    /// own analysis, else [`recommend`]'s choice.
+    fn recommended(&self) -> (Analysis, String) {
+        match &self.results {
+            Results::Solve { solution, .. } => (
+                solution.analysis,
+                "the analysis whose power the sample-size search used (--solve-analysis)".into(),
+            ),
+            _ => recommend(self.headline()),
+        }
     }
 
     fn summary_box(&self, h: &mut String) {
         let cfg = self.config();
-        let (s, rec) = self.headline();
+        let s = self.headline();
+        let (rec, why) = self.recommended();
         let answer = match &self.results {
             Results::Run { .. } => {
                 let row = s.get(rec);
@@ -215,7 +223,6 @@ impl Report {
                 )
             }
         };
-        let (_, why) = recommend(s);
         let _ = writeln!(
             h,
             "<section class=\"first\" aria-label=\"Summary\"><div class=\"box\"><dl><dt>Design</dt><dd>{}</dd><dt>Answer</dt><dd class=\"answer\">{}</dd><dt>Recommended analysis</dt><dd>{}: {}</dd></dl></div></section>",
@@ -418,7 +425,7 @@ impl Report {
         if study.config.adherence.is_none() {
             return;
         }
-        let (s, _) = self.headline();
+        let s = self.headline();
         let sweep_note = match &self.results {
             Results::Sweep { points } => {
                 let at: Vec<String> = points[points.len() - 1]
@@ -466,7 +473,7 @@ impl Report {
     }
 
     fn protocol_section(&self, h: &mut String) {
-        let (s, rec) = self.headline();
+        let (s, (rec, _)) = (self.headline(), self.recommended());
         let text = match &self.results {
             Results::Solve {
                 solution, study, ..
@@ -482,7 +489,7 @@ impl Report {
     }
 
     fn reproducibility_section(&self, h: &mut String) {
-        let (s, _) = self.headline();
+        let s = self.headline();
         let study = self.study();
         let _ = writeln!(
             h,
