@@ -340,7 +340,7 @@ impl Report {
                     );
                 }
                 h.push_str(&words::ademp(study, summary));
-                h.push_str(&words::performance_table(summary));
+                h.push_str(&words::performance_table(study, summary));
             }
             Results::Sweep { points } => {
                 h.push_str(&words::ademp(&points[0].study, &points[0].summary));
@@ -352,7 +352,7 @@ impl Report {
                         h,
                         "<details><summary>Every measure at {}</summary>{}</details>",
                         escape(&at.join(", ")),
-                        words::performance_table(&p.summary)
+                        words::performance_table(&p.study, &p.summary)
                     );
                 }
             }

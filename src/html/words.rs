@@ -27,7 +27,7 @@ const PREFERENCE: [Analysis; 6] = [
 /// Whether a type-I error is consistent with alpha or above it (by more
 /// than 2 Monte Carlo SEs).
 fn holds_size(null: &Performance, alpha: f64) -> bool {
-    null.reject <= alpha + 2.0 * null.reject_mc_se.max(1e-12)
+    null.reject.is_finite() && null.type_one_departure(alpha) != std::cmp::Ordering::Greater
 }
 
 /// The analysis to recommend for the ITT effect, and why: the first of
@@ -451,22 +451,21 @@ fn cell(p: f64, se: f64) -> String {
 
 /// The type-I error in words: consistent with alpha, or above or below it.
 pub fn type_one_words(null: &Performance, alpha: f64) -> (String, bool) {
-    let d = null.reject - alpha;
-    if d.abs() <= 2.0 * null.reject_mc_se.max(1e-12) {
-        ("consistent with the nominal level".into(), false)
-    } else if d > 0.0 {
-        (format!("above the nominal {} (liberal)", pct(alpha)), true)
-    } else {
-        (
+    match null.type_one_departure(alpha) {
+        std::cmp::Ordering::Equal => ("consistent with the nominal level".into(), false),
+        std::cmp::Ordering::Greater => {
+            (format!("above the nominal {} (liberal)", pct(alpha)), true)
+        }
+        std::cmp::Ordering::Less => (
             format!("below the nominal {} (conservative)", pct(alpha)),
             true,
-        )
+        ),
     }
 }
 
 /// Per-analysis performance with MC SEs, type-I error beside power, and
 /// the departures in words.
-pub fn performance_table(s: &Summary) -> String {
+pub fn performance_table(study: &PowerStudy, s: &Summary) -> String {
     let mut t = format!(
         "<table><caption>{} simulated trials per scenario, seed {}. Monte Carlo SEs in brackets. A type-I error is flagged when it is more than 2 MC SE from the nominal {}.</caption>",
         s.reps,
@@ -487,11 +486,10 @@ pub fn performance_table(s: &Summary) -> String {
             }
             None => "<td class=\"n\">not run</td>".into(),
         };
-        if r.analytic.is_finite() && (e.reject - r.analytic).abs() > 2.5 * e.reject_mc_se.max(1e-12)
-        {
+        if e.departs_from_analytic(r.analytic) {
             notes.push(format!(
-                "Monte Carlo and analytic power differ by more than 2.5 MC SE{}",
-                analytic_reason(r.analysis)
+                "Monte Carlo and analytic power differ by more than 2.5 MC SE: {}",
+                crate::power::analytic_gap_reason(study, r)
             ));
         }
         if e.n_failed > 0 {
@@ -530,21 +528,6 @@ pub fn performance_table(s: &Summary) -> String {
     }
     t.push_str("</tbody></table>\n");
     t
-}
-
-/// Why Monte Carlo and analytic power may differ, per analysis.
-fn analytic_reason(a: Analysis) -> &'static str {
-    match a {
-        Analysis::ClusterT => {
-            ": the closed form is the mixed model's; the cluster-level test weights clusters equally, which loses power when sizes vary"
-        }
-        Analysis::Lmm(LmmDf::Z) => {
-            ": the Wald z test ignores that the variances are estimated from few clusters"
-        }
-        _ => {
-            ": the formula assumes known variance components and a normal outcome; with few clusters or a bounded score the simulation is the better guide"
-        }
-    }
 }
 
 fn estimand_words(e: Estimand) -> &'static str {

@@ -28,7 +28,9 @@ mod tally;
 
 pub use crate::analysis::adherence::{adherence_table, AdherenceAnalyses};
 pub use crate::analysis::Outcome;
-pub use report::{store_summary, summary_json, summary_table, summary_table_for};
+pub use report::{
+    analytic_gap_reason, store_summary, summary_json, summary_table, summary_table_for,
+};
 pub use run::{execute, merge, worker_threads, Merged, RunOptions, MAX_REPS};
 pub use store::{read_manifest, Manifest};
 pub use study::{make_outcome, PowerStudy, Workspace};

@@ -223,29 +223,12 @@ pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> 
         if partial {
             continue;
         }
-        if r.analytic.is_finite() && (e.reject - r.analytic).abs() > 2.5 * e.reject_mc_se.max(1e-9)
-        {
-            let why = if r.analysis == Analysis::ClusterT {
-                "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
-            } else if study.simulator().adherence().is_active() {
-                "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()
-            } else if study.simulator().is_stepped_wedge() {
-                format!(
-                    "the exact GLS power assumes known variance components; estimating them from {} clusters ({} of {} fits singular) changes the test's size and power (Kackar-Harville), and a bounded outcome scale is not Gaussian",
-                    study.simulator().design().teams(),
-                    e.n_singular,
-                    e.n
-                )
-            } else {
-                format!(
-                    "the closed form assumes many clusters, known variance components and the design effect's approximation of variable sizes ({} of {} fits singular)",
-                    e.n_singular, e.n
-                )
-            };
+        if e.departs_from_analytic(r.analytic) {
+            let why = analytic_gap_reason(study, r);
             let _ = writeln!(t, "note: {name}: Monte Carlo power differs from analytic by more than 2.5 MC SE: {why}");
         }
         if let Some(p) = nl {
-            if (p.reject - s.alpha).abs() > 2.0 * p.reject_mc_se.max(1e-9) {
+            if p.type_one_departure(s.alpha) != std::cmp::Ordering::Equal {
                 let _ = writeln!(
                     t,
                     "note: {name}: type-I error {:.3} differs from alpha {} by more than 2 MC SE",
@@ -255,4 +238,27 @@ pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> 
         }
     }
     t
+}
+
+/// Why an analysis' Monte Carlo power may differ from its analytic power
+/// (the table's note and the HTML report's).
+pub fn analytic_gap_reason(study: &PowerStudy, r: &crate::power::AnalysisSummary) -> String {
+    let e = &r.effect;
+    if r.analysis == Analysis::ClusterT {
+        "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
+    } else if study.simulator().adherence().is_active() {
+        "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()
+    } else if study.simulator().is_stepped_wedge() {
+        format!(
+            "the exact GLS power assumes known variance components; estimating them from {} clusters ({} of {} fits singular) changes the test's size and power (Kackar-Harville), and a bounded outcome scale is not Gaussian",
+            study.simulator().design().teams(),
+            e.n_singular,
+            e.n
+        )
+    } else {
+        format!(
+            "the closed form assumes many clusters, known variance components and the design effect's approximation of variable sizes ({} of {} fits singular)",
+            e.n_singular, e.n
+        )
+    }
 }

@@ -93,6 +93,27 @@ pub struct Performance {
     pub n_failed: usize,
 }
 
+impl Performance {
+    /// How the rejection rate (a type-I error, under the null) compares
+    /// with `alpha`: `Equal` within 2 Monte Carlo SEs (or when it is not
+    /// estimable), else above or below.
+    pub fn type_one_departure(&self, alpha: f64) -> std::cmp::Ordering {
+        let d = self.reject - alpha;
+        // Not measurably different (or not estimable: NaN) counts as equal.
+        if !(d.abs() > 2.0 * self.reject_mc_se.max(1e-9)) {
+            std::cmp::Ordering::Equal
+        } else {
+            d.total_cmp(&0.0)
+        }
+    }
+
+    /// Whether the Monte Carlo power differs from `analytic` by more than
+    /// 2.5 Monte Carlo SEs (false without an analytic value).
+    pub fn departs_from_analytic(&self, analytic: f64) -> bool {
+        analytic.is_finite() && (self.reject - analytic).abs() > 2.5 * self.reject_mc_se.max(1e-9)
+    }
+}
+
 /// Summarise the outcomes of one (scenario, analysis) against the true value.
 pub fn performance(records: &[&Outcome], truth: f64, alpha: f64) -> Performance {
     let mut acc = Acc::default();
