@@ -347,11 +347,10 @@ fn select_and_merge(
         let g = group(&s);
         let same = out.iter_mut().find(|(o, og)| {
             *og == g
-                && o.points.len() == s.points.len()
-                && o.points
-                    .iter()
-                    .zip(&s.points)
-                    .all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() <= p.2.max(q.2))
+                && crate::html::figures::curves_coincide(
+                    o.points.iter().map(|p| (p.0, p.1, p.2)),
+                    s.points.iter().map(|p| (p.0, p.1, p.2)),
+                )
         });
         match same {
             Some((o, _)) => {

@@ -15,6 +15,19 @@ pub const PALETTE: [&str; 7] = [
 /// Points of a curve: (x, estimate, Monte Carlo SE).
 pub type Points = Vec<(f64, f64, f64)>;
 
+/// Whether two Monte Carlo curves agree within one MC SE at every point
+/// (analyses simulated on the same trials, so their difference is far more
+/// precise than either): they can be drawn as one labelled line. Points
+/// are (x, estimate, MC SE, ...).
+pub fn curves_coincide<'a>(
+    a: impl ExactSizeIterator<Item = (f64, f64, f64)> + 'a,
+    b: impl ExactSizeIterator<Item = (f64, f64, f64)> + 'a,
+) -> bool {
+    a.len() == b.len()
+        && a.zip(b)
+            .all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() <= p.2.max(q.2))
+}
+
 /// One curve: a label and its points (x, estimate, Monte Carlo SE).
 #[derive(Debug, Clone)]
 pub struct Curve {

@@ -688,11 +688,7 @@ fn merge_coinciding(series: &[(Analysis, Points)]) -> Vec<(Vec<&'static str>, Po
     let mut out: Vec<(Vec<&'static str>, Points)> = Vec::new();
     'next: for (a, v) in series {
         for (labels, w) in out.iter_mut() {
-            let close = v.len() == w.len()
-                && v.iter()
-                    .zip(w.iter())
-                    .all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() <= p.2.max(q.2));
-            if close {
+            if figures::curves_coincide(v.iter().copied(), w.iter().copied()) {
                 labels.push(a.label());
                 continue 'next;
             }
