@@ -204,14 +204,7 @@ fn check_against_search(model: &mut Model, label: &str, stats: &mut (usize, usiz
     stats.2 = stats.2.max(gap);
     // Fixed effects at the search's solution agree with ours.
     model.pls.objective(&xs, reml);
-    let other = model.fit_at(crtsim::lmm::optim::OptResult {
-        x: xs,
-        f: fs,
-        evals: 0,
-        converged: true,
-        grad: 0.0,
-        message: String::new(),
-    });
+    let other = model.fit_at(crtsim::lmm::optim::OptResult::given(&xs, "given"));
     for j in 0..fit.beta.len() {
         let diff = (fit.beta[j] - other.beta[j]).abs() / fit.se(j);
         stats.3 = stats.3.max(diff);

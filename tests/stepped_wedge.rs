@@ -154,14 +154,7 @@ fn oracle_check(sets: &[&str], reps: u64) {
             None => model = Some(Model::new(f, &df, true).unwrap()),
         }
         let m = model.as_mut().unwrap();
-        let fit = m.fit_at(OptResult {
-            x: theta.clone(),
-            f: 0.0,
-            evals: 0,
-            converged: true,
-            grad: 0.0,
-            message: String::new(),
-        });
+        let fit = m.fit_at(OptResult::given(&theta, "given"));
         let j = m.frame.x_names.iter().position(|n| n == "treat").unwrap();
         let est = fit.beta[j];
         let se_known = fit.se(j) / fit.sigma * s2e.sqrt();
@@ -639,14 +632,7 @@ fn gls_at_truth(sets: &[&str], reps: u64) -> (f64, f64, f64, f64) {
         // (skipping it would count as a non-rejection and bias the check).
         let mut m = Model::new(f, &df, true)
             .unwrap_or_else(|e| panic!("{sets:?}: replicate {r} gives no model: {e}"));
-        let fit = m.fit_at(OptResult {
-            x: theta.clone(),
-            f: 0.0,
-            evals: 0,
-            converged: true,
-            grad: 0.0,
-            message: String::new(),
-        });
+        let fit = m.fit_at(OptResult::given(&theta, "given"));
         let j = m.frame.x_names.iter().position(|n| n == "treat").unwrap();
         let se_known = fit.se(j) / fit.sigma * s2e.sqrt();
         if (fit.beta[j] / se_known).abs() > 1.959963984540054 {

@@ -21,8 +21,8 @@
 //! of vcov(β̂) in θ vanishes, and lmerTest's Satterthwaite df become the
 //! residual df (n − p), while pbkrtest (in γ) does not.
 
+use super::dense::{self, Mat};
 use super::{Fit, Model};
-use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// Degrees-of-freedom method for fixed-effect tests.
@@ -61,8 +61,13 @@ pub struct CoefTests {
     pub p_between_within: Vec<f64>,
     pub df_residual: f64,
     pub p_z: Vec<f64>,
-    /// Notes about the computation (e.g. a zero-eigenvalue Hessian).
+    /// Notes about the computation (e.g. a zero-eigenvalue Hessian), in
+    /// words ([`coef_tests_with`] only).
     pub notes: Vec<String>,
+    /// Eigenvalues cut from the Satterthwaite Hessian (a variance on the boundary).
+    pub sat_cut: usize,
+    /// Terms (inner, outer) that stopped the between-within df: not nested.
+    pub bw_unnested: Option<(usize, usize)>,
 }
 
 /// Two-sided p-value of t with `df` degrees of freedom (df = ∞ gives z).
@@ -86,10 +91,11 @@ pub fn p_chisq(x: f64, df: f64) -> f64 {
 }
 
 /// One variance parameter's G_k = Z E_k Z' as the index pairs of E_k
-/// (symmetric pairs expanded), or the residual (G = I).
-enum GTerm {
-    Re(Vec<(usize, usize)>),
-    Residual,
+/// (symmetric pairs expanded); the residual (G = I) has no pairs.
+#[derive(Default)]
+struct GTerm {
+    pairs: Vec<(usize, usize)>,
+    residual: bool,
 }
 
 /// The structured algebra at the optimum. With S = Λ(Λ'Z'ZΛ + I)⁻¹Λ' block
@@ -98,25 +104,44 @@ enum GTerm {
 /// Z'V⁻¹Z = σ⁻² M_c K_c, Z'V⁻²Z = σ⁻⁴ M_c² K_c, Z'V⁻¹[X y] = σ⁻² M_c R_c,
 /// Z'V⁻²[X y] = σ⁻⁴ M_c² R_c; the [X y] cross-products are sums over
 /// components. P = V⁻¹ − V⁻¹XΦX'V⁻¹ adds a global rank-p term that is
-/// never formed.
+/// never formed. Every buffer is kept between models (see [`TestWork`]).
+#[derive(Default)]
 struct Blocks {
     q: usize,
     p: usize,
     /// Component and local index of each random-effect column.
     comp_of: Vec<(usize, usize)>,
+    /// Z'Z and Λ per component.
+    kc: BlockDiag,
+    lc: BlockDiag,
     /// Z'V⁻¹Z and Z'V⁻²Z, block diagonal over components.
     d1: BlockDiag,
     d2: BlockDiag,
-    /// Columns of component c: `cols[ptr[c]..ptr[c + 1]]`.
-    ptr: Vec<usize>,
-    cols: Vec<usize>,
+    /// Z'V⁻¹[X y] and Z'V⁻²[X y] (q × (p+1)).
+    u_w: Mat,
+    u_ww: Mat,
     /// U1 = Z'V⁻¹X, U2 = Z'V⁻²X (q × p).
-    u1: DMatrix<f64>,
-    u2: DMatrix<f64>,
-    /// Φ = (X'V⁻¹X)⁻¹.
-    phi: DMatrix<f64>,
-    g2: DMatrix<f64>,
-    g3: DMatrix<f64>,
+    u1: Mat,
+    u2: Mat,
+    /// [X y]'S[X y], [X y]'SKS[X y], [X y]'SKSKS[X y] summed over components.
+    rsr: Mat,
+    rsksr: Mat,
+    rsksksr: Mat,
+    /// [X y]'V⁻ʲ[X y] for j = 1, 2, 3.
+    rwr: Mat,
+    rwwr: Mat,
+    rwwwr: Mat,
+    /// Φ = (X'V⁻¹X)⁻¹, G1 = X'V⁻¹X, G2 = X'V⁻²X, G3 = X'V⁻³X.
+    phi: Mat,
+    g1: Mat,
+    g2: Mat,
+    g3: Mat,
+    /// Scratch.
+    t1: Mat,
+    t2: Mat,
+    rho: Vec<f64>,
+    wwr: Vec<f64>,
+    phiw: Vec<f64>,
     /// Z'Py and Z'PPy.
     zpy: Vec<f64>,
     zppy: Vec<f64>,
@@ -127,9 +152,15 @@ struct Blocks {
     tr_ww: f64,
     tr_p: f64,
     tr_pp: f64,
+    /// Scratch for [`Blocks::tr_ede`].
+    start: Vec<usize>,
+    fill: Vec<usize>,
+    by: Vec<(usize, usize)>,
+    small: small::Work,
 }
 
 /// Square blocks, one per component, stored row-major in one vector.
+#[derive(Default)]
 struct BlockDiag {
     off: Vec<usize>,
     size: Vec<usize>,
@@ -137,19 +168,17 @@ struct BlockDiag {
 }
 
 impl BlockDiag {
-    fn zeros(ptr: &[usize]) -> BlockDiag {
-        let size: Vec<usize> = ptr.windows(2).map(|w| w[1] - w[0]).collect();
-        let mut off = Vec::with_capacity(size.len());
+    fn reset(&mut self, ptr: &[usize]) {
+        self.size.clear();
+        self.size.extend(ptr.windows(2).map(|w| w[1] - w[0]));
+        self.off.clear();
         let mut t = 0;
-        for &n in &size {
-            off.push(t);
+        for &n in &self.size {
+            self.off.push(t);
             t += n * n;
         }
-        BlockDiag {
-            off,
-            size,
-            data: vec![0.0; t],
-        }
+        self.data.clear();
+        self.data.resize(t, 0.0);
     }
     #[inline]
     fn get(&self, c: usize, i: usize, j: usize) -> f64 {
@@ -160,80 +189,97 @@ impl BlockDiag {
         let n = self.size[c];
         self.data[self.off[c] + i * n + j] = v;
     }
+    fn block(&self, c: usize) -> &[f64] {
+        let n = self.size[c];
+        &self.data[self.off[c]..self.off[c] + n * n]
+    }
 }
 
-fn blocks(model: &Model, fit: &Fit) -> Blocks {
-    let pls = &model.pls;
-    let (q, p) = (pls.q, pls.p);
-    let m = p + 1;
-    let (ptr, cols) = pls.components();
-    let ncomp = ptr.len() - 1;
-    let mut comp_of = vec![(0usize, 0usize); q];
-    for c in 0..ncomp {
-        for (l, &r) in cols[ptr[c]..ptr[c + 1]].iter().enumerate() {
-            comp_of[r] = (c, l);
-        }
-    }
-    let mut kc = BlockDiag::zeros(&ptr);
-    for (r, s, v) in pls.ztz_entries() {
-        let (c, lr) = comp_of[r];
-        let ls = comp_of[s].1;
-        kc.set(c, lr, ls, v);
-        kc.set(c, ls, lr, v);
-    }
-    let mut lc = BlockDiag::zeros(&ptr);
-    for (r, col, ti) in pls.lambda_entries() {
-        let (c, lr) = comp_of[r];
-        let lcol = comp_of[col].1;
-        let v = lc.get(c, lr, lcol) + fit.theta[ti];
-        lc.set(c, lr, lcol, v);
-    }
-    let s2 = fit.sigma * fit.sigma;
-    let mut u_w = DMatrix::<f64>::zeros(q, m);
-    let mut u_ww = DMatrix::<f64>::zeros(q, m);
-    let mut rsr = DMatrix::<f64>::zeros(m, m);
-    let mut rsksr = DMatrix::<f64>::zeros(m, m);
-    let mut rsksksr = DMatrix::<f64>::zeros(m, m);
-    let (mut tr_sk, mut tr_sksk) = (0.0, 0.0);
-    let mut d1 = BlockDiag::zeros(&ptr);
-    let mut d2 = BlockDiag::zeros(&ptr);
-    let mut ws = small::Work::default();
-    for c in 0..ncomp {
-        let cc = &cols[ptr[c]..ptr[c + 1]];
-        let n_c = cc.len();
-        if n_c == 1 {
-            // Scalar component (e.g. one level of a random intercept): all
-            // the block algebra is arithmetic on numbers.
-            let r = cc[0];
-            let (k, l) = (kc.get(c, 0, 0), lc.get(c, 0, 0));
-            let sc = l * l / (l * l * k + 1.0);
-            let mc = 1.0 - k * sc;
-            let row = &pls.ztxy[r * m..(r + 1) * m];
-            for j in 0..m {
-                u_w[(r, j)] = mc * row[j] / s2;
-                u_ww[(r, j)] = mc * mc * row[j] / (s2 * s2);
+impl Blocks {
+    /// The algebra of `model` at `fit`.
+    fn fill(&mut self, model: &Model, fit: &Fit) {
+        let pls = &model.pls;
+        let (q, p) = (pls.q, pls.p);
+        let m = p + 1;
+        self.q = q;
+        self.p = p;
+        let (ptr, cols) = pls.components();
+        let ncomp = ptr.len() - 1;
+        self.comp_of.clear();
+        self.comp_of.resize(q, (0, 0));
+        for c in 0..ncomp {
+            for (l, &r) in cols[ptr[c]..ptr[c + 1]].iter().enumerate() {
+                self.comp_of[r] = (c, l);
             }
-            let (a1, a2, a3) = (sc, sc * sc * k, sc * sc * sc * k * k);
-            for a in 0..m {
-                for b in 0..m {
-                    let rr = row[a] * row[b];
-                    rsr[(a, b)] += a1 * rr;
-                    rsksr[(a, b)] += a2 * rr;
-                    rsksksr[(a, b)] += a3 * rr;
+        }
+        self.kc.reset(ptr);
+        for (r, s, v) in pls.ztz_entries() {
+            let (c, lr) = self.comp_of[r];
+            let ls = self.comp_of[s].1;
+            self.kc.set(c, lr, ls, v);
+            self.kc.set(c, ls, lr, v);
+        }
+        self.lc.reset(ptr);
+        for (r, col, ti) in pls.lambda_entries() {
+            let (c, lr) = self.comp_of[r];
+            let lcol = self.comp_of[col].1;
+            let v = self.lc.get(c, lr, lcol) + fit.theta[ti];
+            self.lc.set(c, lr, lcol, v);
+        }
+        let s2 = fit.sigma * fit.sigma;
+        self.u_w.reset(q, m);
+        self.u_ww.reset(q, m);
+        self.rsr.reset(m, m);
+        self.rsksr.reset(m, m);
+        self.rsksksr.reset(m, m);
+        let (mut tr_sk, mut tr_sksk) = (0.0, 0.0);
+        self.d1.reset(ptr);
+        self.d2.reset(ptr);
+        for c in 0..ncomp {
+            let cc = &cols[ptr[c]..ptr[c + 1]];
+            if cc.len() == 1 {
+                // Scalar component (e.g. one level of a random intercept): all
+                // the block algebra is arithmetic on numbers.
+                let r = cc[0];
+                let (k, l) = (self.kc.get(c, 0, 0), self.lc.get(c, 0, 0));
+                let sc = l * l / (l * l * k + 1.0);
+                let mc = 1.0 - k * sc;
+                let row = &pls.ztxy[r * m..(r + 1) * m];
+                for j in 0..m {
+                    self.u_w[(r, j)] = mc * row[j] / s2;
+                    self.u_ww[(r, j)] = mc * mc * row[j] / (s2 * s2);
                 }
+                let (a1, a2, a3) = (sc, sc * sc * k, sc * sc * sc * k * k);
+                for a in 0..m {
+                    for b in 0..m {
+                        let rr = row[a] * row[b];
+                        self.rsr[(a, b)] += a1 * rr;
+                        self.rsksr[(a, b)] += a2 * rr;
+                        self.rsksksr[(a, b)] += a3 * rr;
+                    }
+                }
+                tr_sk += sc * k;
+                tr_sksk += (sc * k) * (sc * k);
+                self.d1.set(c, 0, 0, mc * k / s2);
+                self.d2.set(c, 0, 0, mc * mc * k / (s2 * s2));
+                continue;
             }
-            tr_sk += sc * k;
-            tr_sksk += (sc * k) * (sc * k);
-            d1.set(c, 0, 0, mc * k / s2);
-            d2.set(c, 0, 0, mc * mc * k / (s2 * s2));
-            continue;
+            let (a, b) = self.component(pls, c, cc, s2);
+            tr_sk += a;
+            tr_sksk += b;
         }
-        // A component of n_c columns (e.g. a cluster and its cluster-periods):
-        // small dense row-major algebra in reused buffers.
-        let nc = n_c;
-        let k = &kc.data[kc.off[c]..kc.off[c] + nc * nc];
-        let l = &lc.data[lc.off[c]..lc.off[c] + nc * nc];
-        let w = &mut ws;
+        self.finish_span(model, tr_sk, tr_sksk, s2);
+    }
+
+    /// A component of several columns (e.g. a cluster and its
+    /// cluster-periods): small dense row-major algebra in reused buffers.
+    /// Returns its contributions to tr(SK) and tr(SKSK).
+    fn component(&mut self, pls: &super::pls::Pls, c: usize, cc: &[usize], s2: f64) -> (f64, f64) {
+        let m = pls.p + 1;
+        let nc = cc.len();
+        let k = self.kc.block(c);
+        let l = self.lc.block(c);
+        let w = &mut self.small;
         w.resize(nc, m);
         // R_c: the component's rows of Z'[X y].
         for (i, &r) in cc.iter().enumerate() {
@@ -245,7 +291,7 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
         for i in 0..nc {
             w.t2[i * nc + i] += 1.0;
         }
-        if !small::inverse_spd(&mut w.t2, &mut w.t3, nc) {
+        if !small::inverse_spd(&mut w.t2, &mut w.t3, &mut w.x, nc) {
             w.t2.iter_mut().for_each(|v| *v = 0.0);
             for i in 0..nc {
                 w.t2[i * nc + i] = 1.0;
@@ -266,8 +312,8 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
         small::mul(&w.mc, &w.mr, &mut w.mmr, nc, nc, m);
         for (i, &r) in cc.iter().enumerate() {
             for j in 0..m {
-                u_w[(r, j)] = w.mr[i * m + j] / s2;
-                u_ww[(r, j)] = w.mmr[i * m + j] / (s2 * s2);
+                self.u_w[(r, j)] = w.mr[i * m + j] / s2;
+                self.u_ww[(r, j)] = w.mmr[i * m + j] / (s2 * s2);
             }
         }
         small::mul(&w.sc, &w.r, &mut w.sr, nc, nc, m); // SR
@@ -281,13 +327,14 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
                     x2 += w.sr[i * m + a] * w.ksr[i * m + b];
                     x3 += w.ksr[i * m + a] * w.sksr[i * m + b];
                 }
-                rsr[(a, b)] += x1;
-                rsksr[(a, b)] += x2;
-                rsksksr[(a, b)] += x3;
+                self.rsr[(a, b)] += x1;
+                self.rsksr[(a, b)] += x2;
+                self.rsksksr[(a, b)] += x3;
             }
         }
         // tr(SK) and tr(SKSK).
         small::mul(&w.sc, k, &mut w.t1, nc, nc, nc);
+        let (mut tr_sk, mut tr_sksk) = (0.0, 0.0);
         for i in 0..nc {
             tr_sk += w.t1[i * nc + i];
             for j in 0..nc {
@@ -296,72 +343,93 @@ fn blocks(model: &Model, fit: &Fit) -> Blocks {
         }
         for i in 0..nc {
             for j in 0..nc {
-                d1.set(c, i, j, w.mk[i * nc + j] / s2);
-                d2.set(c, i, j, w.mmk[i * nc + j] / (s2 * s2));
+                self.d1.set(c, i, j, w.mk[i * nc + j] / s2);
+                self.d2.set(c, i, j, w.mmk[i * nc + j] / (s2 * s2));
             }
         }
+        (tr_sk, tr_sksk)
     }
-    let mut krr = DMatrix::<f64>::zeros(m, m);
-    for a in 0..m {
-        for b in 0..m {
-            krr[(a, b)] = pls.xyxy[a * m + b];
-        }
-    }
-    let rwr = (&krr - &rsr) / s2;
-    let rwwr = (&krr - &rsr * 2.0 + &rsksr) / (s2 * s2);
-    let rwwwr = (&krr - &rsr * 3.0 + &rsksr * 3.0 - &rsksksr) / (s2 * s2 * s2);
-    let g1 = rwr.view((0, 0), (p, p)).into_owned();
-    let phi = g1
-        .cholesky()
-        .map(|ch| ch.inverse())
-        .unwrap_or_else(|| DMatrix::from_element(p, p, f64::NAN));
-    let beta = &phi * rwr.view((0, p), (p, 1));
-    let mut rho = DVector::<f64>::zeros(m);
-    for j in 0..p {
-        rho[j] = -beta[(j, 0)];
-    }
-    rho[p] = 1.0;
-    let g2 = rwwr.view((0, 0), (p, p)).into_owned();
-    let g3 = rwwwr.view((0, 0), (p, p)).into_owned();
-    let n = model.frame.n as f64;
-    let tr_w = (n - tr_sk) / s2;
-    let tr_ww = (n - 2.0 * tr_sk + tr_sksk) / (s2 * s2);
-    let pg2 = &phi * &g2;
-    let tr_p = tr_w - pg2.trace();
-    let tr_pp = tr_ww - 2.0 * (&phi * &g3).trace() + (&pg2 * &pg2).trace();
-    let u1 = u_w.columns(0, p).into_owned();
-    let u2 = u_ww.columns(0, p).into_owned();
-    let zpy_v = &u_w * &rho;
-    let wwr = &rwwr * &rho;
-    let wwr_x = wwr.rows(0, p).into_owned();
-    let zppy_v = &u_ww * &rho - &u1 * (&phi * &wwr_x);
-    let y_p3_y =
-        (rho.transpose() * &rwwwr * &rho)[(0, 0)] - (wwr_x.transpose() * &phi * &wwr_x)[(0, 0)];
-    Blocks {
-        q,
-        p,
-        comp_of,
-        d1,
-        d2,
-        ptr,
-        cols,
-        u1,
-        u2,
-        phi,
-        g2,
-        g3,
-        zpy: zpy_v.iter().copied().collect(),
-        zppy: zppy_v.iter().copied().collect(),
-        y_pp_y: (rho.transpose() * &rwwr * &rho)[(0, 0)],
-        y_p3_y,
-        tr_w,
-        tr_ww,
-        tr_p,
-        tr_pp,
-    }
-}
 
-impl Blocks {
+    /// The [X y] cross-products through V⁻¹, Φ, and the traces and
+    /// quadratic forms of P, from the per-component sums.
+    fn finish_span(&mut self, model: &Model, tr_sk: f64, tr_sksk: f64, s2: f64) {
+        let (q, p) = (self.q, self.p);
+        let m = p + 1;
+        let xyxy = &model.pls.xyxy;
+        self.rwr.reset(m, m);
+        self.rwwr.reset(m, m);
+        self.rwwwr.reset(m, m);
+        for a in 0..m {
+            for b in 0..m {
+                let (k, r1, r2, r3) = (
+                    xyxy[a * m + b],
+                    self.rsr[(a, b)],
+                    self.rsksr[(a, b)],
+                    self.rsksksr[(a, b)],
+                );
+                self.rwr[(a, b)] = (k - r1) / s2;
+                self.rwwr[(a, b)] = (k - r1 * 2.0 + r2) / (s2 * s2);
+                self.rwwwr[(a, b)] = (k - r1 * 3.0 + r2 * 3.0 - r3) / (s2 * s2 * s2);
+            }
+        }
+        self.g1.assign_block(&self.rwr, p, p);
+        if !self.g1.inverse_spd_into(&mut self.phi, &mut self.t1) {
+            self.phi.reset(p, p);
+            self.phi.scale(f64::NAN);
+        }
+        self.rho.clear();
+        for j in 0..p {
+            let beta: f64 = (0..p).map(|k| self.phi[(j, k)] * self.rwr[(k, p)]).sum();
+            self.rho.push(-beta);
+        }
+        self.rho.push(1.0);
+        self.g2.assign_block(&self.rwwr, p, p);
+        self.g3.assign_block(&self.rwwwr, p, p);
+        let n = model.frame.n as f64;
+        self.tr_w = (n - tr_sk) / s2;
+        self.tr_ww = (n - 2.0 * tr_sk + tr_sksk) / (s2 * s2);
+        self.t1.set_mul(&self.phi, &self.g2); // ΦG2
+        self.tr_p = self.tr_w - self.t1.trace();
+        self.t2.set_mul(&self.phi, &self.g3);
+        self.tr_pp = self.tr_ww - 2.0 * self.t2.trace() + Mat::dot_t(&self.t1, &self.t1);
+        self.u1.reset(q, p);
+        self.u2.reset(q, p);
+        for r in 0..q {
+            for j in 0..p {
+                self.u1[(r, j)] = self.u_w[(r, j)];
+                self.u2[(r, j)] = self.u_ww[(r, j)];
+            }
+        }
+        let quad = |a: &Mat, v: &[f64]| -> f64 {
+            (0..v.len())
+                .map(|i| v[i] * (0..v.len()).map(|j| a[(i, j)] * v[j]).sum::<f64>())
+                .sum()
+        };
+        self.zpy.clear();
+        self.zpy
+            .extend((0..q).map(|r| (0..m).map(|j| self.u_w[(r, j)] * self.rho[j]).sum::<f64>()));
+        self.wwr.clear();
+        for a in 0..m {
+            let v = (0..m).map(|b| self.rwwr[(a, b)] * self.rho[b]).sum::<f64>();
+            self.wwr.push(v);
+        }
+        // Φ·(V⁻²-weighted X'Py), then Z'PPy = U_ww ρ − U1 Φ wwr_X.
+        self.phiw.clear();
+        for j in 0..p {
+            let v = (0..p).map(|k| self.phi[(j, k)] * self.wwr[k]).sum::<f64>();
+            self.phiw.push(v);
+        }
+        self.zppy.clear();
+        for r in 0..q {
+            let a: f64 = (0..m).map(|j| self.u_ww[(r, j)] * self.rho[j]).sum();
+            let b: f64 = (0..p).map(|j| self.u1[(r, j)] * self.phiw[j]).sum();
+            self.zppy.push(a - b);
+        }
+        let wx_phi_wx: f64 = (0..p).map(|j| self.wwr[j] * self.phiw[j]).sum();
+        self.y_p3_y = quad(&self.rwwwr, &self.rho) - wx_phi_wx;
+        self.y_pp_y = quad(&self.rwwr, &self.rho);
+    }
+
     /// Entry (s, r) of a block-diagonal matrix.
     #[inline]
     fn d(&self, d: &BlockDiag, s: usize, r: usize) -> f64 {
@@ -373,11 +441,13 @@ impl Blocks {
             0.0
         }
     }
-    /// D·F for a block-diagonal D and a q × k matrix F.
-    fn d_times(&self, d: &BlockDiag, f: &DMatrix<f64>) -> DMatrix<f64> {
-        let mut out = DMatrix::zeros(self.q, f.ncols());
-        for c in 0..self.ptr.len() - 1 {
-            let cc = &self.cols[self.ptr[c]..self.ptr[c + 1]];
+
+    /// out = D·F for a block-diagonal D and a q × k matrix F.
+    fn d_times(&self, d: &BlockDiag, f: &Mat, out: &mut Mat, model: &Model) {
+        out.reset(self.q, f.ncols());
+        let (ptr, cols) = model.pls.components();
+        for c in 0..ptr.len() - 1 {
+            let cc = &cols[ptr[c]..ptr[c + 1]];
             for (i, &r) in cc.iter().enumerate() {
                 for (j, &s) in cc.iter().enumerate() {
                     let v = d.get(c, i, j);
@@ -389,30 +459,33 @@ impl Blocks {
                 }
             }
         }
-        out
     }
-    /// tr(E_k D E_l D) for block-diagonal D.
-    fn tr_ede(&self, d: &BlockDiag, pk: &[(usize, usize)], pl: &[(usize, usize)]) -> f64 {
+
+    /// tr(E_k D1 E_l D1).
+    fn tr_ede(&mut self, pk: &[(usize, usize)], pl: &[(usize, usize)]) -> f64 {
         // Counting-sort E_l's pairs by the component of their first index.
-        let ncomp = self.ptr.len() - 1;
-        let mut start = vec![0usize; ncomp + 1];
+        let ncomp = self.d1.size.len();
+        self.start.clear();
+        self.start.resize(ncomp + 1, 0);
         for &(u, _) in pl {
-            start[self.comp_of[u].0 + 1] += 1;
+            self.start[self.comp_of[u].0 + 1] += 1;
         }
         for c in 0..ncomp {
-            start[c + 1] += start[c];
+            self.start[c + 1] += self.start[c];
         }
-        let mut fill = start.clone();
-        let mut by = vec![(0usize, 0usize); pl.len()];
+        self.fill.clone_from(&self.start);
+        self.by.clear();
+        self.by.resize(pl.len(), (0, 0));
         for &(u, v) in pl {
             let c = self.comp_of[u].0;
-            by[fill[c]] = (u, v);
-            fill[c] += 1;
+            self.by[self.fill[c]] = (u, v);
+            self.fill[c] += 1;
         }
+        let d = &self.d1;
         let mut s = 0.0;
         for &(r, ss) in pk {
             let c = self.comp_of[r].0;
-            for &(u, v) in &by[start[c]..start[c + 1]] {
+            for &(u, v) in &self.by[self.start[c]..self.start[c + 1]] {
                 s += self.d(d, ss, u) * self.d(d, v, r);
             }
         }
@@ -420,179 +493,255 @@ impl Blocks {
     }
 }
 
-/// E_k F for a q × k matrix F.
-fn e_times(pairs: &[(usize, usize)], f: &DMatrix<f64>) -> DMatrix<f64> {
-    let mut out = DMatrix::zeros(f.nrows(), f.ncols());
-    for &(r, s) in pairs {
-        for c in 0..f.ncols() {
-            out[(r, c)] += f[(s, c)];
-        }
-    }
-    out
+/// Reusable buffers for [`coef_tests_into`]: a power loop keeps one per
+/// thread, so testing a replicate's fit allocates nothing once the shapes
+/// have been seen.
+#[derive(Default)]
+pub struct TestWork {
+    gt: Vec<GTerm>,
+    b: Blocks,
+    /// Per variance parameter k: F_k = E_k U1 (q × p; empty for the
+    /// residual), M_k = U1'E_kU1 (G2 for the residual), ΦM_k, D1F_k.
+    f: Vec<Mat>,
+    mk: Vec<Mat>,
+    phim: Vec<Mat>,
+    d1f: Vec<Mat>,
+    /// Q_kl = X'V⁻¹G_kV⁻¹G_lV⁻¹X for k ≤ l, at k·ng + l.
+    qq: Vec<Mat>,
+    /// a_k = E_k Z'Py (q × 1), D1 a_k, U1'a_k.
+    a: Vec<Mat>,
+    d1a: Vec<Mat>,
+    ua: Vec<Mat>,
+    /// U1Φ, U2Φ, U1ΦG2Φ.
+    v1: Mat,
+    v2: Mat,
+    v1g: Mat,
+    /// Gradient and Hessian of the deviance in γ.
+    grad: Vec<f64>,
+    hess: Mat,
+    /// γ(φ) Jacobian and per-γ Hessians in φ = (θ, σ).
+    jac: Mat,
+    hess2: Vec<Mat>,
+    /// Scratch.
+    h: Mat,
+    t1: Mat,
+    t2: Mat,
+    vals: Vec<f64>,
+    vecs: Mat,
+    inv: Mat,
+    dd: Vec<f64>,
+    g: Vec<f64>,
+    y: Vec<f64>,
+    ww: Mat,
+    bw: BwWork,
 }
 
-fn gterms(model: &Model) -> Vec<GTerm> {
-    let mut out = Vec::new();
-    for &(qo, _, k, nl) in &model.pls.term_layout {
-        for a in 0..k {
-            for c in a..k {
-                let mut pairs = Vec::with_capacity(2 * nl);
-                for g in 0..nl {
-                    let r = qo + g * k + c;
-                    let s = qo + g * k + a;
-                    pairs.push((r, s));
-                    if r != s {
-                        pairs.push((s, r));
+impl TestWork {
+    /// The variance parameters of `model` (γ order: each term's lower
+    /// triangle, then the residual).
+    fn gterms(&mut self, model: &Model) {
+        let mut n = 0;
+        for &(qo, _, k, nl) in &model.pls.term_layout {
+            for a in 0..k {
+                for c in a..k {
+                    if self.gt.len() == n {
+                        self.gt.push(GTerm::default());
+                    }
+                    let g = &mut self.gt[n];
+                    g.residual = false;
+                    g.pairs.clear();
+                    for lev in 0..nl {
+                        let r = qo + lev * k + c;
+                        let s = qo + lev * k + a;
+                        g.pairs.push((r, s));
+                        if r != s {
+                            g.pairs.push((s, r));
+                        }
+                    }
+                    n += 1;
+                }
+            }
+        }
+        if self.gt.len() == n {
+            self.gt.push(GTerm::default());
+        }
+        self.gt[n].residual = true;
+        self.gt[n].pairs.clear();
+        self.gt.truncate(n + 1);
+    }
+
+    fn ng(&self) -> usize {
+        self.gt.len()
+    }
+
+    /// F_k, M_k, ΦM_k and D1F_k for every variance parameter, and the
+    /// Q_kl (k ≤ l).
+    fn term_pieces(&mut self, model: &Model) {
+        let ng = self.ng();
+        let b = &self.b;
+        for v in [&mut self.f, &mut self.mk, &mut self.phim, &mut self.d1f] {
+            v.resize_with(ng, Mat::default);
+        }
+        for k in 0..ng {
+            let g = &self.gt[k];
+            if g.residual {
+                self.mk[k].assign(&b.g2);
+            } else {
+                let f = &mut self.f[k];
+                f.reset(b.u1.nrows(), b.u1.ncols());
+                for &(r, s) in &g.pairs {
+                    for c in 0..b.u1.ncols() {
+                        f[(r, c)] += b.u1[(s, c)];
                     }
                 }
-                out.push(GTerm::Re(pairs));
+                self.mk[k].set_tmul(&b.u1, f);
+                b.d_times(&b.d1, f, &mut self.d1f[k], model);
+            }
+            self.phim[k].set_mul(&b.phi, &self.mk[k]);
+        }
+        self.qq.resize_with(ng * ng, Mat::default);
+        for i in 0..ng {
+            for j in i..ng {
+                let out = &mut self.qq[i * ng + j];
+                match (self.gt[i].residual, self.gt[j].residual) {
+                    (false, false) => out.set_tmul(&self.f[i], &self.d1f[j]),
+                    (false, true) => out.set_tmul(&self.f[i], &b.u2),
+                    (true, false) => out.set_tmul(&b.u2, &self.f[j]),
+                    (true, true) => out.assign(&b.g3),
+                }
             }
         }
     }
-    out.push(GTerm::Residual);
-    out
-}
 
-/// Gradient and Hessian of the deviance (−2 log L_R, or −2 log L profiled
-/// over β for ML) in γ; and ∂Φ/∂γ_k.
-struct GammaDerivs {
-    grad: DVector<f64>,
-    hess: DMatrix<f64>,
-    dphi: Vec<DMatrix<f64>>,
-}
-
-/// Per-RE-term pieces shared by Satterthwaite and KR.
-struct TermPieces {
-    /// F_k = E_k U1 (q × p).
-    f: DMatrix<f64>,
-    /// M_k = U1'E_kU1 (p × p).
-    mk: DMatrix<f64>,
-}
-
-fn term_pieces(b: &Blocks, gt: &[GTerm]) -> Vec<Option<TermPieces>> {
-    gt.iter()
-        .map(|g| match g {
-            GTerm::Re(pairs) => {
-                let f = e_times(pairs, &b.u1);
-                let mk = b.u1.transpose() * &f;
-                Some(TermPieces { f, mk })
+    /// Gradient and Hessian of the deviance (−2 log L_R, or −2 log L
+    /// profiled over β for ML) in γ.
+    fn gamma_derivs(&mut self, model: &Model, reml: bool) {
+        let ng = self.ng();
+        let b = &self.b;
+        self.v1.set_mul(&b.u1, &b.phi);
+        self.v2.set_mul(&b.u2, &b.phi);
+        self.t1.set_mul3(&b.phi, &b.g2, &b.phi, &mut self.t2);
+        self.v1g.set_mul(&b.u1, &self.t1);
+        for v in [&mut self.a, &mut self.d1a, &mut self.ua] {
+            v.resize_with(ng, Mat::default);
+        }
+        for k in 0..ng {
+            if self.gt[k].residual {
+                continue;
             }
-            GTerm::Residual => None,
-        })
-        .collect()
-}
-
-fn row_dot(a: &DMatrix<f64>, i: usize, b: &DMatrix<f64>, j: usize) -> f64 {
-    (0..a.ncols()).map(|k| a[(i, k)] * b[(j, k)]).sum()
-}
-
-fn gamma_derivs(b: &Blocks, gt: &[GTerm], tp: &[Option<TermPieces>], reml: bool) -> GammaDerivs {
-    let ng = gt.len();
-    let phi = &b.phi;
-    let v1 = &b.u1 * phi; // U1 Φ
-    let v2 = &b.u2 * phi; // U2 Φ
-    let v1g = &b.u1 * (phi * &b.g2 * phi); // U1 Φ G2 Φ
-                                           // a_k = E_k Z'Py; D1 a_k; U1'a_k.
-    let avec: Vec<Option<DMatrix<f64>>> = gt
-        .iter()
-        .map(|g| match g {
-            GTerm::Re(pairs) => {
-                let mut a = DMatrix::zeros(b.q, 1);
-                for &(r, s) in pairs {
-                    a[(r, 0)] += b.zpy[s];
-                }
-                Some(a)
+            let a = &mut self.a[k];
+            a.reset(b.q, 1);
+            for &(r, s) in &self.gt[k].pairs {
+                a[(r, 0)] += b.zpy[s];
             }
-            GTerm::Residual => None,
-        })
-        .collect();
-    let d1a: Vec<Option<DMatrix<f64>>> = avec
-        .iter()
-        .map(|a| a.as_ref().map(|a| b.d_times(&b.d1, a)))
-        .collect();
-    let ua: Vec<Option<DMatrix<f64>>> = avec
-        .iter()
-        .map(|a| a.as_ref().map(|a| b.u1.transpose() * a))
-        .collect();
-    let d1f: Vec<Option<DMatrix<f64>>> = tp
-        .iter()
-        .map(|t| t.as_ref().map(|t| b.d_times(&b.d1, &t.f)))
-        .collect();
-    let mut grad = DVector::zeros(ng);
-    let mut hess = DMatrix::zeros(ng, ng);
-    for (i, gi) in gt.iter().enumerate() {
-        grad[i] = match gi {
-            GTerm::Re(pairs) => {
+            b.d_times(&b.d1, a, &mut self.d1a[k], model);
+            self.ua[k].set_tmul(&b.u1, a);
+        }
+        self.grad.clear();
+        for i in 0..ng {
+            let gi = &self.gt[i];
+            let g = if gi.residual {
+                (if reml { b.tr_p } else { b.tr_w }) - b.y_pp_y
+            } else {
                 let mut tr = 0.0;
                 let mut quad = 0.0;
-                for &(r, s) in pairs {
+                for &(r, s) in &gi.pairs {
                     tr += b.d(&b.d1, s, r);
                     if reml {
-                        tr -= row_dot(&v1, s, &b.u1, r);
+                        tr -= row_dot(&self.v1, s, &b.u1, r);
                     }
                     quad += b.zpy[r] * b.zpy[s];
                 }
                 tr - quad
-            }
-            GTerm::Residual => (if reml { b.tr_p } else { b.tr_w }) - b.y_pp_y,
-        };
-        for j in 0..=i {
-            let h = match (gi, &gt[j]) {
-                (GTerm::Re(pi), GTerm::Re(pj)) => {
-                    let mut tr = b.tr_ede(&b.d1, pi, pj);
-                    if reml {
-                        let (ti, tj) = (tp[i].as_ref().expect("RE"), tp[j].as_ref().expect("RE"));
-                        let nkl = ti.f.transpose() * d1f[j].as_ref().expect("RE");
-                        tr += -2.0 * (nkl * phi).trace() + (&ti.mk * phi * &tj.mk * phi).trace();
-                    }
-                    let ai = avec[i].as_ref().expect("RE");
-                    let quad = (ai.transpose() * d1a[j].as_ref().expect("RE"))[(0, 0)]
-                        - (ua[i].as_ref().expect("RE").transpose()
-                            * phi
-                            * ua[j].as_ref().expect("RE"))[(0, 0)];
-                    -tr + 2.0 * quad
-                }
-                (GTerm::Residual, GTerm::Re(pk)) | (GTerm::Re(pk), GTerm::Residual) => {
-                    let k = if matches!(gi, GTerm::Re(_)) { i } else { j };
-                    let mut tr = 0.0;
-                    for &(r, s) in pk {
-                        tr += b.d(&b.d2, s, r);
-                        if reml {
-                            tr += -row_dot(&v2, s, &b.u1, r) - row_dot(&v1, s, &b.u2, r)
-                                + row_dot(&v1g, s, &b.u1, r);
-                        }
-                    }
-                    let ak = avec[k].as_ref().expect("RE");
-                    let quad: f64 = (0..b.q).map(|r| ak[(r, 0)] * b.zppy[r]).sum();
-                    -tr + 2.0 * quad
-                }
-                (GTerm::Residual, GTerm::Residual) => {
-                    -(if reml { b.tr_pp } else { b.tr_ww }) + 2.0 * b.y_p3_y
-                }
             };
-            hess[(i, j)] = h;
-            hess[(j, i)] = h;
+            self.grad.push(g);
+        }
+        self.hess.reset(ng, ng);
+        for i in 0..ng {
+            for j in 0..=i {
+                let h = self.hess_entry(i, j, reml);
+                self.hess[(i, j)] = h;
+                self.hess[(j, i)] = h;
+            }
         }
     }
-    let dphi = tp
-        .iter()
-        .map(|t| match t {
-            Some(t) => phi * &t.mk * phi,
-            None => phi * &b.g2 * phi,
-        })
-        .collect();
-    GammaDerivs { grad, hess, dphi }
+
+    /// Entry (i, j), j ≤ i, of the deviance's Hessian in γ.
+    fn hess_entry(&mut self, i: usize, j: usize, reml: bool) -> f64 {
+        let ng = self.ng();
+        let (ri, rj) = (self.gt[i].residual, self.gt[j].residual);
+        match (ri, rj) {
+            (false, false) => {
+                let mut tr = self.b.tr_ede(&self.gt[i].pairs, &self.gt[j].pairs);
+                let b = &self.b;
+                if reml {
+                    // Q_ji = Q_ij' and tr(Q'Φ) = tr(QΦ) for symmetric Φ.
+                    let qij = &self.qq[j * ng + i];
+                    tr += -2.0 * Mat::dot(qij, &b.phi) + Mat::dot_t(&self.phim[i], &self.phim[j]);
+                }
+                let quad = Mat::dot(&self.a[i], &self.d1a[j])
+                    - quad_form2(&self.ua[i], &b.phi, &self.ua[j]);
+                -tr + 2.0 * quad
+            }
+            (true, false) | (false, true) => {
+                let k = if ri { j } else { i };
+                let b = &self.b;
+                let mut tr = 0.0;
+                for &(r, s) in &self.gt[k].pairs {
+                    tr += b.d(&b.d2, s, r);
+                    if reml {
+                        tr += -row_dot(&self.v2, s, &b.u1, r) - row_dot(&self.v1, s, &b.u2, r)
+                            + row_dot(&self.v1g, s, &b.u1, r);
+                    }
+                }
+                let ak = &self.a[k];
+                let quad: f64 = (0..b.q).map(|r| ak[(r, 0)] * b.zppy[r]).sum();
+                -tr + 2.0 * quad
+            }
+            (true, true) => {
+                let b = &self.b;
+                -(if reml { b.tr_pp } else { b.tr_ww }) + 2.0 * b.y_p3_y
+            }
+        }
+    }
+
+    /// dd[k] = (∂Φ/∂γ_k)_jj = (Φ M_k Φ)_jj for coefficient j (M_k is G2
+    /// for the residual).
+    fn dphi_jj(&mut self, j: usize) {
+        let p = self.b.p;
+        self.dd.clear();
+        for k in 0..self.gt.len() {
+            let pm = &self.phim[k];
+            let v: f64 = (0..p).map(|a| pm[(j, a)] * self.b.phi[(a, j)]).sum();
+            self.dd.push(v);
+        }
+    }
+}
+
+fn row_dot(a: &Mat, i: usize, b: &Mat, j: usize) -> f64 {
+    a.row(i).iter().zip(b.row(j)).map(|(x, y)| x * y).sum()
+}
+
+/// u' A v for column vectors (n × 1 matrices) u, v.
+fn quad_form2(u: &Mat, a: &Mat, v: &Mat) -> f64 {
+    let n = u.nrows();
+    (0..n)
+        .map(|i| u[(i, 0)] * (0..n).map(|k| a[(i, k)] * v[(k, 0)]).sum::<f64>())
+        .sum()
 }
 
 /// γ(φ) Jacobian and second derivatives for φ = (θ, σ).
-fn phi_transform(model: &Model, fit: &Fit) -> (DMatrix<f64>, Vec<DMatrix<f64>>) {
+fn phi_transform(model: &Model, fit: &Fit, jac: &mut Mat, hessians: &mut Vec<Mat>) {
     let nth = fit.theta.len();
     let nphi = nth + 1;
     let ng = nth + 1;
     let sigma = fit.sigma;
     let s2 = sigma * sigma;
-    let mut jac = DMatrix::zeros(ng, nphi);
-    let mut hessians = vec![DMatrix::zeros(nphi, nphi); ng];
+    jac.reset(ng, nphi);
+    hessians.resize_with(ng, Mat::default);
+    for h in hessians.iter_mut() {
+        h.reset(nphi, nphi);
+    }
     for &(_, to, k, _) in &model.pls.term_layout {
         let tri = |c: usize, a: usize| super::pls::tri(k, c, a);
         let tval = |c: usize, a: usize| -> f64 {
@@ -621,21 +770,16 @@ fn phi_transform(model: &Model, fit: &Fit) -> (DMatrix<f64>, Vec<DMatrix<f64>>) 
                         jac[(gi, pe)] = s2 * d;
                         hessians[gi][(pe, nth)] = 2.0 * sigma * d;
                         hessians[gi][(nth, pe)] = 2.0 * sigma * d;
-                        for f2 in 0..k {
-                            for e2 in f2..k {
-                                if f2 != f {
-                                    continue;
-                                }
-                                let pe2 = to + tri(e2, f2);
-                                let mut d2 = 0.0;
-                                if c == e && a == e2 {
-                                    d2 += 1.0;
-                                }
-                                if a == e && c == e2 {
-                                    d2 += 1.0;
-                                }
-                                hessians[gi][(pe, pe2)] = s2 * d2;
+                        for e2 in f..k {
+                            let pe2 = to + tri(e2, f);
+                            let mut d2 = 0.0;
+                            if c == e && a == e2 {
+                                d2 += 1.0;
                             }
+                            if a == e && c == e2 {
+                                d2 += 1.0;
+                            }
+                            hessians[gi][(pe, pe2)] = s2 * d2;
                         }
                     }
                 }
@@ -644,24 +788,27 @@ fn phi_transform(model: &Model, fit: &Fit) -> (DMatrix<f64>, Vec<DMatrix<f64>>) 
     }
     jac[(nth, nth)] = 2.0 * sigma;
     hessians[nth][(nth, nth)] = 2.0;
-    (jac, hessians)
 }
 
-/// Satterthwaite df for each coefficient (lmerTest's method, analytic derivatives).
+/// Satterthwaite df for the coefficients `coefs` (lmerTest's method,
+/// analytic derivatives) into `df` (NaN for the others); returns the number
+/// of eigenvalues cut from the Hessian (a variance on the boundary).
 fn satterthwaite(
     model: &Model,
     fit: &Fit,
-    sp: &Blocks,
-    gd: &GammaDerivs,
-    notes: &mut Vec<String>,
-) -> Vec<f64> {
-    let (jac, hess2) = phi_transform(model, fit);
-    let nphi = jac.ncols();
-    let mut h = jac.transpose() * &gd.hess * &jac;
-    for (k, h2) in hess2.iter().enumerate() {
-        h += h2 * gd.grad[k];
+    w: &mut TestWork,
+    coefs: Coefs,
+    df: &mut [f64],
+) -> usize {
+    phi_transform(model, fit, &mut w.jac, &mut w.hess2);
+    let nphi = w.jac.ncols();
+    // H = J' H_γ J + Σ_k (∂dev/∂γ_k) ∇²γ_k, symmetrised.
+    w.t1.set_tmul(&w.jac, &w.hess);
+    w.h.set_mul(&w.t1, &w.jac);
+    for (k, h2) in w.hess2.iter().enumerate() {
+        w.h.add_scaled(h2, w.grad[k]);
     }
-    let mut h = (&h + h.transpose()) * 0.5;
+    w.h.symmetrise();
     // The cut for a zero eigenvalue is made on the Hessian in (θ, σ/σ̂),
     // which does not change with the response's units: lmerTest cuts in
     // (θ, σ), where the σ entry scales as 1/σ², so rescaling y by 10⁶ turns a
@@ -671,170 +818,143 @@ fn satterthwaite(
     let last = nphi - 1;
     let sd = fit.sigma;
     for i in 0..nphi {
-        h[(i, last)] *= sd;
-        h[(last, i)] *= sd;
+        w.h[(i, last)] *= sd;
+        w.h[(last, i)] *= sd;
     }
-    let eig = h.clone().symmetric_eigen();
     let tol = 1e-8;
-    let mut hinv = DMatrix::zeros(nphi, nphi);
-    let mut dropped = 0;
-    for (i, &ev) in eig.eigenvalues.iter().enumerate() {
-        if ev > tol {
-            let v = eig.eigenvectors.column(i);
-            hinv += (v * v.transpose()) / ev;
-        } else {
-            dropped += 1;
-        }
-    }
+    dense::sym_eigen(&mut w.h, &mut w.vals, &mut w.vecs);
+    let kept = dense::spectral_sum(&w.vals, &w.vecs, &mut w.inv, |ev| ev > tol, |ev| 1.0 / ev);
     for i in 0..nphi {
-        hinv[(i, last)] *= sd;
-        hinv[(last, i)] *= sd;
+        w.inv[(i, last)] *= sd;
+        w.inv[(last, i)] *= sd;
     }
-    if dropped > 0 {
-        notes.push(format!(
-            "Satterthwaite: the Hessian of the deviance in (theta, sigma/sigma_hat) has {dropped} eigenvalue(s) <= 1e-8 (a variance on the boundary); as lmerTest, its generalised inverse is used"
-        ));
+    // A = 2 H⁻; ∂Φ_jj/∂φ_a = Σ_k ∂Φ_jj/∂γ_k J[k, a].
+    for j in coefs.iter(w.b.p) {
+        w.dphi_jj(j);
+        w.g.clear();
+        for col in 0..nphi {
+            let v: f64 = (0..w.dd.len()).map(|k| w.dd[k] * w.jac[(k, col)]).sum();
+            w.g.push(v);
+        }
+        let mut denom = 0.0;
+        for a in 0..nphi {
+            for c in 0..nphi {
+                denom += w.g[a] * 2.0 * w.inv[(a, c)] * w.g[c];
+            }
+        }
+        let v = w.b.phi[(j, j)];
+        df[j] = 2.0 * v * v / denom;
     }
-    let a = hinv * 2.0;
-    // ∂Φ/∂φ_a = Σ_k ∂Φ/∂γ_k J[k, a].
-    let p = sp.p;
-    (0..p)
-        .map(|j| {
-            let v = sp.phi[(j, j)];
-            let g: DVector<f64> = DVector::from_iterator(
-                nphi,
-                (0..nphi).map(|col| {
-                    (0..gd.dphi.len())
-                        .map(|k| gd.dphi[k][(j, j)] * jac[(k, col)])
-                        .sum::<f64>()
-                }),
-            );
-            let denom = (g.transpose() * &a * &g)[(0, 0)];
-            2.0 * v * v / denom
-        })
-        .collect()
+    nphi - kept
 }
 
-/// Kenward–Roger: adjusted vcov and df for each coefficient (pbkrtest's method).
-fn kenward_roger(sp: &Blocks, gt: &[GTerm], tp: &[Option<TermPieces>]) -> (DMatrix<f64>, Vec<f64>) {
-    let ng = gt.len();
-    let phi = &sp.phi;
-    // P_i = −X'V⁻¹G_iV⁻¹X.
-    let pm: Vec<DMatrix<f64>> = (0..ng)
-        .map(|i| match &tp[i] {
-            Some(t) => -t.mk.clone(),
-            None => -sp.g2.clone(),
-        })
-        .collect();
-    let d1f: Vec<Option<DMatrix<f64>>> = tp
-        .iter()
-        .map(|t| t.as_ref().map(|t| sp.d_times(&sp.d1, &t.f)))
-        .collect();
-    // Q_ij = X'V⁻¹G_iV⁻¹G_jV⁻¹X.
-    let qm = |i: usize, j: usize| -> DMatrix<f64> {
-        match (&tp[i], &tp[j]) {
-            (Some(ti), Some(_)) => ti.f.transpose() * d1f[j].as_ref().expect("RE"),
-            (Some(ti), None) => ti.f.transpose() * &sp.u2,
-            (None, Some(tj)) => sp.u2.transpose() * &tj.f,
-            (None, None) => sp.g3.clone(),
-        }
-    };
-    let p = sp.p;
-    let mut qq = vec![vec![DMatrix::zeros(p, p); ng]; ng];
-    for (i, row) in qq.iter_mut().enumerate() {
-        for (j, cell) in row.iter_mut().enumerate().skip(i) {
-            *cell = qm(i, j);
-        }
-    }
-    // tr(V⁻¹G_iV⁻¹G_j).
-    let tr_d2 =
-        |pairs: &[(usize, usize)]| -> f64 { pairs.iter().map(|&(r, s)| sp.d(&sp.d2, s, r)).sum() };
-    let mut ktr = DMatrix::zeros(ng, ng);
+/// Kenward–Roger (pbkrtest's method): adjusted SE and df of the
+/// coefficients `coefs` into `se` and `df`.
+fn kenward_roger(w: &mut TestWork, coefs: Coefs, se: &mut [f64], df: &mut [f64]) {
+    let ng = w.ng();
+    let p = w.b.p;
+    // E[2nd derivative]: ie2_ij = tr(V⁻¹G_iV⁻¹G_j) − 2 tr(ΦQ_ij) + tr(ΦP_iΦP_j),
+    // with P_i = −X'V⁻¹G_iV⁻¹X = −M_i.
+    w.h.reset(ng, ng);
     for i in 0..ng {
         for j in i..ng {
-            let v = match (&gt[i], &gt[j]) {
-                (GTerm::Re(pi), GTerm::Re(pj)) => sp.tr_ede(&sp.d1, pi, pj),
-                (GTerm::Re(pi), GTerm::Residual) => tr_d2(pi),
-                (GTerm::Residual, GTerm::Re(pj)) => tr_d2(pj),
-                (GTerm::Residual, GTerm::Residual) => sp.tr_ww,
+            let (gi, gj) = (&w.gt[i], &w.gt[j]);
+            let ktr = match (gi.residual, gj.residual) {
+                (false, false) => w.b.tr_ede(&gi.pairs, &gj.pairs),
+                (false, true) => tr_d2(&w.b, &gi.pairs),
+                (true, false) => tr_d2(&w.b, &gj.pairs),
+                (true, true) => w.b.tr_ww,
             };
-            ktr[(i, j)] = v;
-            ktr[(j, i)] = v;
+            let v = ktr - 2.0 * Mat::dot(&w.b.phi, &w.qq[i * ng + j])
+                + Mat::dot_t(&w.phim[i], &w.phim[j]);
+            w.h[(i, j)] = v;
+            w.h[(j, i)] = v;
         }
     }
-    let mut ie2 = DMatrix::zeros(ng, ng);
-    for i in 0..ng {
-        let phi_pi = phi * &pm[i];
-        for j in i..ng {
-            let v = ktr[(i, j)] - 2.0 * phi.component_mul(&qq[i][j]).sum()
-                + phi_pi.component_mul(&(&pm[j] * phi)).sum();
-            ie2[(i, j)] = v;
-            ie2[(j, i)] = v;
-        }
-    }
-    let eig = ie2.clone().symmetric_eigen();
-    let condi = eig
-        .eigenvalues
-        .iter()
-        .map(|v| v.abs())
-        .fold(f64::INFINITY, f64::min);
-    let ww = if condi > 1e-10 {
-        ie2.clone().try_inverse().unwrap_or_else(|| pinv(&ie2)) * 2.0
+    // W = 2·ie2⁻¹ (a generalised inverse when ie2 is near singular).
+    w.t1.assign(&w.h);
+    dense::sym_eigen(&mut w.t1, &mut w.vals, &mut w.vecs);
+    let condi = w.vals.iter().map(|v| v.abs()).fold(f64::INFINITY, f64::min);
+    let maxev = w.vals.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let cut = if condi > 1e-10 {
+        0.0
     } else {
-        pinv(&ie2) * 2.0
+        1e-12 * maxev.max(1e-300)
     };
-    let mut uu = DMatrix::zeros(p, p);
-    for i in 0..ng.saturating_sub(1) {
-        for j in i + 1..ng {
-            uu += (&qq[i][j] - &pm[i] * phi * &pm[j]) * ww[(i, j)];
+    dense::spectral_sum(
+        &w.vals,
+        &w.vecs,
+        &mut w.ww,
+        |ev| ev.abs() > cut,
+        |ev| 2.0 / ev,
+    );
+    for j in coefs.iter(p) {
+        let phij = w.b.phi[(j, j)];
+        // s_i = (Φ P_i Φ)_jj / Φ_jj, and y_i = M_i φ_j (φ_j: column j of Φ).
+        w.dphi_jj(j);
+        w.y.clear();
+        for i in 0..ng {
+            for a in 0..p {
+                let v: f64 = (0..p).map(|c| w.mk[i][(a, c)] * w.b.phi[(c, j)]).sum();
+                w.y.push(v);
+            }
         }
+        // φ_j'Uφ_j with U = Σ_ik W_ik (Q_ik − P_iΦP_k).
+        let mut u = 0.0;
+        for i in 0..ng {
+            for k in i..ng {
+                let qf = col_quad(&w.qq[i * ng + k], &w.b.phi, j);
+                let yi = &w.y[i * p..(i + 1) * p];
+                let yk = &w.y[k * p..(k + 1) * p];
+                let mut pp = 0.0;
+                for a in 0..p {
+                    for c in 0..p {
+                        pp += yi[a] * w.b.phi[(a, c)] * yk[c];
+                    }
+                }
+                let e = if i == k { 1.0 } else { 2.0 };
+                u += e * w.ww[(i, k)] * (qf - pp);
+            }
+        }
+        se[j] = (phij + 2.0 * u).sqrt();
+        // pbkrtest's Lb_ddf for L = e_j (q = 1): A1 = A2 = Σ_ik W_ik s_i s_k.
+        let mut a1 = 0.0;
+        for i in 0..ng {
+            for k in i..ng {
+                let e = if i == k { 1.0 } else { 2.0 };
+                let (si, sk) = if phij != 0.0 {
+                    (-w.dd[i] / phij, -w.dd[k] / phij)
+                } else {
+                    (0.0, 0.0)
+                };
+                a1 += e * w.ww[(i, k)] * si * sk;
+            }
+        }
+        df[j] = kr_ddf(a1, a1);
     }
-    uu = &uu + uu.transpose();
-    for i in 0..ng {
-        uu += (&qq[i][i] - &pm[i] * phi * &pm[i]) * ww[(i, i)];
-    }
-    let ggamma = phi * uu * phi;
-    let phia = phi + ggamma * 2.0;
-    // df for each unit contrast (pbkrtest's Lb_ddf with q = 1).
-    let dfs = (0..p)
-        .map(|j| {
-            let mut l = DMatrix::zeros(1, p);
-            l[(0, j)] = 1.0;
-            lb_ddf(&l, phi, &pm, &ww)
-        })
-        .collect();
-    (phia, dfs)
 }
 
-fn pinv(a: &DMatrix<f64>) -> DMatrix<f64> {
-    let n = a.nrows();
-    let eig = a.clone().symmetric_eigen();
-    let maxev = eig.eigenvalues.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    let mut out = DMatrix::zeros(n, n);
-    for (i, &ev) in eig.eigenvalues.iter().enumerate() {
-        if ev.abs() > 1e-12 * maxev.max(1e-300) {
-            let v = eig.eigenvectors.column(i);
-            out += (v * v.transpose()) / ev;
+/// φ_j' Q φ_j for column j of Φ.
+fn col_quad(q: &Mat, phi: &Mat, j: usize) -> f64 {
+    let p = phi.nrows();
+    let mut s = 0.0;
+    for a in 0..p {
+        let mut r = 0.0;
+        for c in 0..p {
+            r += q[(a, c)] * phi[(c, j)];
         }
+        s += phi[(a, j)] * r;
     }
-    out
+    s
 }
 
-fn lb_ddf(l: &DMatrix<f64>, v0: &DMatrix<f64>, pm: &[DMatrix<f64>], w: &DMatrix<f64>) -> f64 {
-    let lvl = l * v0 * l.transpose();
-    let theta = l.transpose() * lvl.try_inverse().unwrap_or_else(|| DMatrix::zeros(1, 1)) * l;
-    let theta_v0 = &theta * v0;
-    let ng = pm.len();
-    let (mut a1, mut a2) = (0.0, 0.0);
-    for i in 0..ng {
-        let ui = &theta_v0 * &pm[i] * v0;
-        for j in i..ng {
-            let e = if i == j { 1.0 } else { 2.0 };
-            let uj = &theta_v0 * &pm[j] * v0;
-            a1 += e * w[(i, j)] * ui.trace() * uj.trace();
-            a2 += e * w[(i, j)] * ui.component_mul(&uj.transpose()).sum();
-        }
-    }
+/// tr(V⁻¹G_iV⁻¹V⁻¹) for a random-effect parameter.
+fn tr_d2(b: &Blocks, pairs: &[(usize, usize)]) -> f64 {
+    pairs.iter().map(|&(r, s)| b.d(&b.d2, s, r)).sum()
+}
+
+/// pbkrtest's denominator df for a single contrast from A1 and A2.
+fn kr_ddf(a1: f64, a2: f64) -> f64 {
     let q = 1.0;
     let b = (1.0 / (2.0 * q)) * (a1 + 6.0 * a2);
     let g = ((q + 1.0) * a1 - (q + 4.0) * a2) / ((q + 2.0) * a2);
@@ -852,6 +972,16 @@ fn lb_ddf(l: &DMatrix<f64>, v0: &DMatrix<f64>, pm: &[DMatrix<f64>], w: &DMatrix<
     4.0 + (q + 2.0) / (q * rho - 1.0)
 }
 
+/// Buffers for [`between_within_into`].
+#[derive(Default)]
+struct BwWork {
+    facs: Vec<usize>,
+    map: Vec<u32>,
+    first: Vec<f64>,
+    level: Vec<usize>,
+    ngroups: Vec<usize>,
+}
+
 /// Between-within (containment) df, as nlme / SAS DDFM=BW: the grouping
 /// factors are ranked from outer (fewest levels) to inner; a coefficient
 /// constant within the groups of the outermost level at which it is
@@ -859,69 +989,92 @@ fn lb_ddf(l: &DMatrix<f64>, v0: &DMatrix<f64>, pm: &[DMatrix<f64>], w: &DMatrix<
 /// level i); others (and the intercept) get the observation level's df.
 /// Needs nested grouping factors.
 pub fn between_within(model: &Model) -> std::result::Result<Vec<f64>, String> {
+    let mut df = Vec::new();
+    match between_within_into(model, &mut BwWork::default(), &mut df) {
+        None => Ok(df),
+        Some((inner, outer)) => Err(unnested_note(model, inner, outer)),
+    }
+}
+
+fn unnested_note(model: &Model, inner: usize, outer: usize) -> String {
+    let t = &model.frame.terms;
+    format!(
+        "between-within df need nested grouping factors; `{}` is not nested in `{}`",
+        t[inner].group, t[outer].group
+    )
+}
+
+/// [`between_within`] into `df`; on failure, the (inner, outer) terms that
+/// are not nested.
+fn between_within_into(model: &Model, w: &mut BwWork, df: &mut Vec<f64>) -> Option<(usize, usize)> {
     let fr = &model.frame;
     let n = fr.n;
-    // Distinct grouping factors, outer (fewer levels) first.
-    let mut facs: Vec<&super::frame::ReTerm> = Vec::new();
-    for t in &fr.terms {
-        if !facs.iter().any(|f| f.group == t.group) {
-            facs.push(t);
+    // Distinct grouping factors (term indices), outer (fewer levels) first.
+    w.facs.clear();
+    for (i, t) in fr.terms.iter().enumerate() {
+        if !w.facs.iter().any(|&f| fr.terms[f].group == t.group) {
+            w.facs.push(i);
         }
     }
-    facs.sort_by_key(|t| t.nlevels());
-    for w in facs.windows(2) {
+    w.facs.sort_by_key(|&t| fr.terms[t].nlevels());
+    for k in 1..w.facs.len() {
         // Inner must be nested in outer: each inner level maps to one outer level.
-        let (outer, inner) = (w[0], w[1]);
-        let mut map = vec![u32::MAX; inner.nlevels()];
+        let (outer, inner) = (&fr.terms[w.facs[k - 1]], &fr.terms[w.facs[k]]);
+        w.map.clear();
+        w.map.resize(inner.nlevels(), u32::MAX);
         for i in 0..n {
             let il = inner.refs[i] as usize;
-            if map[il] == u32::MAX {
-                map[il] = outer.refs[i];
-            } else if map[il] != outer.refs[i] {
-                return Err(format!(
-                    "between-within df need nested grouping factors; `{}` is not nested in `{}`",
-                    inner.group, outer.group
-                ));
+            if w.map[il] == u32::MAX {
+                w.map[il] = outer.refs[i];
+            } else if w.map[il] != outer.refs[i] {
+                return Some((w.facs[k], w.facs[k - 1]));
             }
         }
     }
     let p = fr.p;
-    let nl = facs.len();
+    let nl = w.facs.len();
     // Level of each coefficient: 1..=nl for grouping levels, nl+1 = observations.
-    let mut level = vec![nl + 1; p];
-    for (j, lev) in level.iter_mut().enumerate() {
+    w.level.clear();
+    w.level.resize(p, nl + 1);
+    for j in 0..p {
         if fr.x_names[j] == "(Intercept)" {
             continue;
         }
         let col = &fr.x[j * n..(j + 1) * n];
-        for (li, f) in facs.iter().enumerate() {
-            let mut first = vec![f64::NAN; f.nlevels()];
+        for (li, &fi) in w.facs.iter().enumerate() {
+            let f = &fr.terms[fi];
+            w.first.clear();
+            w.first.resize(f.nlevels(), f64::NAN);
             let mut constant = true;
             for i in 0..n {
                 let g = f.refs[i] as usize;
-                if first[g].is_nan() {
-                    first[g] = col[i];
-                } else if (first[g] - col[i]).abs() > 1e-12 * (1.0 + col[i].abs()) {
+                if w.first[g].is_nan() {
+                    w.first[g] = col[i];
+                } else if (w.first[g] - col[i]).abs() > 1e-12 * (1.0 + col[i].abs()) {
                     constant = false;
                     break;
                 }
             }
             if constant {
-                *lev = li + 1;
+                w.level[j] = li + 1;
                 break;
             }
         }
     }
-    let mut ngroups = vec![1usize];
-    ngroups.extend(facs.iter().map(|f| f.nlevels()));
-    ngroups.push(n);
-    let df_at = |li: usize| -> f64 {
+    w.ngroups.clear();
+    w.ngroups.push(1);
+    w.ngroups
+        .extend(w.facs.iter().map(|&f| fr.terms[f].nlevels()));
+    w.ngroups.push(n);
+    df.clear();
+    for j in 0..p {
+        let li = w.level[j];
         let count = (0..p)
-            .filter(|&j| level[j] == li && fr.x_names[j] != "(Intercept)")
+            .filter(|&t| w.level[t] == li && fr.x_names[t] != "(Intercept)")
             .count();
-        ngroups[li] as f64 - ngroups[li - 1] as f64 - count as f64
-    };
-    Ok(level.iter().map(|&l| df_at(l)).collect())
+        df.push(w.ngroups[li] as f64 - w.ngroups[li - 1] as f64 - count as f64);
+    }
+    None
 }
 
 /// Which degrees of freedom to compute.
@@ -941,66 +1094,130 @@ impl TestOptions {
     };
 }
 
+/// The coefficients whose Satterthwaite and Kenward–Roger df are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coefs {
+    All,
+    /// One coefficient (a power loop tests only the treatment's).
+    One(usize),
+}
+
+impl Coefs {
+    fn iter(self, p: usize) -> std::ops::Range<usize> {
+        match self {
+            Coefs::All => 0..p,
+            Coefs::One(j) => j.min(p)..(j + 1).min(p),
+        }
+    }
+}
+
 /// All tests for the fitted model.
 pub fn coef_tests(model: &Model, fit: &Fit) -> CoefTests {
     coef_tests_with(model, fit, TestOptions::ALL)
 }
 
-/// The selected tests for the fitted model; the others are left empty.
+/// The selected tests for the fitted model, for every coefficient; the
+/// others are left empty.
 pub fn coef_tests_with(model: &Model, fit: &Fit, opts: TestOptions) -> CoefTests {
+    let mut out = CoefTests::default();
+    coef_tests_into(
+        model,
+        fit,
+        opts,
+        Coefs::All,
+        &mut TestWork::default(),
+        &mut out,
+    );
+    if out.sat_cut > 0 {
+        out.notes.push(format!(
+            "Satterthwaite: the Hessian of the deviance in (theta, sigma/sigma_hat) has {} eigenvalue(s) <= 1e-8 (a variance on the boundary); as lmerTest, its generalised inverse is used",
+            out.sat_cut
+        ));
+    }
+    if let Some((inner, outer)) = out.bw_unnested {
+        out.notes.push(unnested_note(model, inner, outer));
+    }
+    out
+}
+
+/// [`coef_tests_with`] into reused storage: the Satterthwaite and
+/// Kenward–Roger df (and KR SE) are computed for `coefs` only (NaN for the
+/// others); notes are recorded as counts and indices (`sat_cut`,
+/// `bw_unnested`), not text. Allocates nothing once `work` and `out` have
+/// seen a model of this shape.
+pub fn coef_tests_into(
+    model: &Model,
+    fit: &Fit,
+    opts: TestOptions,
+    coefs: Coefs,
+    work: &mut TestWork,
+    out: &mut CoefTests,
+) {
     let p = fit.beta.len();
-    let t: Vec<f64> = (0..p).map(|j| fit.beta[j] / fit.se(j)).collect();
-    let mut notes = Vec::new();
-    let need_span = opts.satterthwaite || (opts.kenward_roger && fit.reml);
-    let sp = need_span.then(|| blocks(model, fit));
-    let gt = gterms(model);
-    let tp = sp.as_ref().map(|b| term_pieces(b, &gt)).unwrap_or_default();
-    let (mut df_sat, mut p_sat) = (Vec::new(), Vec::new());
-    if let (true, Some(sp)) = (opts.satterthwaite, &sp) {
-        let gd = gamma_derivs(sp, &gt, &tp, fit.reml);
-        df_sat = satterthwaite(model, fit, sp, &gd, &mut notes);
-        p_sat = (0..p).map(|j| p_t(t[j], df_sat[j])).collect();
+    let t = |j: usize| fit.beta[j] / fit.se(j);
+    out.notes.clear();
+    out.sat_cut = 0;
+    out.bw_unnested = None;
+    for v in [
+        &mut out.df_satterthwaite,
+        &mut out.p_satterthwaite,
+        &mut out.df_kenward_roger,
+        &mut out.se_kenward_roger,
+        &mut out.p_kenward_roger,
+        &mut out.df_between_within,
+        &mut out.p_between_within,
+        &mut out.p_z,
+    ] {
+        v.clear();
     }
-    let (mut df_kr, mut se_kr, mut p_kr) = (Vec::new(), Vec::new(), Vec::new());
-    if let (true, true, Some(sp)) = (opts.kenward_roger, fit.reml, &sp) {
-        let (phia, dfs) = kenward_roger(sp, &gt, &tp);
+    let kr = opts.kenward_roger && fit.reml;
+    if opts.satterthwaite || kr {
+        work.b.fill(model, fit);
+        work.gterms(model);
+        work.term_pieces(model);
+    }
+    if opts.satterthwaite {
+        work.gamma_derivs(model, fit.reml);
+        out.df_satterthwaite.resize(p, f64::NAN);
+        out.sat_cut = satterthwaite(model, fit, work, coefs, &mut out.df_satterthwaite);
+        out.p_satterthwaite
+            .extend((0..p).map(|j| p_t(t(j), out.df_satterthwaite[j])));
+    }
+    if kr {
+        out.df_kenward_roger.resize(p, f64::NAN);
+        out.se_kenward_roger.resize(p, f64::NAN);
+        kenward_roger(
+            work,
+            coefs,
+            &mut out.se_kenward_roger,
+            &mut out.df_kenward_roger,
+        );
         for j in 0..p {
-            let se = phia[(j, j)].sqrt();
-            se_kr.push(se);
-            p_kr.push(p_t(fit.beta[j] / se, dfs[j]));
+            let pv = p_t(
+                fit.beta[j] / out.se_kenward_roger[j],
+                out.df_kenward_roger[j],
+            );
+            out.p_kenward_roger.push(pv);
         }
-        df_kr = dfs;
     }
-    let bw = if opts.between_within {
-        between_within(model)
-    } else {
-        Ok(Vec::new())
-    };
-    let (df_bw, p_bw) = match bw {
-        Ok(d) if d.is_empty() => (Vec::new(), Vec::new()),
-        Ok(d) => {
-            let pv = (0..p).map(|j| p_t(t[j], d[j])).collect();
-            (d, pv)
+    if opts.between_within {
+        match between_within_into(model, &mut work.bw, &mut out.df_between_within) {
+            None => {
+                for j in 0..p {
+                    let pv = p_t(t(j), out.df_between_within[j]);
+                    out.p_between_within.push(pv);
+                }
+            }
+            Some(pair) => {
+                out.bw_unnested = Some(pair);
+                out.df_between_within.clear();
+                out.df_between_within.resize(p, f64::NAN);
+                out.p_between_within.resize(p, f64::NAN);
+            }
         }
-        Err(m) => {
-            notes.push(m);
-            (vec![f64::NAN; p], vec![f64::NAN; p])
-        }
-    };
-    let df_res = (fit.n - p) as f64;
-    let p_z = t.iter().map(|&tv| p_t(tv, f64::INFINITY)).collect();
-    CoefTests {
-        df_satterthwaite: df_sat,
-        p_satterthwaite: p_sat,
-        df_kenward_roger: df_kr,
-        se_kenward_roger: se_kr,
-        p_kenward_roger: p_kr,
-        df_between_within: df_bw,
-        p_between_within: p_bw,
-        df_residual: df_res,
-        p_z,
-        notes,
     }
+    out.df_residual = (fit.n - p) as f64;
+    out.p_z.extend((0..p).map(|j| p_t(t(j), f64::INFINITY)));
 }
 
 /// Likelihood-ratio test of nested models fitted by ML.
@@ -1043,6 +1260,7 @@ mod small {
         pub sr: Vec<f64>,
         pub ksr: Vec<f64>,
         pub sksr: Vec<f64>,
+        pub x: Vec<f64>,
     }
 
     impl Work {
@@ -1070,6 +1288,7 @@ mod small {
             ] {
                 v.resize(n * m, 0.0);
             }
+            self.x.resize(n, 0.0);
         }
     }
 
@@ -1115,14 +1334,14 @@ mod small {
 
     /// Invert a symmetric positive-definite n × n matrix in place (`scratch`
     /// n × n); false if it is not positive definite.
-    pub fn inverse_spd(a: &mut [f64], scratch: &mut [f64], n: usize) -> bool {
+    pub fn inverse_spd(a: &mut [f64], scratch: &mut [f64], x: &mut [f64], n: usize) -> bool {
         scratch[..n * n].copy_from_slice(&a[..n * n]);
         if !crate::lmm::pls::dense_cholesky_lower(scratch, n) {
             return false;
         }
         // Solve L L' X = I column by column.
         for col in 0..n {
-            let mut x = vec![0.0; n];
+            x[..n].iter_mut().for_each(|v| *v = 0.0);
             x[col] = 1.0;
             for i in 0..n {
                 let mut v = x[i];

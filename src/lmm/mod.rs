@@ -10,6 +10,7 @@
 //! responses ([`Model::set_response`]), which reuses all symbolic structure.
 
 pub mod data;
+pub mod dense;
 pub mod formula;
 pub mod frame;
 pub mod inference;
@@ -34,10 +35,12 @@ pub struct Model {
     pub pls: Pls,
     /// REML (true) or ML.
     pub reml: bool,
+    /// Scratch for [`Model::fit_at_into`].
+    scratch: Vec<f64>,
 }
 
 /// A fitted linear mixed model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Fit {
     pub reml: bool,
     /// Relative covariance parameters (lme4's θ).
@@ -115,6 +118,7 @@ impl Model {
             frame,
             pls,
             reml,
+            scratch: Vec::new(),
         })
     }
 
@@ -158,6 +162,10 @@ impl Model {
 
     /// lme4's starting value: 1 on T's diagonals, 0 below.
     pub fn theta0(&self) -> Vec<f64> {
+        self.theta0_small().to_vec()
+    }
+
+    fn theta0_small(&self) -> optim::ThetaVec {
         self.pls
             .lower
             .iter()
@@ -167,22 +175,41 @@ impl Model {
 
     /// Fit by REML or ML.
     pub fn fit(&mut self) -> Fit {
+        let mut fit = Fit::default();
+        self.fit_into(&mut fit);
+        fit
+    }
+
+    /// [`Model::fit`] into a reused `Fit` (a power loop allocates nothing
+    /// here once the shapes have been seen).
+    pub fn fit_into(&mut self, fit: &mut Fit) {
         let reml = self.reml;
-        let x0 = self.theta0();
-        let lower = self.pls.lower.clone();
+        let x0 = self.theta0_small();
+        let lower = std::mem::take(&mut self.pls.lower);
         let pls = &mut self.pls;
         let opt = optim::minimize(|th: &[f64]| pls.objective(th, reml), &x0, &lower);
-        self.fit_at(opt)
+        self.pls.lower = lower;
+        self.fit_at_into(opt, fit);
     }
 
     /// Build the fitted object at the optimiser's result.
     pub fn fit_at(&mut self, opt: optim::OptResult) -> Fit {
-        let theta = opt.x.clone();
-        let objective = self.pls.objective(&theta, self.reml);
+        let mut fit = Fit::default();
+        self.fit_at_into(opt, &mut fit);
+        fit
+    }
+
+    /// [`Model::fit_at`] into a reused `Fit`.
+    pub fn fit_at_into(&mut self, opt: optim::OptResult, fit: &mut Fit) {
+        fit.theta.clear();
+        fit.theta.extend_from_slice(&opt.x);
+        let objective = self.pls.objective(&fit.theta, self.reml);
         let (p, m, q) = (self.pls.p, self.pls.p + 1, self.pls.q);
         let lm = &self.pls.lm;
         // β from L_XX' β = l_yX.
-        let mut beta: Vec<f64> = (0..p).map(|j| lm[p * m + j]).collect();
+        let beta = &mut fit.beta;
+        beta.clear();
+        beta.extend((0..p).map(|j| lm[p * m + j]));
         for j in (0..p).rev() {
             for k in j + 1..p {
                 beta[j] -= lm[k * m + j] * beta[k];
@@ -191,49 +218,48 @@ impl Model {
         }
         let n = self.frame.n as f64;
         let sigma2 = self.pls.pwrss / if self.reml { n - p as f64 } else { n };
-        // vcov = σ² (L_XX L_XX')⁻¹.
-        let mut linv = vec![0.0; p * p];
+        // vcov = σ² (L_XX L_XX')⁻¹ = σ² L⁻ᵀ L⁻¹: L⁻¹ column by column
+        // (forward substitution), then its scaled cross-product.
+        let linv = &mut self.scratch;
+        linv.clear();
+        linv.resize(p * p, 0.0);
         for c in 0..p {
-            let mut e = vec![0.0; p];
-            e[c] = 1.0;
             for r in 0..p {
+                let mut e = f64::from(u8::from(r == c));
                 for k in 0..r {
-                    e[r] -= lm[r * m + k] * e[k];
+                    e -= lm[r * m + k] * linv[k * p + c];
                 }
-                e[r] /= lm[r * m + r];
-            }
-            for r in 0..p {
-                linv[r * p + c] = e[r];
+                linv[r * p + c] = e / lm[r * m + r];
             }
         }
-        let vcov = scaled_crossprod(&linv, p, sigma2);
+        fit.vcov.clear();
+        for a in 0..p {
+            for b in 0..p {
+                let s: f64 = (0..p).map(|k| linv[k * p + a] * linv[k * p + b]).sum();
+                fit.vcov.push(sigma2 * s);
+            }
+        }
         // u = L⁻ᵀ (c_u − R_ZX β), b = Λ u.
-        let mut u: Vec<f64> = (0..q)
-            .map(|r| {
-                let row = &self.pls.rzx[r * m..(r + 1) * m];
-                row[p] - (0..p).map(|j| row[j] * beta[j]).sum::<f64>()
-            })
-            .collect();
-        self.pls.backward_solve(&mut u);
-        let b = self.pls.lambda_times(&theta, &u);
-        let singular = theta
+        let u = &mut self.scratch;
+        u.clear();
+        u.extend((0..q).map(|r| {
+            let row = &self.pls.rzx[r * m..(r + 1) * m];
+            row[p] - (0..p).map(|j| row[j] * fit.beta[j]).sum::<f64>()
+        }));
+        self.pls.backward_solve(u);
+        self.pls.lambda_times_into(&fit.theta, u, &mut fit.b);
+        fit.singular = fit
+            .theta
             .iter()
             .zip(&self.pls.lower)
             .any(|(&t, &l)| l == 0.0 && t < SINGULAR_TOL);
-        Fit {
-            reml: self.reml,
-            df_model: p + theta.len() + 1,
-            theta,
-            beta,
-            names: self.frame.x_names.clone(),
-            vcov,
-            sigma: sigma2.sqrt(),
-            objective,
-            n: self.frame.n,
-            singular,
-            optimizer: opt,
-            b,
-        }
+        fit.reml = self.reml;
+        fit.df_model = p + fit.theta.len() + 1;
+        fit.names.clone_from(&self.frame.x_names);
+        fit.sigma = sigma2.sqrt();
+        fit.objective = objective;
+        fit.n = self.frame.n;
+        fit.optimizer = opt;
     }
 
     /// Variance components in lme4's `as.data.frame(VarCorr())` order: per

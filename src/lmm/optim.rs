@@ -11,11 +11,24 @@
 //!   path, and restarts that move each coordinate stuck at its bound back
 //!   into the interior.
 
+use smallvec::{smallvec, SmallVec};
+
+/// A vector of θ's length (inline up to 8 parameters).
+pub type ThetaVec = SmallVec<[f64; 8]>;
+type Mat8 = SmallVec<[f64; 64]>;
+type Idx = SmallVec<[usize; 8]>;
+
+/// Whether `CRTSIM_TRACE_OPT` asks for a trace (read once).
+fn trace() -> bool {
+    static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("CRTSIM_TRACE_OPT").is_some())
+}
+
 /// Outcome of an optimisation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OptResult {
     /// The minimiser.
-    pub x: Vec<f64>,
+    pub x: ThetaVec,
     /// The minimum.
     pub f: f64,
     /// Objective evaluations used.
@@ -24,9 +37,40 @@ pub struct OptResult {
     pub converged: bool,
     /// Largest absolute projected-gradient component at the end.
     pub grad: f64,
-    /// What happened.
-    pub message: String,
+    /// The method used.
+    pub method: &'static str,
+    /// Newton restarts from the boundary.
+    pub restarts: usize,
 }
+
+impl OptResult {
+    /// A result that is not an optimisation: θ given (e.g. the true values).
+    pub fn given(x: &[f64], method: &'static str) -> OptResult {
+        OptResult {
+            x: x.iter().copied().collect(),
+            f: f64::NAN,
+            evals: 0,
+            converged: true,
+            grad: 0.0,
+            method,
+            restarts: 0,
+        }
+    }
+
+    /// What happened, in words.
+    pub fn message(&self) -> String {
+        if self.restarts > 0 || self.method == NEWTON {
+            format!(
+                "{} ({} restarts from the boundary)",
+                self.method, self.restarts
+            )
+        } else {
+            self.method.to_string()
+        }
+    }
+}
+
+const NEWTON: &str = "projected Newton";
 
 struct Counter<F> {
     f: F,
@@ -58,12 +102,12 @@ pub fn minimize<F: FnMut(&[f64]) -> f64>(f: F, x0: &[f64], lower: &[f64]) -> Opt
 fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> OptResult {
     let lo = if lo.is_finite() { lo } else { -1e6 };
     let s = x0.abs().max(1.0);
-    let mut grid: Vec<f64> = vec![lo.max(0.0)];
+    let mut grid: SmallVec<[f64; 64]> = smallvec![lo.max(0.0)];
     for e in [-1.7, -1.0, -0.4, 0.2, 0.8] {
         grid.push(s * 10f64.powf(e));
     }
-    grid.retain(|&v| v >= lo);
-    let mut fv: Vec<f64> = grid.iter().map(|&x| c.call(&[x])).collect();
+    grid.retain(|v| *v >= lo);
+    let mut fv: SmallVec<[f64; 64]> = grid.iter().map(|&x| c.call(&[x])).collect();
     // Extend upward while the minimum is at the top.
     while fv.last() == fv.iter().min_by(|a, b| a.total_cmp(b)) && grid.len() < 40 {
         let x = grid.last().copied().unwrap_or(1.0) * 10.0;
@@ -115,12 +159,13 @@ fn brent_1d<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: f64, lo: f64) -> Op
         (g.abs(), ok && (hm == 0.0 || curv > 0.0))
     };
     OptResult {
-        x: vec![x],
+        x: smallvec![x],
         f,
         evals: c.evals,
         converged,
         grad,
-        message: "bracketing grid + Brent".into(),
+        method: "bracketing grid + Brent",
+        restarts: 0,
     }
 }
 
@@ -139,7 +184,7 @@ pub fn converged_at(g: &[f64], h: &[f64], free: &[usize], d: usize) -> bool {
         return false;
     }
     // Cholesky of the free block.
-    let mut l = vec![0.0; m * m];
+    let mut l: Mat8 = smallvec![0.0; m * m];
     for a in 0..m {
         for b in 0..=a {
             let mut v = h[free[a] * d + free[b]];
@@ -156,7 +201,7 @@ pub fn converged_at(g: &[f64], h: &[f64], free: &[usize], d: usize) -> bool {
             }
         }
     }
-    let mut y = vec![0.0; m];
+    let mut y: ThetaVec = smallvec![0.0; m];
     for a in 0..m {
         let mut v = g[free[a]];
         for k in 0..a {
@@ -272,18 +317,18 @@ fn derivatives<F: FnMut(&[f64]) -> f64>(
     x: &[f64],
     fx: f64,
     lower: &[f64],
-) -> (Vec<f64>, Vec<f64>) {
+) -> (ThetaVec, Mat8) {
     let d = x.len();
     // Step balancing truncation (∝ h²) against the objective's rounding noise
     // (∝ |f|·1e-12 / h): grows as |f|^(1/3) for large deviances.
     let hc = 1e-4 * (fx.abs() / 1e4).cbrt().max(1.0);
-    let h: Vec<f64> = x.iter().map(|v| hc * v.abs().max(0.05)).collect();
-    let mut g = vec![0.0; d];
-    let mut hess = vec![0.0; d * d];
-    let mut xp = x.to_vec();
-    let mut fp = vec![0.0; d];
-    let mut fm = vec![0.0; d];
-    let mut held = vec![false; d];
+    let h: ThetaVec = x.iter().map(|v| hc * v.abs().max(0.05)).collect();
+    let mut g: ThetaVec = smallvec![0.0; d];
+    let mut hess: Mat8 = smallvec![0.0; d * d];
+    let mut xp: ThetaVec = x.iter().copied().collect();
+    let mut fp: ThetaVec = smallvec![0.0; d];
+    let mut fm: ThetaVec = smallvec![0.0; d];
+    let mut held: SmallVec<[bool; 8]> = smallvec![false; d];
     for i in 0..d {
         xp[i] = x[i] + h[i];
         fp[i] = c.call(&xp);
@@ -324,9 +369,9 @@ fn derivatives<F: FnMut(&[f64]) -> f64>(
 
 /// Solve (H + μI) d = −g on the free set; increases μ until positive
 /// definite. Returns the step and whether H itself was positive definite.
-fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> (Vec<f64>, bool) {
+fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> (ThetaVec, bool) {
     let k = free.len();
-    let mut step = vec![0.0; d];
+    let mut step: ThetaVec = smallvec![0.0; d];
     if k == 0 {
         return (step, true);
     }
@@ -337,7 +382,7 @@ fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> (Vec<f64>, boo
         .max(1e-8);
     let mut mu = 0.0;
     for _ in 0..60 {
-        let mut a = vec![0.0; k * k];
+        let mut a: Mat8 = smallvec![0.0; k * k];
         for (r, &i) in free.iter().enumerate() {
             for (s, &j) in free.iter().enumerate() {
                 a[r * k + s] = h[i * d + j];
@@ -345,7 +390,7 @@ fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> (Vec<f64>, boo
             a[r * k + r] += mu;
         }
         if super::pls::dense_cholesky_lower(&mut a, k) {
-            let mut z: Vec<f64> = free.iter().map(|&i| -g[i]).collect();
+            let mut z: ThetaVec = free.iter().map(|&i| -g[i]).collect();
             for r in 0..k {
                 for s in 0..r {
                     z[r] -= a[r * k + s] * z[s];
@@ -375,14 +420,14 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
     c: &mut Counter<F>,
     start: &[f64],
     lower: &[f64],
-) -> (Vec<f64>, f64, bool, f64) {
+) -> (ThetaVec, f64, bool, f64) {
     let d = start.len();
-    let mut x = start.to_vec();
+    let mut x: ThetaVec = start.iter().copied().collect();
     project(&mut x, lower);
     let mut fx = c.call(&x);
     let mut converged = false;
     let mut pg = f64::INFINITY;
-    let mut last: Option<(Vec<f64>, Vec<f64>, Vec<usize>)> = None;
+    let mut last: Option<(ThetaVec, Mat8, Idx)> = None;
     for _ in 0..100 {
         let (g, h) = derivatives(c, &x, fx, lower);
         let at_bound = |i: usize| x[i] <= lower[i];
@@ -393,10 +438,10 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
         // Near the bound (θ_i < 1e-3 on a diagonal) a negative curvature means
         // the bound is a maximum along i: leave it.
         let near = |i: usize| lower[i] == 0.0 && x[i] < 1e-3;
-        let leave: Vec<bool> = (0..d)
+        let leave: SmallVec<[bool; 8]> = (0..d)
             .map(|i| (at_bound(i) || near(i)) && g[i] <= gtol && h[i * d + i] < 0.0)
             .collect();
-        let free: Vec<usize> = (0..d)
+        let free: Idx = (0..d)
             .filter(|&i| !(at_bound(i) && g[i] >= 0.0) || leave[i])
             .collect();
         pg = free
@@ -406,7 +451,7 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
             .fold(0.0, f64::max);
         let (mut step, pd) = newton_step(&h, &g, &free, d);
         // The KKT-free coordinates (a bound held with g ≥ 0 is optimal).
-        let kkt_free: Vec<usize> = free.iter().copied().filter(|&i| !leave[i]).collect();
+        let kkt_free: Idx = free.iter().copied().filter(|&i| !leave[i]).collect();
         last = Some((g.clone(), h.clone(), kkt_free));
         // Cap the step: far from the optimum the quadratic model is poor.
         let cap = 0.5 * (1.0 + x.iter().map(|v| v.abs()).fold(0.0, f64::max));
@@ -425,13 +470,13 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
             && predicted.abs() < 1e-9 + 1e-14 * fx.abs()
             && small_step
         {
-            if std::env::var_os("CRTSIM_TRACE_OPT").is_some() {
+            if trace() {
                 eprintln!("newton: converged, predicted {predicted:e} g {g:?} h {h:?} x {x:?}");
             }
             converged = true;
             break;
         }
-        if std::env::var_os("CRTSIM_TRACE_OPT").is_some() {
+        if trace() {
             eprintln!(
                 "newton: evals {} f {fx:.10} x {x:?} g {g:?} step {step:?}",
                 c.evals
@@ -448,7 +493,7 @@ fn newton_run<F: FnMut(&[f64]) -> f64>(
         let mut alpha = 1.0;
         let mut improved = false;
         for _ in 0..40 {
-            let mut xn: Vec<f64> = x.iter().zip(&step).map(|(a, s)| a + alpha * s).collect();
+            let mut xn: ThetaVec = x.iter().zip(&step).map(|(a, s)| a + alpha * s).collect();
             project(&mut xn, lower);
             let dec: f64 = g
                 .iter()
@@ -496,9 +541,9 @@ fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f
     // with many rows the deviance is sharply curved and Newton's region of
     // fast convergence is narrow.
     let scales = [0.03, 0.1, 0.3, 1.0, 3.0];
-    let fs: Vec<f64> = scales
+    let fs: SmallVec<[f64; 5]> = scales
         .iter()
-        .map(|s| c.call(&x0.iter().map(|v| v * s).collect::<Vec<_>>()))
+        .map(|s| c.call(&x0.iter().map(|v| v * s).collect::<ThetaVec>()))
         .collect();
     let ib = (0..scales.len())
         .min_by(|&a, &b| fs[a].total_cmp(&fs[b]))
@@ -507,18 +552,17 @@ fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f
     // a tighter one costs more evaluations than it saves.
     let lo_s = if ib == 0 { 0.01 } else { scales[ib - 1] };
     let hi_s = scales[(ib + 1).min(scales.len() - 1)];
-    let x0v = x0.to_vec();
     let mut ray = Counter {
-        f: |s: &[f64]| c.call(&x0v.iter().map(|v| v * s[0]).collect::<Vec<_>>()),
+        f: |s: &[f64]| c.call(&x0.iter().map(|v| v * s[0]).collect::<ThetaVec>()),
         evals: 0,
     };
     let s_best = brent_tol(&mut ray, lo_s, hi_s, scales[ib], fs[ib], 0.2, 0.02).0;
-    let best_start: Vec<f64> = x0.iter().map(|v| v * s_best).collect();
+    let best_start: ThetaVec = x0.iter().map(|v| v * s_best).collect();
     let (mut x, mut f, mut conv, mut pg) = newton_run(c, &best_start, lower);
     // Restarts: move coordinates stuck at their bound into the interior.
     let mut restarts = 0;
     for _ in 0..3 {
-        let stuck: Vec<usize> = (0..d)
+        let stuck: Idx = (0..d)
             .filter(|&i| x[i] <= lower[i] || (lower[i] == 0.0 && x[i] < 1e-3))
             .collect();
         if stuck.is_empty() {
@@ -528,7 +572,7 @@ fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f
         for &i in &stuck {
             // Probe the interior along coordinate i (the others held); only a
             // probe that beats the boundary point earns a full Newton run.
-            let mut best: Option<(Vec<f64>, f64)> = None;
+            let mut best: Option<(ThetaVec, f64)> = None;
             for v in [0.05, 0.3, 1.0] {
                 let mut xs = x.clone();
                 xs[i] = lower[i].max(0.0) + v;
@@ -560,7 +604,8 @@ fn newton_nd<F: FnMut(&[f64]) -> f64>(c: &mut Counter<F>, x0: &[f64], lower: &[f
         evals: c.evals,
         converged: conv,
         grad: pg,
-        message: format!("projected Newton ({restarts} restarts from the boundary)"),
+        method: NEWTON,
+        restarts,
     }
 }
 

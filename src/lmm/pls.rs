@@ -65,6 +65,10 @@ pub struct Pls {
     /// When L is diagonal (scalar terms whose columns never meet, e.g. one
     /// random intercept): per column, Z'Z's diagonal and its θ index.
     diag: Option<Vec<(f64, u32)>>,
+    /// Connected components of the random-effect columns (see
+    /// [`Pls::components`]), found once per structure.
+    comp_ptr: Vec<usize>,
+    comp_cols: Vec<usize>,
     // Workspaces.
     work: Vec<f64>,
     /// L⁻¹Λ'Z'[X y] after the last evaluation (q × (p+1), row-major).
@@ -383,6 +387,7 @@ impl Pls {
         self.work = vec![0.0; q];
         self.rzx = vec![0.0; q * m];
         self.lm = vec![0.0; m * m];
+        (self.comp_ptr, self.comp_cols) = self.find_components();
         self.set_design(mf);
     }
 
@@ -756,14 +761,21 @@ impl Pls {
 
     /// Multiply by Λ (b = Λ u), using the θ recipe.
     pub fn lambda_times(&self, theta: &[f64], u: &[f64]) -> Vec<f64> {
+        let mut b = Vec::new();
+        self.lambda_times_into(theta, u, &mut b);
+        b
+    }
+
+    /// [`Pls::lambda_times`] into a reused vector.
+    pub fn lambda_times_into(&self, theta: &[f64], u: &[f64], b: &mut Vec<f64>) {
         // (Λ u)[s] = Σ_r Λ[s, r] u[r]; the Λ' recipe lists, for row r of Λ', (s, θ).
-        let mut b = vec![0.0; self.q];
+        b.clear();
+        b.resize(self.q, 0.0);
         for (r, &ur) in u.iter().enumerate().take(self.q) {
             for &(s, ti) in &self.lam[self.lam_ptr[r]..self.lam_ptr[r + 1]] {
                 b[s as usize] += theta[ti as usize] * ur;
             }
         }
-        b
     }
 
     /// Dense Λ (q × q, row-major).
@@ -797,7 +809,11 @@ impl Pls {
     /// columns (component c is `cols[ptr[c]..ptr[c+1]]`, ascending). V is
     /// block diagonal over them: for nested factors a component is one outer
     /// cluster with all its inner levels; for a single factor, one level.
-    pub fn components(&self) -> (Vec<usize>, Vec<usize>) {
+    pub fn components(&self) -> (&[usize], &[usize]) {
+        (&self.comp_ptr, &self.comp_cols)
+    }
+
+    fn find_components(&self) -> (Vec<usize>, Vec<usize>) {
         let q = self.q;
         if self.diag.is_some() {
             // Diagonal structure: every column is its own component.

@@ -81,7 +81,7 @@ pub fn to_json(model: &Model, fit: &Fit, tests: &CoefTests, lrt: Option<(&str, &
         "singular": fit.singular,
         "dropped_columns": model.frame.dropped,
         "optimizer": {"converged": fit.optimizer.converged, "gradient": num(fit.optimizer.grad),
-                      "evaluations": fit.optimizer.evals, "method": fit.optimizer.message},
+                      "evaluations": fit.optimizer.evals, "method": fit.optimizer.message()},
         "notes": tests.notes,
         "ranef": ranef,
     });

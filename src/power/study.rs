@@ -9,8 +9,10 @@ use crate::analysis::{AdherenceAnalyses, Analysis, Estimand, LmmDf, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lmm::frame::ModelFrame;
-use crate::lmm::inference::{coef_tests_with, TestOptions};
-use crate::lmm::Model;
+use crate::lmm::inference::{
+    coef_tests_into, coef_tests_with, CoefTests, Coefs, TestOptions, TestWork,
+};
+use crate::lmm::{Fit, Model};
 use crate::rng::replicate_rng;
 use crate::simulate::{Dataset, Simulator};
 use crate::variance::Level;
@@ -60,6 +62,10 @@ pub struct Workspace {
     frame: Option<ModelFrame>,
     /// The last replicate's outcomes, one per analysis.
     outcomes: Vec<Outcome>,
+    /// Inference buffers and results for the LMM analyses.
+    tests: CoefTests,
+    test_work: TestWork,
+    fit: Fit,
 }
 
 /// A configured power study.
@@ -265,14 +271,10 @@ impl PowerStudy {
             .collect();
         let theta = vc.true_theta(&levels, true)?;
         let s2 = vc.residual();
-        let mut fit = model.fit_at(crate::lmm::optim::OptResult {
-            x: theta,
-            f: f64::NAN,
-            evals: 0,
-            converged: true,
-            grad: 0.0,
-            message: "true variance parameters".into(),
-        });
+        let mut fit = model.fit_at(crate::lmm::optim::OptResult::given(
+            &theta,
+            "true variance parameters",
+        ));
         // fit_at estimated σ from this dataset; the truth replaces it (vcov
         // scales with σ², so Φ at the truth is vcov·σ²/σ̂²).
         let sigma_hat = fit.sigma;
@@ -338,6 +340,9 @@ impl PowerStudy {
             model,
             frame,
             outcomes: out,
+            tests,
+            test_work,
+            fit,
             ..
         } = ws;
         out.clear();
@@ -355,10 +360,11 @@ impl PowerStudy {
                 return;
             };
             if let Some(j) = self.term_index(&m.frame) {
-                let fit = m.fit();
-                let tests = coef_tests_with(m, &fit, self.tests_needed);
+                m.fit_into(fit);
+                let need = self.tests_needed;
+                coef_tests_into(m, fit, need, Coefs::One(j), test_work, tests);
                 for &(k, rule) in &self.lmm_rules {
-                    out[k] = rule.outcome(&fit, &tests, j, self.alpha);
+                    out[k] = rule.outcome(fit, tests, j, self.alpha);
                 }
             }
             &m.frame
