@@ -301,7 +301,20 @@ impl Simulator {
         d: &Dataset,
         keep: Option<&[String]>,
     ) -> crate::lmm::data::DataFrame {
-        use crate::lmm::data::{Column, DataFrame};
+        let mut df = crate::lmm::data::DataFrame::default();
+        self.data_frame_into(d, keep, &mut df);
+        df
+    }
+
+    /// [`Simulator::data_frame_with`] into a reused data frame: the columns'
+    /// storage is refilled in place (nothing is allocated once it has held
+    /// a trial this large).
+    pub fn data_frame_into(
+        &self,
+        d: &Dataset,
+        keep: Option<&[String]>,
+        out: &mut crate::lmm::data::DataFrame,
+    ) {
         // A stepped wedge has clusters, periods and individuals; the parallel
         // design's site, team, staff, arm and baseline columns do not exist
         // there (a formula naming them gets the list of columns that do).
@@ -313,89 +326,93 @@ impl Simulator {
             keep.is_none_or(|k| k.iter().any(|s| s == name))
                 && !(sw_design && parallel_only.contains(&name))
         };
-        let mut cols = Vec::with_capacity(8);
+        use crate::lmm::data::DataFrame;
+        fn cat(
+            out: &mut DataFrame,
+            k: &mut usize,
+            name: &str,
+            levels: &std::sync::Arc<Vec<String>>,
+            it: impl Iterator<Item = u32>,
+        ) {
+            out.slot_categorical(*k, name, levels).extend(it);
+            *k += 1;
+        }
+        fn num(out: &mut DataFrame, k: &mut usize, name: &str, it: impl Iterator<Item = f64>) {
+            out.slot_numeric(*k, name).extend(it);
+            *k += 1;
+        }
+        let k = &mut 0;
         if want("site") {
-            cols.push(Column::categorical(
+            cat(
+                out,
+                k,
                 "site",
-                d.site.iter().map(|&s| s as u32).collect(),
-                self.levels[0].clone(),
-            ));
+                &self.levels[0],
+                d.site.iter().map(|&s| s as u32),
+            );
         }
         if want("team") {
-            cols.push(Column::categorical(
-                "team",
-                d.team.clone(),
-                self.levels[1].clone(),
-            ));
+            cat(out, k, "team", &self.levels[1], d.team.iter().copied());
         }
         if want("staff") {
-            cols.push(Column::categorical(
-                "staff",
-                d.staff.clone(),
-                self.levels[2].clone(),
-            ));
+            cat(out, k, "staff", &self.levels[2], d.staff.iter().copied());
         }
         if want("user") {
-            cols.push(Column::numeric(
-                "user",
-                (1..=d.len()).map(|i| i as f64).collect(),
-            ));
+            num(out, k, "user", (1..=d.len()).map(|i| i as f64));
         }
         if want("arm") {
-            cols.push(Column::numeric(
-                "arm",
-                d.arm.iter().map(|&a| a as f64).collect(),
-            ));
+            num(out, k, "arm", d.arm.iter().map(|&a| a as f64));
         }
         if want("adherence") {
-            cols.push(Column::numeric("adherence", d.adherence.clone()));
+            num(out, k, "adherence", d.adherence.iter().copied());
         }
         if want("team_adherence") {
-            cols.push(Column::numeric("team_adherence", d.team_adherence.clone()));
+            num(out, k, "team_adherence", d.team_adherence.iter().copied());
         }
         if want("baseline") {
-            cols.push(Column::numeric("baseline", d.baseline.clone()));
+            num(out, k, "baseline", d.baseline.iter().copied());
         }
         if want("qpr") {
-            cols.push(Column::numeric("qpr", d.qpr.clone()));
+            num(out, k, "qpr", d.qpr.iter().copied());
         }
         if let Some(sw) = &self.sw {
             if want("cluster") {
-                cols.push(Column::categorical(
-                    "cluster",
-                    d.team.clone(),
-                    sw.levels[0].clone(),
-                ));
+                cat(out, k, "cluster", &sw.levels[0], d.team.iter().copied());
             }
             if want("period") {
-                cols.push(Column::categorical(
+                cat(
+                    out,
+                    k,
                     "period",
-                    d.period.iter().map(|&t| t as u32).collect(),
-                    sw.levels[1].clone(),
-                ));
+                    &sw.levels[1],
+                    d.period.iter().map(|&t| t as u32),
+                );
             }
             if want("treat") {
-                cols.push(Column::numeric("treat", d.exposure.clone()));
+                num(out, k, "treat", d.exposure.iter().copied());
             }
             if want("individual") {
                 // Numbered within the cluster, as in the CSV: one person
                 // across periods in a cohort, fresh each period otherwise.
-                cols.push(Column::numeric(
+                num(
+                    out,
+                    k,
                     "individual",
-                    d.staff.iter().map(|&i| f64::from(i + 1)).collect(),
-                ));
+                    d.staff.iter().map(|&i| f64::from(i + 1)),
+                );
             }
             if want("time_since_crossover") {
-                cols.push(Column::numeric(
+                let tsc = d.time_since.iter();
+                num(
+                    out,
+                    k,
                     "time_since_crossover",
-                    d.time_since
-                        .iter()
-                        .map(|&e| if e < 0 { f64::NAN } else { e as f64 })
-                        .collect(),
-                ));
+                    tsc.map(|&e| if e < 0 { f64::NAN } else { e as f64 }),
+                );
             }
         }
-        DataFrame::from_columns(cols).expect("columns have equal length")
+        let k = *k;
+        out.finish_slots(k);
     }
 
     /// The adherence model.

@@ -212,6 +212,67 @@ impl DataFrame {
         })
     }
 
+    /// Column `k`, made numeric and named `name`, emptied for refilling
+    /// (its storage is kept when it already was that column).
+    pub fn slot_numeric(&mut self, k: usize, name: &str) -> &mut Vec<f64> {
+        let fits = self
+            .columns
+            .get(k)
+            .is_some_and(|c| c.name == name && c.is_numeric());
+        if !fits {
+            self.put(k, Column::numeric(name, Vec::new()));
+        }
+        self.columns[k].suspect = None;
+        match &mut self.columns[k].data {
+            ColumnData::Numeric(v) => {
+                v.clear();
+                v
+            }
+            ColumnData::Categorical { .. } => unreachable!("made numeric above"),
+        }
+    }
+
+    /// Column `k`, made categorical with `levels` and named `name`, emptied
+    /// for refilling.
+    pub fn slot_categorical(
+        &mut self,
+        k: usize,
+        name: &str,
+        levels: &Arc<Vec<String>>,
+    ) -> &mut Vec<u32> {
+        let fits = self.columns.get(k).is_some_and(|c| {
+            c.name == name
+                && matches!(&c.data, ColumnData::Categorical { levels: l, .. } if Arc::ptr_eq(l, levels))
+        });
+        if !fits {
+            self.put(k, Column::categorical(name, Vec::new(), levels.clone()));
+        }
+        self.columns[k].suspect = None;
+        match &mut self.columns[k].data {
+            ColumnData::Categorical { codes, .. } => {
+                codes.clear();
+                codes
+            }
+            ColumnData::Numeric(_) => unreachable!("made categorical above"),
+        }
+    }
+
+    fn put(&mut self, k: usize, c: Column) {
+        if k < self.columns.len() {
+            self.columns[k] = c;
+        } else {
+            self.columns.push(c);
+        }
+    }
+
+    /// After filling slots 0..k: drop any further columns and set the row
+    /// count (the slots must have equal lengths).
+    pub fn finish_slots(&mut self, k: usize) {
+        self.columns.truncate(k);
+        self.nrows = self.columns.first().map(Column::len).unwrap_or(0);
+        debug_assert!(self.columns.iter().all(|c| c.len() == self.nrows));
+    }
+
     /// Replace a column's values (same name and length), e.g. a new outcome.
     pub fn set_numeric(&mut self, name: &str, values: Vec<f64>) -> Result<()> {
         let k = self

@@ -113,6 +113,73 @@ pub struct ModelFrame {
     pub n_missing: usize,
     /// Name of the response.
     pub response: String,
+    /// How to refill this frame from a data set of the same structure.
+    refill: Refill,
+}
+
+/// A column of X as the product of its factors: (variable, `NUMERIC` for
+/// the variable's value, or a raw level code for its indicator).
+type Recipe = smallvec::SmallVec<[(usize, u32); 4]>;
+const NUMERIC: u32 = u32::MAX;
+
+/// What [`ModelFrame::refill`] needs: the formula's variables, every
+/// candidate X column's recipe and which were kept, and scratch space.
+#[derive(Debug, Clone, Default)]
+struct Refill {
+    vars: Vec<String>,
+    recipes: Vec<Recipe>,
+    kept: Vec<usize>,
+    /// Per variable: the levels of a categorical variable of X.
+    fixed_levels: Vec<Option<Levels>>,
+    /// False after a refill that gave up part way (the frame must be rebuilt).
+    valid: bool,
+    xall: Vec<f64>,
+    gram: Vec<f64>,
+    kept_now: Vec<usize>,
+    fac: Vec<f64>,
+    mark: Vec<u32>,
+    prev_rows: Vec<usize>,
+}
+
+/// Which columns of a Gram matrix (nc × nc) are linearly independent of the
+/// earlier kept ones: a Cholesky in column order gives each column's squared
+/// distance from the span of the earlier kept ones; a column whose distance
+/// is at most 1e-7 of its norm is dropped (R's QR tolerance). `fac` is
+/// scratch (the factor's rows, packed).
+fn independent_columns(gram: &[f64], nc: usize, kept: &mut Vec<usize>, fac: &mut Vec<f64>) {
+    kept.clear();
+    fac.clear();
+    // Row t of the factor starts at t(t+1)/2 and has t + 1 entries.
+    let start = |t: usize| t * (t + 1) / 2;
+    for j in 0..nc {
+        let norm2 = gram[j * nc + j];
+        let base = fac.len();
+        for (t, &kt) in kept.iter().enumerate() {
+            let mut v = gram[j * nc + kt];
+            for u in 0..t {
+                v -= fac[base + u] * fac[start(t) + u];
+            }
+            fac.push(v / fac[start(t) + t]);
+        }
+        let resid2 = norm2 - fac[base..].iter().map(|v| v * v).sum::<f64>();
+        if norm2 == 0.0 || !(resid2 > 1e-14 * norm2) {
+            fac.truncate(base);
+        } else {
+            fac.push(resid2.sqrt());
+            kept.push(j);
+        }
+    }
+}
+
+/// How [`ModelFrame::refill`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refilled {
+    /// Same rows and grouping codes: only X and y changed.
+    SameGroups,
+    /// New rows or grouping codes (same formula structure).
+    NewGroups,
+    /// Not refillable: build the frame afresh.
+    No,
 }
 
 fn numeric_column<'a>(col: &'a Column, role: &str) -> Result<&'a [f64]> {
@@ -368,9 +435,12 @@ impl ModelFrame {
         // Fixed effects.
         let mut xcols: Vec<Vec<f64>> = Vec::new();
         let mut names: Vec<String> = Vec::new();
+        let mut recipes: Vec<Recipe> = Vec::new();
+        let mut fixed_levels: Vec<Option<Levels>> = vec![None; vars.len()];
         if formula.intercept {
             xcols.push(vec![1.0; n]);
             names.push("(Intercept)".into());
+            recipes.push(Recipe::new());
         }
         let in_model = |t: &[String]| -> bool {
             if t.is_empty() {
@@ -393,21 +463,38 @@ impl ModelFrame {
                     ));
                 } else {
                     let (codes, levels) = factor_codes(col, &rows);
+                    let vi = vars
+                        .iter()
+                        .position(|u| u == v)
+                        .expect("a formula variable");
+                    fixed_levels[vi] = Some(levels.clone());
                     let margin: Vec<String> = term.iter().filter(|x| *x != v).cloned().collect();
                     let first = usize::from(in_model(&margin));
                     parts.push((v.clone(), VarCols::Factor(codes, levels, first)));
                 }
             }
-            // Cartesian product, first variable varying fastest (as R).
-            let mut acc: Vec<(String, Vec<f64>)> = vec![(String::new(), vec![1.0; n])];
+            // Cartesian product, first variable varying fastest (as R). Each
+            // column's recipe (its factors) lets a later data set with the
+            // same structure be refilled in place ([`ModelFrame::refill`]).
+            let var_idx = |v: &str| {
+                vars.iter()
+                    .position(|u| u == v)
+                    .expect("a formula variable")
+            };
+            let mut acc: Vec<(String, Vec<f64>, Recipe)> =
+                vec![(String::new(), vec![1.0; n], Recipe::new())];
             for (name, vc) in &parts {
-                let comps: Vec<(String, Vec<f64>)> = match vc {
-                    VarCols::Numeric(v) => vec![(name.clone(), v.clone())],
+                let vi = var_idx(name);
+                let comps: Vec<(String, Vec<f64>, Recipe)> = match vc {
+                    VarCols::Numeric(v) => {
+                        vec![(name.clone(), v.clone(), smallvec::smallvec![(vi, NUMERIC)])]
+                    }
                     VarCols::Factor(codes, levels, first) => (*first..levels.len())
                         .map(|l| {
                             (
                                 format!("{name}{}", levels.name(l)),
                                 codes.iter().map(|&c| f64::from(c as usize == l)).collect(),
+                                smallvec::smallvec![(vi, levels.order[l])],
                             )
                         })
                         .collect(),
@@ -418,19 +505,23 @@ impl ModelFrame {
                     continue;
                 }
                 let mut next = Vec::new();
-                for (cn, cv) in &comps {
-                    for (an, av) in &acc {
+                for (cn, cv, cr) in &comps {
+                    for (an, av, ar) in &acc {
+                        let mut r = ar.clone();
+                        r.extend_from_slice(cr);
                         next.push((
                             format!("{an}:{cn}"),
                             av.iter().zip(cv).map(|(a, b)| a * b).collect(),
+                            r,
                         ));
                     }
                 }
                 acc = next;
             }
-            for (nm, v) in acc {
+            for (nm, v, r) in acc {
                 names.push(nm);
                 xcols.push(v);
+                recipes.push(r);
             }
         }
         // Drop columns linearly dependent on earlier ones: a Cholesky of the
@@ -447,28 +538,11 @@ impl ModelFrame {
             }
         }
         let mut kept: Vec<usize> = Vec::new();
-        let mut dropped = Vec::new();
-        // Rows of the factor over the kept columns: r[j][t] for kept t.
-        let mut fac: Vec<Vec<f64>> = Vec::new();
-        for j in 0..nc {
-            let norm2 = gram[j * nc + j];
-            let mut row = Vec::with_capacity(kept.len());
-            for (t, &kt) in kept.iter().enumerate() {
-                let mut v = gram[j * nc + kt];
-                for u in 0..t {
-                    v -= row[u] * fac[t][u];
-                }
-                row.push(v / fac[t][t]);
-            }
-            let resid2 = norm2 - row.iter().map(|v| v * v).sum::<f64>();
-            if norm2 == 0.0 || !(resid2 > 1e-14 * norm2) {
-                dropped.push(names[j].clone());
-            } else {
-                row.push(resid2.sqrt());
-                fac.push(row);
-                kept.push(j);
-            }
-        }
+        independent_columns(&gram, nc, &mut kept, &mut Vec::new());
+        let dropped: Vec<String> = (0..nc)
+            .filter(|j| !kept.contains(j))
+            .map(|j| names[j].clone())
+            .collect();
         let p = kept.len();
         let mut x = Vec::with_capacity(n * p);
         for &j in &kept {
@@ -585,7 +659,282 @@ impl ModelFrame {
             rows,
             n_missing,
             response: formula.response.clone(),
+            refill: Refill {
+                vars,
+                recipes,
+                kept,
+                fixed_levels,
+                valid: true,
+                ..Refill::default()
+            },
         })
+    }
+}
+
+impl GroupSource {
+    /// Whether this source is `col` over `rows` (no copy made).
+    fn matches(&self, col: &Column, rows: &[usize]) -> bool {
+        if self.raw.len() != rows.len() {
+            return false;
+        }
+        match (&col.data, &self.levels) {
+            (ColumnData::Categorical { codes, levels }, Some(l)) => {
+                std::sync::Arc::ptr_eq(levels, l)
+                    && rows
+                        .iter()
+                        .zip(&self.raw)
+                        .all(|(&i, &r)| u64::from(codes[i]) == r)
+            }
+            (ColumnData::Numeric(v), None) => rows
+                .iter()
+                .zip(&self.raw)
+                .all(|(&i, &r)| v[i].to_bits() == r),
+            _ => false,
+        }
+    }
+
+    /// Make this source `col` over `rows`, in place.
+    fn refill(&mut self, col: &Column, rows: &[usize]) {
+        self.raw.clear();
+        match &col.data {
+            ColumnData::Categorical { codes, levels } => {
+                self.levels = Some(levels.clone());
+                self.raw.extend(rows.iter().map(|&i| u64::from(codes[i])));
+            }
+            ColumnData::Numeric(v) => {
+                self.levels = None;
+                self.raw.extend(rows.iter().map(|&i| v[i].to_bits()));
+            }
+        }
+    }
+}
+
+impl ModelFrame {
+    /// Refill this frame in place from a new data set for the same formula
+    /// when the result is certain to equal [`ModelFrame::new`]'s: the same
+    /// columns and kinds, the same factor levels present, the same columns
+    /// of X kept, and grouping factors that either keep their codes or are
+    /// single categorical columns with the same levels (random intercepts).
+    /// Anything else, including every case `new` would reject, returns
+    /// [`Refilled::No`] and the frame must be rebuilt. Allocates nothing
+    /// once the frame has held a data set this large.
+    pub fn refill(&mut self, formula: &Formula, data: &DataFrame) -> Refilled {
+        let r = self.try_refill(formula, data);
+        self.refill.valid = r != Refilled::No;
+        r
+    }
+
+    fn try_refill(&mut self, formula: &Formula, data: &DataFrame) -> Refilled {
+        use Refilled::No;
+        let rf = &mut self.refill;
+        if !rf.valid || formula.response != self.response || rf.vars.is_empty() {
+            return No;
+        }
+        let mut cols: smallvec::SmallVec<[&Column; 8]> = smallvec::SmallVec::new();
+        for v in &rf.vars {
+            match data.columns.iter().find(|c| &c.name == v) {
+                Some(c) if c.suspect.is_none() => cols.push(c),
+                _ => return No,
+            }
+        }
+        // Complete cases.
+        std::mem::swap(&mut rf.prev_rows, &mut self.rows);
+        self.rows.clear();
+        self.rows
+            .extend((0..data.nrows()).filter(|&i| cols.iter().all(|c| !c.is_missing(i))));
+        let (rows, n) = (&self.rows, self.rows.len());
+        if n == 0 {
+            return No;
+        }
+        // Response.
+        let ColumnData::Numeric(ycol) = &cols[0].data else {
+            return No;
+        };
+        self.y.clear();
+        self.y.extend(rows.iter().map(|&i| ycol[i]));
+        if self.y.iter().any(|v| !v.is_finite()) || self.y.iter().all(|&v| v == self.y[0]) {
+            return No;
+        }
+        // Factor levels present must be the ones the recipes name: every
+        // categorical variable of X has the same present set as before.
+        for r in &rf.recipes {
+            for &(vi, code) in r {
+                if code != NUMERIC && !matches!(cols[vi].data, ColumnData::Categorical { .. }) {
+                    return No;
+                }
+                if code == NUMERIC && !cols[vi].is_numeric() {
+                    return No;
+                }
+            }
+        }
+        if !self.factor_levels_unchanged(&cols) {
+            return No;
+        }
+        let rf = &mut self.refill;
+        let rows = &self.rows;
+        // Every candidate column from its recipe, its Gram matrix, and the
+        // same dependence test as `new`.
+        let nc = rf.recipes.len();
+        rf.xall.clear();
+        for r in &rf.recipes {
+            let value = |i: usize, &(vi, code): &(usize, u32)| match &cols[vi].data {
+                ColumnData::Numeric(v) => v[i],
+                ColumnData::Categorical { codes, .. } => f64::from(codes[i] == code),
+            };
+            match r.split_first() {
+                None => rf.xall.extend(std::iter::repeat_n(1.0, n)),
+                Some((f0, rest)) => rf.xall.extend(
+                    rows.iter()
+                        .map(|&i| rest.iter().fold(value(i, f0), |acc, f| acc * value(i, f))),
+                ),
+            }
+        }
+        if rf.xall.iter().any(|v| !v.is_finite()) {
+            return No;
+        }
+        rf.gram.clear();
+        rf.gram.resize(nc * nc, 0.0);
+        for a in 0..nc {
+            for b in 0..=a {
+                let v = dot(&rf.xall[a * n..(a + 1) * n], &rf.xall[b * n..(b + 1) * n]);
+                rf.gram[a * nc + b] = v;
+                rf.gram[b * nc + a] = v;
+            }
+        }
+        independent_columns(&rf.gram, nc, &mut rf.kept_now, &mut rf.fac);
+        if rf.kept_now != rf.kept {
+            return No;
+        }
+        let p = rf.kept.len();
+        self.x.clear();
+        for &j in &rf.kept {
+            self.x.extend_from_slice(&rf.xall[j * n..(j + 1) * n]);
+        }
+        self.xtx.clear();
+        for &a in &rf.kept {
+            for &b in &rf.kept {
+                self.xtx.push(rf.gram[a * nc + b]);
+            }
+        }
+        // Grouping factors.
+        let var = |name: &str| {
+            rf.vars
+                .iter()
+                .position(|v| v == name)
+                .expect("a formula variable")
+        };
+        let same_rows = *rows == rf.prev_rows;
+        let keep_codes = same_rows
+            && self.terms.iter().all(|t| {
+                t.spec.group.len() == t.source.len()
+                    && t.spec
+                        .group
+                        .iter()
+                        .zip(&t.source)
+                        .all(|(g, s)| s.matches(cols[var(g)], rows))
+            });
+        if !keep_codes {
+            for t in &mut self.terms {
+                let single =
+                    t.spec.group.len() == 1 && t.spec.slopes.is_empty() && t.spec.intercept;
+                if !single {
+                    return No;
+                }
+                let col = cols[var(&t.spec.group[0])];
+                let ColumnData::Categorical { codes, levels } = &col.data else {
+                    return No;
+                };
+                if !std::sync::Arc::ptr_eq(levels, &t.levels.names) {
+                    return No;
+                }
+                // Raw code → sorted level index, as `factor_codes` numbers them.
+                rf.mark.clear();
+                rf.mark.resize(levels.len(), u32::MAX);
+                for (k, &c) in t.levels.order.iter().enumerate() {
+                    rf.mark[c as usize] = k as u32;
+                }
+                t.refs.clear();
+                for &i in rows {
+                    let lev = rf.mark[codes[i] as usize];
+                    if lev == u32::MAX {
+                        return No;
+                    }
+                    t.refs.push(lev);
+                }
+                // Every level must still be present.
+                let nl = t.levels.len();
+                rf.mark.clear();
+                rf.mark.resize(nl, 0);
+                for &r in &t.refs {
+                    rf.mark[r as usize] = 1;
+                }
+                if rf.mark.contains(&0) {
+                    return No;
+                }
+                t.z.clear();
+                t.z.resize(n, 1.0);
+                t.source[0].refill(col, rows);
+            }
+        }
+        for t in &self.terms {
+            // The checks of `new`: enough levels, fewer than rows, and (for
+            // a random intercept) more levels than X has columns, which makes
+            // the term identifiable; anything closer is left to `new`.
+            let nl = t.nlevels();
+            if nl < 2 || nl * t.k >= n || !(t.k == 1 && t.z.iter().all(|&z| z == 1.0) && nl > p) {
+                return No;
+            }
+        }
+        self.n_missing = data.nrows() - n;
+        self.n = n;
+        self.p = p;
+        if keep_codes {
+            Refilled::SameGroups
+        } else {
+            Refilled::NewGroups
+        }
+    }
+
+    /// Whether each categorical variable of X has the same levels present
+    /// over the rows as when the recipes were made.
+    fn factor_levels_unchanged(&mut self, cols: &[&Column]) -> bool {
+        let rf = &mut self.refill;
+        for (vi, col) in cols.iter().enumerate() {
+            let ColumnData::Categorical { codes, levels } = &col.data else {
+                continue;
+            };
+            let named = rf
+                .recipes
+                .iter()
+                .flatten()
+                .filter(|&&(v, c)| v == vi && c != NUMERIC);
+            // Present raw codes over the rows.
+            rf.mark.clear();
+            rf.mark.resize(levels.len(), 0);
+            for &i in &self.rows {
+                rf.mark[codes[i] as usize] = 1;
+            }
+            for &(_, c) in named {
+                if rf.mark.get(c as usize) != Some(&1) {
+                    return false;
+                }
+            }
+            // A level present now but absent before would add a column: the
+            // recipes name all but (at most) the reference level, so the
+            // present count must equal the stored count.
+            if let Some(fl) = &rf.fixed_levels.get(vi).and_then(|x| x.as_ref()) {
+                let present = rf.mark.iter().filter(|&&m| m == 1).count();
+                if present != fl.len() || !std::sync::Arc::ptr_eq(levels, &fl.names) {
+                    return false;
+                }
+                for &c in &fl.order {
+                    if rf.mark[c as usize] != 1 {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 }
 

@@ -123,26 +123,28 @@ impl Model {
     }
 
     /// Refit-ready model for a new data set with the same formula: the
-    /// grouping factors' codes and the whole sparse structure are kept when
-    /// the new data have the same grouping structure (same rows, levels and
-    /// random-effect columns), so only the X and y products are recomputed;
-    /// otherwise this is [`Model::from_formula`]. Either way the model is
-    /// exactly the one `from_formula` would build. On error, `self` is unchanged.
+    /// frame is refilled in place when the data have the same structure
+    /// ([`ModelFrame::refill`]), and the sparse structure is kept when the
+    /// grouping codes are (or, for a single random intercept, refreshed in
+    /// place); otherwise this is [`Model::from_formula`]. Either way the
+    /// model is exactly the one `from_formula` would build. On error the
+    /// model must be updated again (or rebuilt) before it is used.
     pub fn update_data(&mut self, data: &DataFrame) -> Result<()> {
-        let frame = ModelFrame::build(&self.formula, data, Some(&self.frame))?;
-        let same = frame.n == self.frame.n
-            && frame.p == self.frame.p
-            && frame.terms.len() == self.frame.terms.len()
-            && frame.terms.iter().zip(&self.frame.terms).all(|(a, b)| {
-                a.k == b.k && a.nlevels() == b.nlevels() && a.refs == b.refs && a.z == b.z
-            });
-        if same {
-            self.frame = frame;
-            self.pls.set_design(&self.frame);
-        } else {
-            self.pls = Pls::new(&frame);
-            self.frame = frame;
+        match self.frame.refill(&self.formula, data) {
+            frame::Refilled::SameGroups => {
+                self.pls.set_design(&self.frame);
+                return Ok(());
+            }
+            frame::Refilled::NewGroups => {
+                if !self.pls.refresh_single_scalar(&self.frame) {
+                    self.pls = Pls::new(&self.frame);
+                }
+                return Ok(());
+            }
+            frame::Refilled::No => {}
         }
+        self.frame = ModelFrame::build(&self.formula, data, None)?;
+        self.pls = Pls::new(&self.frame);
         Ok(())
     }
 

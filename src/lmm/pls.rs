@@ -379,16 +379,56 @@ impl Pls {
     /// Size the numeric workspace for the structure, then install the
     /// model's X and y products.
     fn finish(&mut self, mf: &ModelFrame) {
-        let (q, m) = (self.q, self.p + 1);
-        self.c_val = vec![0.0; self.c_rowind.len()];
-        self.l_val = vec![0.0; self.l_rowind.len()];
-        self.ztxy = vec![0.0; q * m];
-        self.xyxy = vec![0.0; m * m];
-        self.work = vec![0.0; q];
-        self.rzx = vec![0.0; q * m];
-        self.lm = vec![0.0; m * m];
+        self.size_workspace();
         (self.comp_ptr, self.comp_cols) = self.find_components();
         self.set_design(mf);
+    }
+
+    fn size_workspace(&mut self) {
+        let (q, m) = (self.q, self.p + 1);
+        for (v, len) in [
+            (&mut self.c_val, self.c_rowind.len()),
+            (&mut self.l_val, self.l_rowind.len()),
+            (&mut self.ztxy, q * m),
+            (&mut self.xyxy, m * m),
+            (&mut self.work, q),
+            (&mut self.rzx, q * m),
+            (&mut self.lm, m * m),
+        ] {
+            v.clear();
+            v.resize(len, 0.0);
+        }
+    }
+
+    /// For one random intercept (the structure [`Pls::single_scalar`]
+    /// writes down) with the same levels and fixed-effect columns: install
+    /// a new frame's rows in place, as `Pls::new` would. False (nothing
+    /// changed) for any other structure.
+    pub fn refresh_single_scalar(&mut self, mf: &ModelFrame) -> bool {
+        let single = mf.terms.len() == 1 && mf.terms[0].k == 1;
+        if !single
+            || self.term_layout.len() != 1
+            || self.term_layout[0] != (0, 0, 1, self.q)
+            || mf.terms[0].nlevels() != self.q
+            || mf.p != self.p
+            || self.diag.is_none()
+        {
+            return false;
+        }
+        let t = &mf.terms[0];
+        self.n = mf.n;
+        self.ztz.iter_mut().for_each(|v| *v = 0.0);
+        for i in 0..mf.n {
+            self.ztz[t.refs[i] as usize] += t.z[i] * t.z[i];
+        }
+        if let Some(d) = &mut self.diag {
+            for (e, &v) in d.iter_mut().zip(&self.ztz) {
+                *e = (v, 0);
+            }
+        }
+        self.size_workspace();
+        self.set_design(mf);
+        true
     }
 
     /// Install new fixed effects and response for the same random-effects

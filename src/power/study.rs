@@ -8,6 +8,7 @@ use super::{config_hash, config_toml, Record, BATCH};
 use crate::analysis::{AdherenceAnalyses, Analysis, Estimand, LmmDf, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::lmm::data::DataFrame;
 use crate::lmm::frame::ModelFrame;
 use crate::lmm::inference::{
     coef_tests_into, coef_tests_with, CoefTests, Coefs, TestOptions, TestWork,
@@ -66,6 +67,8 @@ pub struct Workspace {
     tests: CoefTests,
     test_work: TestWork,
     fit: Fit,
+    /// The simulated trial as a data frame.
+    frame_data: DataFrame,
 }
 
 /// A configured power study.
@@ -335,7 +338,7 @@ impl PowerStudy {
     }
 
     fn analyse(&self, ws: &mut Workspace, sim: &Simulator) {
-        let data = sim.data_frame_with(&ws.data, Some(&self.vars));
+        sim.data_frame_into(&ws.data, Some(&self.vars), &mut ws.frame_data);
         let Workspace {
             model,
             frame,
@@ -343,6 +346,7 @@ impl PowerStudy {
             tests,
             test_work,
             fit,
+            frame_data: data,
             ..
         } = ws;
         out.clear();
@@ -351,12 +355,12 @@ impl PowerStudy {
         // (X, y, grouping factors) is built. A design that cannot be built
         // fails every analysis of this replicate.
         let fr: &ModelFrame = if self.lmm_rules.is_empty() {
-            let Some(f) = update_frame(frame, &self.parsed, &data) else {
+            let Some(f) = update_frame(frame, &self.parsed, data) else {
                 return;
             };
             f
         } else {
-            let Some(m) = update_model(model, &self.parsed, &data) else {
+            let Some(m) = update_model(model, &self.parsed, data) else {
                 return;
             };
             if let Some(j) = self.term_index(&m.frame) {
@@ -378,7 +382,7 @@ impl PowerStudy {
             }
         }
         if let Some(aa) = &self.adherence {
-            let res = aa.run(&data);
+            let res = aa.run(data);
             for (k, m) in self.methods.iter().enumerate() {
                 if let Analysis::Adherence(a) = m {
                     out[k] = a.pick(&res);
@@ -485,7 +489,11 @@ fn update_frame<'f>(
     formula: &crate::lmm::formula::Formula,
     data: &crate::lmm::data::DataFrame,
 ) -> Option<&'f ModelFrame> {
-    let f = ModelFrame::build(formula, data, slot.as_ref()).ok()?;
-    *slot = Some(f);
+    if let Some(f) = slot.as_mut() {
+        if f.refill(formula, data) != crate::lmm::frame::Refilled::No {
+            return slot.as_ref();
+        }
+    }
+    *slot = Some(ModelFrame::build(formula, data, None).ok()?);
     slot.as_ref()
 }
