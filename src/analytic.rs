@@ -418,7 +418,7 @@ fn draw_sw_sizes<R: rand::Rng + ?Sized>(
     let cohort = sw.sampling == crate::config::Sampling::Cohort;
     let clusters: Vec<usize> = if matches!(design.size, crate::design::SizeSampler::Given(_)) {
         let mut seq_of = Vec::new();
-        sw.randomise(rng, exposure.len(), &mut seq_of);
+        sw.randomise(rng, exposure.len(), &mut seq_of, &mut Vec::new());
         let mut order: Vec<usize> = (0..exposure.len()).collect();
         order.sort_by_key(|&c| seq_of[c]);
         order

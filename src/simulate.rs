@@ -33,6 +33,9 @@ pub const COLUMNS: [&str; 9] = [
 /// Missing values are `NaN`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dataset {
+    /// Scratch for the randomisation and the simulation (not data).
+    scratch_idx: Vec<usize>,
+    scratch_f: Vec<f64>,
     /// Site index (into [`Design::site_names`]).
     pub site: Vec<u16>,
     /// Team index, 0-based, numbered site by site.
@@ -511,9 +514,8 @@ impl Simulator {
             self.simulate_sw(sw, rng, d);
             return;
         }
-        let mut arms = std::mem::take(&mut d.team_arm);
-        self.design.allocate(rng, &mut arms);
-        d.team_arm = arms;
+        self.design
+            .allocate(rng, &mut d.team_arm, &mut d.scratch_idx);
         let mut staff_base = 0u32;
         for j in 0..self.design.teams() {
             let site = self.design.team_site[j];
@@ -590,8 +592,9 @@ impl Simulator {
     fn simulate_sw(&self, sw: &SwParams, rng: &mut TrialRng, d: &mut Dataset) {
         let nclus = self.design.teams();
         let mut seq_of = std::mem::take(&mut d.team_sequence);
-        sw.design.randomise(rng, nclus, &mut seq_of);
-        let mut person_a: Vec<f64> = Vec::new();
+        sw.design
+            .randomise(rng, nclus, &mut seq_of, &mut d.scratch_idx);
+        let mut person_a = std::mem::take(&mut d.scratch_f);
         for c in 0..nclus {
             let q = seq_of[c] as usize;
             let first = sw.design.matrix[q].iter().position(|&x| x == 1);
@@ -673,6 +676,7 @@ impl Simulator {
             d.team_size.push(rows);
         }
         d.team_sequence = seq_of;
+        d.scratch_f = person_a;
     }
 
     /// Whether this simulator runs a stepped-wedge design.

@@ -7,17 +7,18 @@ use crate::config::{Allocation, StaffSpec};
 use rand::Rng;
 
 impl Design {
-    /// Randomise teams to arms (1 = treated) into `arms` (resized to the team count).
-    pub fn allocate<R: Rng + ?Sized>(&self, rng: &mut R, arms: &mut Vec<u8>) {
+    /// Randomise teams to arms (1 = treated) into `arms` (resized to the
+    /// team count); `idx` is scratch.
+    pub fn allocate<R: Rng + ?Sized>(&self, rng: &mut R, arms: &mut Vec<u8>, idx: &mut Vec<usize>) {
         let n = self.teams();
         arms.clear();
         arms.resize(n, 0);
-        let mut idx: Vec<usize> = Vec::with_capacity(n);
+        idx.clear();
         match self.allocation {
             Allocation::Simple => match self.treated {
                 Some(t) => {
                     idx.extend(0..n);
-                    for &i in partial_shuffle(rng, &mut idx, t as usize) {
+                    for &i in partial_shuffle(rng, idx, t as usize) {
                         arms[i] = 1;
                     }
                 }
@@ -42,7 +43,7 @@ impl Design {
                     };
                     idx.clear();
                     idx.extend(start..start + ns);
-                    for &i in partial_shuffle(rng, &mut idx, t) {
+                    for &i in partial_shuffle(rng, idx, t) {
                         arms[i] = 1;
                     }
                     start += ns;

@@ -2,7 +2,6 @@
 //! each cluster-period (transition periods and implementation lag), the
 //! randomisation of clusters to sequences, and the design's warnings.
 
-use super::parallel::even_split;
 pub use crate::config::{sw_cell, SwCell};
 use crate::config::{Config, Sampling, SteppedWedge, Transition};
 use crate::error::Result;
@@ -54,17 +53,26 @@ impl SteppedWedgeDesign {
 
     /// Randomise `clusters` clusters to the sequences (an even split, earlier
     /// sequences taking the remainder): each cluster's sequence into `seq_of`.
-    pub fn randomise<R: Rng + ?Sized>(&self, rng: &mut R, clusters: usize, seq_of: &mut Vec<u16>) {
-        let mut order: Vec<usize> = (0..clusters).collect();
+    pub fn randomise<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        clusters: usize,
+        seq_of: &mut Vec<u16>,
+        order: &mut Vec<usize>,
+    ) {
+        order.clear();
+        order.extend(0..clusters);
         for i in 0..clusters {
             let j = rng.random_range(i..clusters);
             order.swap(i, j);
         }
-        let split = even_split(clusters as u32, self.matrix.len());
+        // The clusters split over the sequences as `even_split` does.
+        let nseq = self.matrix.len();
         seq_of.clear();
         seq_of.resize(clusters, 0);
         let mut k = 0;
-        for (q, &n) in split.iter().enumerate() {
+        for q in 0..nseq {
+            let n = clusters / nseq + usize::from(q < clusters % nseq);
             for _ in 0..n {
                 seq_of[order[k]] = q as u16;
                 k += 1;
