@@ -140,35 +140,81 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// OLS coefficients of y on the columns `xs` (None if X'X is singular).
-pub fn ols(xs: &[&[f64]], y: &[f64]) -> Option<Vec<f64>> {
-    ols_with_cov(xs, y).map(|(b, _)| b)
+/// Ordinary least squares with reused storage: coefficients, and the
+/// variance σ̂²(X'X)⁻¹_jj of one at a time (σ̂² on n − k df).
+#[derive(Debug, Clone, Default)]
+pub struct Ols {
+    /// Lower Cholesky factor of X'X (k × k, row-major).
+    l: Vec<f64>,
+    beta: Vec<f64>,
+    z: Vec<f64>,
+    s2: f64,
 }
 
-/// OLS coefficients and their covariance σ̂²(X'X)⁻¹ (σ̂² on n − k df).
-pub fn ols_with_cov(xs: &[&[f64]], y: &[f64]) -> Option<(Vec<f64>, nalgebra::DMatrix<f64>)> {
-    let k = xs.len();
-    let n = y.len();
-    let mut xtx = nalgebra::DMatrix::<f64>::zeros(k, k);
-    let mut xty = nalgebra::DVector::<f64>::zeros(k);
-    for a in 0..k {
-        xty[a] = xs[a].iter().zip(y).map(|(u, v)| u * v).sum();
-        for b in 0..=a {
-            let v: f64 = xs[a].iter().zip(xs[b]).map(|(u, v)| u * v).sum();
-            xtx[(a, b)] = v;
-            xtx[(b, a)] = v;
+impl Ols {
+    /// Fit `y` on the columns `xs`; false when X'X is not positive definite.
+    pub fn fit(&mut self, xs: &[&[f64]], y: &[f64]) -> bool {
+        let k = xs.len();
+        let n = y.len();
+        self.l.clear();
+        self.l.resize(k * k, 0.0);
+        self.beta.clear();
+        for a in 0..k {
+            self.beta
+                .push(xs[a].iter().zip(y).map(|(u, v)| u * v).sum());
+            for b in 0..=a {
+                let v: f64 = xs[a].iter().zip(xs[b]).map(|(u, v)| u * v).sum();
+                self.l[a * k + b] = v;
+                self.l[b * k + a] = v;
+            }
         }
+        if !crate::lmm::pls::dense_cholesky_lower(&mut self.l, k) {
+            return false;
+        }
+        // Solve L L' b = X'y.
+        let (l, b) = (&self.l, &mut self.beta);
+        for r in 0..k {
+            for s in 0..r {
+                b[r] -= l[r * k + s] * b[s];
+            }
+            b[r] /= l[r * k + r];
+        }
+        for r in (0..k).rev() {
+            for s in r + 1..k {
+                b[r] -= l[s * k + r] * b[s];
+            }
+            b[r] /= l[r * k + r];
+        }
+        let rss: f64 = (0..n)
+            .map(|i| {
+                let f: f64 = (0..k).map(|a| xs[a][i] * b[a]).sum();
+                (y[i] - f).powi(2)
+            })
+            .sum();
+        self.s2 = rss / (n as f64 - k as f64).max(1.0);
+        true
     }
-    let ch = xtx.cholesky()?;
-    let b = ch.solve(&xty);
-    let rss: f64 = (0..n)
-        .map(|i| {
-            let f: f64 = (0..k).map(|a| xs[a][i] * b[a]).sum();
-            (y[i] - f).powi(2)
-        })
-        .sum();
-    let s2 = rss / (n as f64 - k as f64).max(1.0);
-    Some((b.iter().copied().collect(), ch.inverse() * s2))
+
+    /// The coefficients of the last fit.
+    pub fn beta(&self) -> &[f64] {
+        &self.beta
+    }
+
+    /// σ̂²(X'X)⁻¹_jj = σ̂² |L⁻¹e_j|² for the last fit.
+    pub fn var(&mut self, j: usize) -> f64 {
+        let k = self.beta.len();
+        self.z.clear();
+        self.z.resize(k, 0.0);
+        self.z[j] = 1.0;
+        let l = &self.l;
+        for r in 0..k {
+            for s in 0..r {
+                self.z[r] -= l[r * k + s] * self.z[s];
+            }
+            self.z[r] /= l[r * k + r];
+        }
+        self.s2 * self.z.iter().map(|v| v * v).sum::<f64>()
+    }
 }
 
 #[cfg(test)]

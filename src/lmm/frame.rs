@@ -847,34 +847,38 @@ impl ModelFrame {
                 if !std::sync::Arc::ptr_eq(levels, &t.levels.names) {
                     return No;
                 }
-                // Raw code → sorted level index, as `factor_codes` numbers them.
+                // The levels present, sorted by name, and each row's index
+                // among them: exactly what `factor_codes` computes.
+                rf.mark.clear();
+                rf.mark.resize(levels.len(), 0);
+                for &i in rows {
+                    rf.mark[codes[i] as usize] = 1;
+                }
+                let order = &mut t.levels.order;
+                order.clear();
+                order.extend((0..levels.len() as u32).filter(|&c| rf.mark[c as usize] == 1));
+                order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
                 rf.mark.clear();
                 rf.mark.resize(levels.len(), u32::MAX);
-                for (k, &c) in t.levels.order.iter().enumerate() {
+                for (k, &c) in order.iter().enumerate() {
                     rf.mark[c as usize] = k as u32;
                 }
                 t.refs.clear();
-                for &i in rows {
-                    let lev = rf.mark[codes[i] as usize];
-                    if lev == u32::MAX {
-                        return No;
-                    }
-                    t.refs.push(lev);
-                }
-                // Every level must still be present.
-                let nl = t.levels.len();
-                rf.mark.clear();
-                rf.mark.resize(nl, 0);
-                for &r in &t.refs {
-                    rf.mark[r as usize] = 1;
-                }
-                if rf.mark.contains(&0) {
-                    return No;
-                }
+                t.refs
+                    .extend(rows.iter().map(|&i| rf.mark[codes[i] as usize]));
                 t.z.clear();
                 t.z.resize(n, 1.0);
                 t.source[0].refill(col, rows);
             }
+        }
+        // `new` orders the terms by decreasing number of levels (stable):
+        // a tie, or an order the new counts would change, is left to it.
+        if self
+            .terms
+            .windows(2)
+            .any(|w| w[0].nlevels() <= w[1].nlevels())
+        {
+            return No;
         }
         for t in &self.terms {
             // The checks of `new`: enough levels, fewer than rows, and (for

@@ -401,30 +401,50 @@ impl Pls {
     }
 
     /// For one random intercept (the structure [`Pls::single_scalar`]
-    /// writes down) with the same levels and fixed-effect columns: install
-    /// a new frame's rows in place, as `Pls::new` would. False (nothing
-    /// changed) for any other structure.
+    /// writes down) and the same fixed-effect columns: install a new
+    /// frame's rows and levels in place, exactly as `Pls::new` would. False
+    /// (nothing changed) for any other structure.
     pub fn refresh_single_scalar(&mut self, mf: &ModelFrame) -> bool {
         let single = mf.terms.len() == 1 && mf.terms[0].k == 1;
-        if !single
-            || self.term_layout.len() != 1
-            || self.term_layout[0] != (0, 0, 1, self.q)
-            || mf.terms[0].nlevels() != self.q
-            || mf.p != self.p
-            || self.diag.is_none()
-        {
+        if !single || self.term_layout.len() != 1 || mf.p != self.p || self.diag.is_none() {
             return false;
         }
         let t = &mf.terms[0];
+        let q = t.nlevels();
         self.n = mf.n;
-        self.ztz.iter_mut().for_each(|v| *v = 0.0);
+        self.q = q;
+        self.term_layout[0] = (0, 0, 1, q);
+        self.ztz.clear();
+        self.ztz.resize(q, 0.0);
         for i in 0..mf.n {
             self.ztz[t.refs[i] as usize] += t.z[i] * t.z[i];
         }
-        if let Some(d) = &mut self.diag {
-            for (e, &v) in d.iter_mut().zip(&self.ztz) {
-                *e = (v, 0);
+        if q != self.c_rowind.len() {
+            // The diagonal structure for q levels (as `single_scalar`).
+            for v in [
+                &mut self.c_colptr,
+                &mut self.rec_ptr,
+                &mut self.lam_ptr,
+                &mut self.l_colptr,
+                &mut self.comp_ptr,
+            ] {
+                v.clear();
+                v.extend(0..=q);
             }
+            for v in [&mut self.c_rowind, &mut self.l_rowind, &mut self.comp_cols] {
+                v.clear();
+                v.extend(0..q);
+            }
+            self.rec.clear();
+            self.rec.extend((0..q as u32).map(|g| (g, 0, 0)));
+            self.lam.clear();
+            self.lam.extend((0..q as u32).map(|g| (g, 0)));
+            self.row_ptr.clear();
+            self.row_ptr.resize(q + 1, 0);
+        }
+        if let Some(d) = &mut self.diag {
+            d.clear();
+            d.extend(self.ztz.iter().map(|&v| (v, 0u32)));
         }
         self.size_workspace();
         self.set_design(mf);

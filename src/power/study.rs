@@ -69,6 +69,7 @@ pub struct Workspace {
     fit: Fit,
     /// The simulated trial as a data frame.
     frame_data: DataFrame,
+    cluster_t: crate::analysis::cluster_t::ClusterTWork,
 }
 
 /// A configured power study.
@@ -347,6 +348,7 @@ impl PowerStudy {
             test_work,
             fit,
             frame_data: data,
+            cluster_t: ctw,
             ..
         } = ws;
         out.clear();
@@ -378,7 +380,7 @@ impl PowerStudy {
         };
         for (k, m) in self.methods.iter().enumerate() {
             if *m == Analysis::ClusterT {
-                out[k] = crate::analysis::cluster_t::cluster_t(fr, j, self.alpha);
+                out[k] = crate::analysis::cluster_t::cluster_t_with(fr, j, self.alpha, ctw);
             }
         }
         if let Some(aa) = &self.adherence {
