@@ -4,6 +4,7 @@
 use super::data::{format_number, Column, ColumnData, DataFrame};
 use super::formula::{Formula, RandomTerm};
 use crate::error::{Error, Result};
+use smallvec::SmallVec;
 
 /// Level names in sorted order, sharing the column's name list (no copies
 /// per model: a power loop builds a model per replicate).
@@ -56,6 +57,73 @@ pub struct ReTerm {
     /// What the grouping factor was built from (to reuse `refs` and
     /// `levels` when a new data set has the same grouping columns).
     source: Vec<GroupSource>,
+    /// For an interaction `a:b` of categorical columns: how its levels were
+    /// formed (see [`Combo`]), to refill its codes for new rows.
+    combo: Combo,
+}
+
+/// An interaction's levels as `group_codes` forms them: each column's
+/// present raw codes sorted by name (`orders[ptr[j]..ptr[j + 1]]`), and the
+/// sorted mixed-radix keys of the combinations present (level index = rank).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Combo {
+    orders: Vec<u32>,
+    ptr: Vec<usize>,
+    keys: Vec<u64>,
+}
+
+impl Combo {
+    /// The combination structure of categorical `cols` over `rows`, with
+    /// each row's key in `row_keys` and `mark` as scratch; false when a
+    /// column is numeric or the keys overflow.
+    fn compute(
+        &mut self,
+        cols: &[&Column],
+        rows: &[usize],
+        row_keys: &mut Vec<u64>,
+        mark: &mut Vec<u32>,
+    ) -> bool {
+        self.orders.clear();
+        self.ptr.clear();
+        self.ptr.push(0);
+        row_keys.clear();
+        row_keys.resize(rows.len(), 0);
+        let mut total = 1u64;
+        for col in cols {
+            let ColumnData::Categorical { codes, levels } = &col.data else {
+                return false;
+            };
+            mark.clear();
+            mark.resize(levels.len(), 0);
+            for &i in rows {
+                mark[codes[i] as usize] = 1;
+            }
+            let start = self.orders.len();
+            self.orders
+                .extend((0..levels.len() as u32).filter(|&c| mark[c as usize] == 1));
+            self.orders[start..]
+                .sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+            self.ptr.push(self.orders.len());
+            let radix = (self.orders.len() - start).max(1) as u64;
+            let Some(t) = total.checked_mul(radix) else {
+                return false;
+            };
+            total = t;
+            mark.clear();
+            mark.resize(levels.len(), u32::MAX);
+            for (k, &c) in self.orders[start..].iter().enumerate() {
+                mark[c as usize] = k as u32;
+            }
+            for (key, &i) in row_keys.iter_mut().zip(rows) {
+                *key = *key * radix + u64::from(mark[codes[i] as usize]);
+            }
+        }
+        self.keys.clear();
+        self.keys.extend_from_slice(row_keys);
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        true
+    }
 }
 
 /// One grouping column over the rows used: its level names (categorical)
@@ -139,6 +207,8 @@ struct Refill {
     fac: Vec<f64>,
     mark: Vec<u32>,
     prev_rows: Vec<usize>,
+    combo: Combo,
+    row_keys: Vec<u64>,
 }
 
 /// Which columns of a Gram matrix (nc × nc) are linearly independent of the
@@ -602,6 +672,10 @@ impl ModelFrame {
                     z.push(c[i]);
                 }
             }
+            let mut combo = Combo::default();
+            if gcols.len() > 1 && !combo.compute(&gcols, &rows, &mut Vec::new(), &mut Vec::new()) {
+                combo = Combo::default();
+            }
             terms.push(ReTerm {
                 group: gname,
                 levels,
@@ -611,6 +685,7 @@ impl ModelFrame {
                 z,
                 spec: spec.clone(),
                 source,
+                combo,
             });
         }
         if terms.is_empty() {
@@ -707,6 +782,36 @@ impl GroupSource {
             }
         }
     }
+}
+
+/// A random intercept on one categorical column: its levels present over
+/// `rows`, sorted by name, and each row's index among them, as
+/// `factor_codes` computes them (in place; `mark` is scratch). False when
+/// the column is not the one the levels came from.
+fn refill_single(t: &mut ReTerm, col: &Column, rows: &[usize], mark: &mut Vec<u32>) -> bool {
+    let ColumnData::Categorical { codes, levels } = &col.data else {
+        return false;
+    };
+    if !std::sync::Arc::ptr_eq(levels, &t.levels.names) {
+        return false;
+    }
+    mark.clear();
+    mark.resize(levels.len(), 0);
+    for &i in rows {
+        mark[codes[i] as usize] = 1;
+    }
+    let order = &mut t.levels.order;
+    order.clear();
+    order.extend((0..levels.len() as u32).filter(|&c| mark[c as usize] == 1));
+    order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+    mark.clear();
+    mark.resize(levels.len(), u32::MAX);
+    for (k, &c) in order.iter().enumerate() {
+        mark[c as usize] = k as u32;
+    }
+    t.refs.clear();
+    t.refs.extend(rows.iter().map(|&i| mark[codes[i] as usize]));
+    true
 }
 
 impl ModelFrame {
@@ -835,40 +940,40 @@ impl ModelFrame {
             });
         if !keep_codes {
             for t in &mut self.terms {
-                let single =
-                    t.spec.group.len() == 1 && t.spec.slopes.is_empty() && t.spec.intercept;
-                if !single {
+                if t.spec.slopes.len() + usize::from(t.spec.intercept) != 1 || !t.spec.intercept {
                     return No;
                 }
-                let col = cols[var(&t.spec.group[0])];
-                let ColumnData::Categorical { codes, levels } = &col.data else {
-                    return No;
-                };
-                if !std::sync::Arc::ptr_eq(levels, &t.levels.names) {
-                    return No;
+                if t.spec.group.len() == 1 {
+                    let col = cols[var(&t.spec.group[0])];
+                    if !refill_single(t, col, rows, &mut rf.mark) {
+                        return No;
+                    }
+                    t.source[0].refill(col, rows);
+                } else {
+                    let gcols: SmallVec<[&Column; 4]> =
+                        t.spec.group.iter().map(|g| cols[var(g)]).collect();
+                    // The same per-column levels and combinations as before:
+                    // the levels (names and order) stand; each row's code is
+                    // its key's rank.
+                    if t.combo.keys.is_empty()
+                        || !rf
+                            .combo
+                            .compute(&gcols, rows, &mut rf.row_keys, &mut rf.mark)
+                        || rf.combo != t.combo
+                    {
+                        return No;
+                    }
+                    t.refs.clear();
+                    for &key in &rf.row_keys {
+                        t.refs
+                            .push(t.combo.keys.partition_point(|&x| x < key) as u32);
+                    }
+                    for (s, c) in t.source.iter_mut().zip(&gcols) {
+                        s.refill(c, rows);
+                    }
                 }
-                // The levels present, sorted by name, and each row's index
-                // among them: exactly what `factor_codes` computes.
-                rf.mark.clear();
-                rf.mark.resize(levels.len(), 0);
-                for &i in rows {
-                    rf.mark[codes[i] as usize] = 1;
-                }
-                let order = &mut t.levels.order;
-                order.clear();
-                order.extend((0..levels.len() as u32).filter(|&c| rf.mark[c as usize] == 1));
-                order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
-                rf.mark.clear();
-                rf.mark.resize(levels.len(), u32::MAX);
-                for (k, &c) in order.iter().enumerate() {
-                    rf.mark[c as usize] = k as u32;
-                }
-                t.refs.clear();
-                t.refs
-                    .extend(rows.iter().map(|&i| rf.mark[codes[i] as usize]));
                 t.z.clear();
                 t.z.resize(n, 1.0);
-                t.source[0].refill(col, rows);
             }
         }
         // `new` orders the terms by decreasing number of levels (stable):

@@ -136,7 +136,9 @@ impl Model {
                 return Ok(());
             }
             frame::Refilled::NewGroups => {
-                if !self.pls.refresh_single_scalar(&self.frame) {
+                if !self.pls.refresh_single_scalar(&self.frame)
+                    && !self.pls.refresh_values(&self.frame)
+                {
                     self.pls = Pls::new(&self.frame);
                 }
                 return Ok(());

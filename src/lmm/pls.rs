@@ -69,6 +69,9 @@ pub struct Pls {
     /// [`Pls::components`]), found once per structure.
     comp_ptr: Vec<usize>,
     comp_cols: Vec<usize>,
+    /// Scratch for [`Pls::refresh_values`].
+    runs: RunScratch,
+    touched: Vec<bool>,
     // Workspaces.
     work: Vec<f64>,
     /// L⁻¹Λ'Z'[X y] after the last evaluation (q × (p+1), row-major).
@@ -111,52 +114,10 @@ impl Pls {
         // summed products of each run of rows go into per-column buckets (a
         // counting sort by column), then duplicates within a column are
         // summed through a dense marker array. No hashing; O(n·(Σk)² + q).
-        let per_row: usize = mf.terms.iter().map(|t| t.k).sum();
-        // Consecutive rows with the same random-effect columns (the usual
-        // layout: rows sorted by cluster) are summed in a small buffer and
-        // emitted once per run.
         let mut trip: Vec<(u32, u32, f64)> = Vec::new();
-        let mut keys: Vec<usize> = Vec::with_capacity(per_row);
-        let mut zs: Vec<f64> = Vec::with_capacity(per_row);
-        let mut run_keys: Vec<usize> = Vec::with_capacity(per_row);
-        let mut acc = vec![0.0; per_row * per_row];
-        let flush = |run_keys: &[usize], acc: &[f64], trip: &mut Vec<(u32, u32, f64)>| {
-            let w = run_keys.len();
-            for (a, &r) in run_keys.iter().enumerate() {
-                for (b, &s) in run_keys.iter().enumerate() {
-                    if r >= s {
-                        trip.push((r as u32, s as u32, acc[a * w + b]));
-                    }
-                }
-            }
-        };
-        for i in 0..n {
-            keys.clear();
-            zs.clear();
-            for (t, term) in mf.terms.iter().enumerate() {
-                let (qo, _, k, _) = term_layout[t];
-                let base = qo + term.refs[i] as usize * k;
-                for a in 0..k {
-                    keys.push(base + a);
-                    zs.push(term.z[i * k + a]);
-                }
-            }
-            if keys != run_keys {
-                if !run_keys.is_empty() {
-                    flush(&run_keys, &acc, &mut trip);
-                }
-                run_keys.clone_from(&keys);
-                acc.iter_mut().for_each(|v| *v = 0.0);
-            }
-            for a in 0..per_row {
-                for b in 0..per_row {
-                    acc[a * per_row + b] += zs[a] * zs[b];
-                }
-            }
-        }
-        if !run_keys.is_empty() {
-            flush(&run_keys, &acc, &mut trip);
-        }
+        ztz_runs(mf, &term_layout, &mut RunScratch::default(), |r, s, v| {
+            trip.push((r as u32, s as u32, v));
+        });
         let mut bucket = vec![0usize; q + 1];
         for &(_, s, _) in &trip {
             bucket[s as usize + 1] += 1;
@@ -446,6 +407,57 @@ impl Pls {
             d.clear();
             d.extend(self.ztz.iter().map(|&v| (v, 0u32)));
         }
+        self.size_workspace();
+        self.set_design(mf);
+        true
+    }
+
+    /// New rows with the same random-effect structure (terms, levels and
+    /// the pattern of Z'Z): recompute Z'Z's values in place, as `Pls::new`
+    /// would sum them. False (the structure must be rebuilt) when the terms
+    /// differ or the pattern gains or loses an entry.
+    pub fn refresh_values(&mut self, mf: &ModelFrame) -> bool {
+        if mf.p != self.p
+            || mf.terms.len() != self.term_layout.len()
+            || mf
+                .terms
+                .iter()
+                .zip(&self.term_layout)
+                .any(|(t, &(_, _, k, nl))| t.k != k || t.nlevels() != nl)
+        {
+            return false;
+        }
+        let mut scratch = std::mem::take(&mut self.runs);
+        self.touched.clear();
+        self.touched.resize(self.ztz.len(), false);
+        let mut ok = true;
+        let (colptr, rowind) = (&self.c_colptr, &self.c_rowind);
+        let (ztz, touched) = (&mut self.ztz, &mut self.touched);
+        ztz_runs(mf, &self.term_layout, &mut scratch, |r, s, v| {
+            let (e0, e1) = (colptr[s], colptr[s + 1]);
+            match rowind[e0..e1].binary_search(&r) {
+                Ok(k) if ok => {
+                    let pos = e0 + k;
+                    if touched[pos] {
+                        ztz[pos] += v;
+                    } else {
+                        ztz[pos] = v;
+                        touched[pos] = true;
+                    }
+                }
+                _ => ok = false,
+            }
+        });
+        self.runs = scratch;
+        if !ok || self.touched.contains(&false) {
+            return false;
+        }
+        if let Some(d) = &mut self.diag {
+            for (e, entry) in d.iter_mut().enumerate() {
+                entry.0 = self.ztz[e];
+            }
+        }
+        self.n = mf.n;
         self.size_workspace();
         self.set_design(mf);
         true
@@ -943,6 +955,69 @@ impl Pls {
     /// Number of non-zeros in L (for diagnostics).
     pub fn nnz_l(&self) -> usize {
         self.l_rowind.len()
+    }
+}
+
+/// Scratch for [`ztz_runs`].
+#[derive(Debug, Clone, Default)]
+struct RunScratch {
+    keys: Vec<usize>,
+    zs: Vec<f64>,
+    run_keys: Vec<usize>,
+    acc: Vec<f64>,
+}
+
+/// The lower triangle of Z'Z as (row, column, value) contributions, in row
+/// order: consecutive rows with the same random-effect columns (the usual
+/// layout: rows sorted by cluster) are summed in a small buffer and emitted
+/// once per run. `Pls::new` collects them into its pattern and
+/// `Pls::refresh_values` adds them into an existing one, in the same order.
+fn ztz_runs(
+    mf: &ModelFrame,
+    term_layout: &[(usize, usize, usize, usize)],
+    s: &mut RunScratch,
+    mut emit: impl FnMut(usize, usize, f64),
+) {
+    let per_row: usize = mf.terms.iter().map(|t| t.k).sum();
+    s.run_keys.clear();
+    s.acc.clear();
+    s.acc.resize(per_row * per_row, 0.0);
+    let mut flush = |run_keys: &[usize], acc: &[f64]| {
+        let w = run_keys.len();
+        for (a, &r) in run_keys.iter().enumerate() {
+            for (b, &c) in run_keys.iter().enumerate() {
+                if r >= c {
+                    emit(r, c, acc[a * w + b]);
+                }
+            }
+        }
+    };
+    for i in 0..mf.n {
+        s.keys.clear();
+        s.zs.clear();
+        for (t, term) in mf.terms.iter().enumerate() {
+            let (qo, _, k, _) = term_layout[t];
+            let base = qo + term.refs[i] as usize * k;
+            for a in 0..k {
+                s.keys.push(base + a);
+                s.zs.push(term.z[i * k + a]);
+            }
+        }
+        if s.keys != s.run_keys {
+            if !s.run_keys.is_empty() {
+                flush(&s.run_keys, &s.acc);
+            }
+            s.run_keys.clone_from(&s.keys);
+            s.acc.iter_mut().for_each(|v| *v = 0.0);
+        }
+        for a in 0..per_row {
+            for b in 0..per_row {
+                s.acc[a * per_row + b] += s.zs[a] * s.zs[b];
+            }
+        }
+    }
+    if !s.run_keys.is_empty() {
+        flush(&s.run_keys, &s.acc);
     }
 }
 
