@@ -38,7 +38,9 @@ fn main() -> Result<(), crtsim::Error> {
     let reps: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let methods = args.next();
     let path = args.next().unwrap_or_else(|| "configs/refocus.toml".into());
+    // `default` keeps the config's own analyses.
     let sets: Vec<String> = methods
+        .filter(|m| m != "default")
         .map(|m| format!("analysis.methods={m}"))
         .into_iter()
         .collect();

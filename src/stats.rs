@@ -128,8 +128,12 @@ pub fn normal_power(lambda: f64, crit: f64) -> f64 {
 
 /// Median (NaN for no values).
 pub fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
+    median_in_place(&mut v.to_vec())
+}
+
+/// The median of `s`, sorting it in place (NaN for none).
+pub fn median_in_place(s: &mut [f64]) -> f64 {
+    s.sort_unstable_by(|a, b| a.total_cmp(b));
     let n = s.len();
     if n == 0 {
         f64::NAN

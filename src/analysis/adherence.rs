@@ -8,8 +8,8 @@
 
 use super::{Estimand, Outcome};
 use crate::error::{Error, Result};
-use crate::lmm::inference::{coef_tests_with, TestOptions};
-use crate::lmm::Model;
+use crate::lmm::inference::{coef_tests_into, CoefTests, Coefs, TestOptions, TestWork};
+use crate::lmm::{Fit, Model};
 
 /// One adherence analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -168,10 +168,20 @@ impl AdherenceAnalyses {
 
     /// Run the four analyses (in [`TABLE_NAMES`] order).
     pub fn run(&self, data: &crate::lmm::data::DataFrame) -> [Outcome; 4] {
-        use crate::lmm::data::{Column, ColumnData, DataFrame};
+        self.run_with(data, &mut AdherenceWork::default())
+    }
+
+    /// [`AdherenceAnalyses::run`] with reused models and storage (a power
+    /// worker keeps one `work`): allocates nothing in steady state.
+    pub fn run_with(
+        &self,
+        data: &crate::lmm::data::DataFrame,
+        w: &mut AdherenceWork,
+    ) -> [Outcome; 4] {
+        use crate::lmm::data::ColumnData;
         let failed = [Outcome::failed(); 4];
         let num = |name: &str| match data.column(name).map(|c| &c.data) {
-            Ok(ColumnData::Numeric(v)) => Some(v.clone()),
+            Ok(ColumnData::Numeric(v)) => Some(v.as_slice()),
             _ => None,
         };
         let (Some(arm), Some(part)) = (num(&self.term), num("team_adherence")) else {
@@ -180,59 +190,67 @@ impl AdherenceAnalyses {
         let Ok(team) = data.column(&self.cluster) else {
             return failed;
         };
-        // Participation of each treated team (first row of the team).
-        let mut seen = std::collections::BTreeMap::new();
-        for i in 0..data.nrows() {
-            if arm[i] == 1.0 && !part[i].is_nan() && !team.is_missing(i) {
-                seen.entry(team.text(i)).or_insert(part[i]);
+        // Participation of each treated team (first row of the team), in
+        // the order of the teams' names.
+        w.tp.clear();
+        let treated = |i: usize| arm[i] == 1.0 && !part[i].is_nan() && !team.is_missing(i);
+        match &team.data {
+            ColumnData::Categorical { codes, levels } => {
+                w.first.clear();
+                w.first.resize(levels.len(), f64::NAN);
+                for i in (0..data.nrows()).filter(|&i| treated(i)) {
+                    let c = codes[i] as usize;
+                    if w.first[c].is_nan() {
+                        w.first[c] = part[i];
+                    }
+                }
+                w.order.clear();
+                w.order
+                    .extend((0..levels.len() as u32).filter(|&c| !w.first[c as usize].is_nan()));
+                w.order
+                    .sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+                w.tp.extend(w.order.iter().map(|&c| w.first[c as usize]));
+            }
+            ColumnData::Numeric(_) => {
+                let mut seen = std::collections::BTreeMap::new();
+                for i in (0..data.nrows()).filter(|&i| treated(i)) {
+                    seen.entry(team.text(i)).or_insert(part[i]);
+                }
+                w.tp.extend(seen.into_values());
             }
         }
-        let tp: Vec<f64> = seen.into_values().collect();
-        let sat = TestOptions {
-            satterthwaite: true,
-            kenward_roger: false,
-            between_within: false,
-        };
-        let lmm = |f: &crate::lmm::formula::Formula, df: &DataFrame, name: &str| -> Outcome {
-            let Ok(mut m) = Model::from_formula(f, df, true) else {
-                return Outcome::failed();
-            };
-            let Some(j) = m.frame.x_names.iter().position(|n| n == name) else {
-                return Outcome::failed();
-            };
-            let fit = m.fit();
-            let t = coef_tests_with(&m, &fit, sat);
-            Outcome::new(
-                fit.beta[j],
-                fit.se(j),
-                t.df_satterthwaite[j],
-                fit.singular,
-                fit.optimizer.converged,
+        let itt = w.lmm(0, &self.parsed, data, &self.term, self.alpha);
+        let dose = w.lmm(1, &self.dr_formula, data, "team_adherence", self.alpha);
+        let cut = self.cut.unwrap_or_else(|| {
+            w.sorted.clone_from(&w.tp);
+            crate::stats::median_in_place(&mut w.sorted)
+        });
+        let mut hl_df = std::mem::take(&mut w.hl_df);
+        let k = hl_df.copy_slots_from(data);
+        let high = hl_df.slot_numeric(k, "high_participation");
+        high.extend(arm.iter().zip(part).map(|(&a, &p)| {
+            if a == 1.0 {
+                f64::from(u8::from(p > cut))
+            } else {
+                f64::NAN
+            }
+        }));
+        hl_df.finish_slots(k + 1);
+        let hl = if data.columns.iter().any(|c| c.name == "high_participation") {
+            Outcome::failed() // a clash with the data's own column
+        } else {
+            w.lmm(
+                2,
+                &self.hl_formula,
+                &hl_df,
+                "high_participation",
                 self.alpha,
             )
         };
-        let itt = lmm(&self.parsed, data, &self.term);
-        let dose = lmm(&self.dr_formula, data, "team_adherence");
-        let cut = self.cut.unwrap_or_else(|| crate::stats::median(&tp));
-        let high: Vec<f64> = arm
-            .iter()
-            .zip(&part)
-            .map(|(&a, &p)| {
-                if a == 1.0 {
-                    f64::from(u8::from(p > cut))
-                } else {
-                    f64::NAN
-                }
-            })
-            .collect();
-        let mut cols = data.columns.clone();
-        cols.push(Column::numeric("high_participation", high));
-        let hl = match DataFrame::from_columns(cols) {
-            Ok(df) => lmm(&self.hl_formula, &df, "high_participation"),
-            Err(_) => Outcome::failed(),
-        };
+        w.hl_df = hl_df;
         // Wald / IV: ITT over the treated teams' mean participation (control
         // participation is 0 by design); delta-method SE.
+        let tp = &w.tp;
         let k1 = tp.len() as f64;
         let abar = tp.iter().sum::<f64>() / k1;
         let iv = if itt.failed || !(abar > 0.0) || k1 < 2.0 {
@@ -245,6 +263,64 @@ impl AdherenceAnalyses {
             Outcome::new(est, se, itt.df, itt.singular, itt.converged, self.alpha)
         };
         [itt, hl, dose, iv]
+    }
+}
+
+/// Reused models and storage for [`AdherenceAnalyses::run_with`].
+#[derive(Default)]
+pub struct AdherenceWork {
+    /// The ITT, dose-response and high/low models.
+    models: [Option<Model>; 3],
+    fit: Fit,
+    tests: CoefTests,
+    test_work: TestWork,
+    first: Vec<f64>,
+    order: Vec<u32>,
+    tp: Vec<f64>,
+    sorted: Vec<f64>,
+    hl_df: crate::lmm::data::DataFrame,
+}
+
+impl AdherenceWork {
+    /// The LMM of `formula` on `df` (model slot `slot`), coefficient `name`
+    /// tested with Satterthwaite df.
+    fn lmm(
+        &mut self,
+        slot: usize,
+        formula: &crate::lmm::formula::Formula,
+        df: &crate::lmm::data::DataFrame,
+        name: &str,
+        alpha: f64,
+    ) -> Outcome {
+        let Some(m) = Model::update_or_build(&mut self.models[slot], formula, df) else {
+            return Outcome::failed();
+        };
+        let Some(j) = m.frame.x_names.iter().position(|n| n == name) else {
+            return Outcome::failed();
+        };
+        m.fit_into(&mut self.fit);
+        let sat = TestOptions {
+            satterthwaite: true,
+            kenward_roger: false,
+            between_within: false,
+        };
+        coef_tests_into(
+            m,
+            &self.fit,
+            sat,
+            Coefs::One(j),
+            &mut self.test_work,
+            &mut self.tests,
+        );
+        let fit = &self.fit;
+        Outcome::new(
+            fit.beta[j],
+            fit.se(j),
+            self.tests.df_satterthwaite[j],
+            fit.singular,
+            fit.optimizer.converged,
+            alpha,
+        )
     }
 }
 

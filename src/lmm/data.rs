@@ -265,6 +265,22 @@ impl DataFrame {
         }
     }
 
+    /// Fill slots 0..k with a copy of `src`'s k columns, reusing their
+    /// storage where names and kinds match (more slots may follow; end with
+    /// [`DataFrame::finish_slots`]). Returns k.
+    pub fn copy_slots_from(&mut self, src: &DataFrame) -> usize {
+        for (k, c) in src.columns.iter().enumerate() {
+            match &c.data {
+                ColumnData::Numeric(v) => self.slot_numeric(k, &c.name).extend_from_slice(v),
+                ColumnData::Categorical { codes, levels } => self
+                    .slot_categorical(k, &c.name, levels)
+                    .extend_from_slice(codes),
+            }
+            self.columns[k].suspect.clone_from(&c.suspect);
+        }
+        src.columns.len()
+    }
+
     /// After filling slots 0..k: drop any further columns and set the row
     /// count (the slots must have equal lengths).
     pub fn finish_slots(&mut self, k: usize) {

@@ -150,6 +150,21 @@ impl Model {
         Ok(())
     }
 
+    /// The REML model of `formula` on `data` in `slot`: the slot's model
+    /// updated in place when it has this formula ([`Model::update_data`]),
+    /// else built afresh. None when the data cannot be modelled.
+    pub fn update_or_build<'m>(
+        slot: &'m mut Option<Model>,
+        formula: &Formula,
+        data: &DataFrame,
+    ) -> Option<&'m mut Model> {
+        match slot.as_mut().filter(|m| m.formula == *formula && m.reml) {
+            Some(m) => m.update_data(data).ok()?,
+            None => *slot = Some(Model::from_formula(formula, data, true).ok()?),
+        }
+        slot.as_mut()
+    }
+
     /// Replace the response (same rows and design), e.g. a simulated outcome.
     pub fn set_response(&mut self, y: &[f64]) -> Result<()> {
         if y.len() != self.frame.n {

@@ -70,6 +70,7 @@ pub struct Workspace {
     /// The simulated trial as a data frame.
     frame_data: DataFrame,
     cluster_t: crate::analysis::cluster_t::ClusterTWork,
+    adherence: crate::analysis::adherence::AdherenceWork,
 }
 
 /// A configured power study.
@@ -349,6 +350,7 @@ impl PowerStudy {
             fit,
             frame_data: data,
             cluster_t: ctw,
+            adherence: adh,
             ..
         } = ws;
         out.clear();
@@ -362,7 +364,7 @@ impl PowerStudy {
             };
             f
         } else {
-            let Some(m) = update_model(model, &self.parsed, data) else {
+            let Some(m) = Model::update_or_build(model, &self.parsed, data) else {
                 return;
             };
             if let Some(j) = self.term_index(&m.frame) {
@@ -384,7 +386,7 @@ impl PowerStudy {
             }
         }
         if let Some(aa) = &self.adherence {
-            let res = aa.run(data);
+            let res = aa.run_with(data, adh);
             for (k, m) in self.methods.iter().enumerate() {
                 if let Analysis::Adherence(a) = m {
                     out[k] = a.pick(&res);
@@ -467,22 +469,6 @@ impl PowerStudy {
             sink(&recs)?;
         }
     }
-}
-
-/// The workspace's model updated in place for `data` (the sparse analysis
-/// is not redone when the design repeats its structure; the fit is the same
-/// either way), or built afresh. None when the data cannot be modelled
-/// (the previous model is then kept).
-fn update_model<'m>(
-    slot: &'m mut Option<Model>,
-    formula: &crate::lmm::formula::Formula,
-    data: &crate::lmm::data::DataFrame,
-) -> Option<&'m mut Model> {
-    match slot.as_mut().filter(|m| m.formula == *formula && m.reml) {
-        Some(m) => m.update_data(data).ok()?,
-        None => *slot = Some(Model::from_formula(formula, data, true).ok()?),
-    }
-    slot.as_mut()
 }
 
 /// The model frame alone, reusing the previous frame's grouping codes.
