@@ -176,19 +176,8 @@ impl Ols {
             return false;
         }
         // Solve L L' b = X'y.
-        let (l, b) = (&self.l, &mut self.beta);
-        for r in 0..k {
-            for s in 0..r {
-                b[r] -= l[r * k + s] * b[s];
-            }
-            b[r] /= l[r * k + r];
-        }
-        for r in (0..k).rev() {
-            for s in r + 1..k {
-                b[r] -= l[s * k + r] * b[s];
-            }
-            b[r] /= l[r * k + r];
-        }
+        crate::lmm::pls::cholesky_solve(&self.l, k, &mut self.beta);
+        let b = &self.beta;
         let rss: f64 = (0..n)
             .map(|i| {
                 let f: f64 = (0..k).map(|a| xs[a][i] * b[a]).sum();

@@ -391,18 +391,7 @@ fn newton_step(h: &[f64], g: &[f64], free: &[usize], d: usize) -> (ThetaVec, boo
         }
         if super::pls::dense_cholesky_lower(&mut a, k) {
             let mut z: ThetaVec = free.iter().map(|&i| -g[i]).collect();
-            for r in 0..k {
-                for s in 0..r {
-                    z[r] -= a[r * k + s] * z[s];
-                }
-                z[r] /= a[r * k + r];
-            }
-            for r in (0..k).rev() {
-                for s in r + 1..k {
-                    z[r] -= a[s * k + r] * z[s];
-                }
-                z[r] /= a[r * k + r];
-            }
+            super::pls::cholesky_solve(&a, k, &mut z);
             for (r, &i) in free.iter().enumerate() {
                 step[i] = z[r];
             }

@@ -1065,6 +1065,23 @@ pub fn tri(k: usize, c: usize, a: usize) -> usize {
     before + (c - a)
 }
 
+/// Solve L L' x = b in place for the lower factor `l` (m × m, row-major)
+/// of [`dense_cholesky_lower`].
+pub fn cholesky_solve(l: &[f64], m: usize, b: &mut [f64]) {
+    for r in 0..m {
+        for s in 0..r {
+            b[r] -= l[r * m + s] * b[s];
+        }
+        b[r] /= l[r * m + r];
+    }
+    for r in (0..m).rev() {
+        for s in r + 1..m {
+            b[r] -= l[s * m + r] * b[s];
+        }
+        b[r] /= l[r * m + r];
+    }
+}
+
 /// In-place lower Cholesky of an m×m row-major symmetric matrix (reads the
 /// lower triangle, zeroes the upper). Returns false if not positive definite.
 pub fn dense_cholesky_lower(a: &mut [f64], m: usize) -> bool {
