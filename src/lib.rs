@@ -58,6 +58,7 @@ pub mod analytic;
 pub mod config;
 pub mod design;
 pub mod error;
+pub mod glmm;
 pub mod html;
 pub mod labels;
 pub mod lmm;

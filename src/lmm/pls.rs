@@ -115,9 +115,15 @@ impl Pls {
         // counting sort by column), then duplicates within a column are
         // summed through a dense marker array. No hashing; O(n·(Σk)² + q).
         let mut trip: Vec<(u32, u32, f64)> = Vec::new();
-        ztz_runs(mf, &term_layout, &mut RunScratch::default(), |r, s, v| {
-            trip.push((r as u32, s as u32, v));
-        });
+        ztz_runs(
+            mf,
+            &term_layout,
+            None,
+            &mut RunScratch::default(),
+            |r, s, v| {
+                trip.push((r as u32, s as u32, v));
+            },
+        );
         let mut bucket = vec![0usize; q + 1];
         for &(_, s, _) in &trip {
             bucket[s as usize + 1] += 1;
@@ -417,6 +423,18 @@ impl Pls {
     /// would sum them. False (the structure must be rebuilt) when the terms
     /// differ or the pattern gains or loses an entry.
     pub fn refresh_values(&mut self, mf: &ModelFrame) -> bool {
+        if !self.refresh_ztz(mf, None) {
+            return false;
+        }
+        self.n = mf.n;
+        self.size_workspace();
+        self.set_design(mf);
+        true
+    }
+
+    /// Z'Z (or Z'WZ with `weights`) into the existing pattern, summed as
+    /// `Pls::new` sums it; false when the terms or the pattern differ.
+    fn refresh_ztz(&mut self, mf: &ModelFrame, weights: Option<&[f64]>) -> bool {
         if mf.p != self.p
             || mf.terms.len() != self.term_layout.len()
             || mf
@@ -433,7 +451,7 @@ impl Pls {
         let mut ok = true;
         let (colptr, rowind) = (&self.c_colptr, &self.c_rowind);
         let (ztz, touched) = (&mut self.ztz, &mut self.touched);
-        ztz_runs(mf, &self.term_layout, &mut scratch, |r, s, v| {
+        ztz_runs(mf, &self.term_layout, weights, &mut scratch, |r, s, v| {
             let (e0, e1) = (colptr[s], colptr[s + 1]);
             match rowind[e0..e1].binary_search(&r) {
                 Ok(k) if ok => {
@@ -457,9 +475,40 @@ impl Pls {
                 entry.0 = self.ztz[e];
             }
         }
-        self.n = mf.n;
-        self.size_workspace();
-        self.set_design(mf);
+        true
+    }
+
+    /// The weighted system of a GLMM's PIRLS step: Z'WZ, Z'W[X r] and
+    /// [X r]'W[X r] for positive weights `w` and working response `r` (the
+    /// frame's rows and structure). `scratch` holds n values. False when the
+    /// structure does not match (a bug, not data).
+    pub fn set_weighted(
+        &mut self,
+        mf: &ModelFrame,
+        w: &[f64],
+        r: &[f64],
+        scratch: &mut Vec<f64>,
+    ) -> bool {
+        if !self.refresh_ztz(mf, Some(w)) {
+            return false;
+        }
+        let (n, p, m) = (self.n, self.p, self.p + 1);
+        self.ztxy.iter_mut().for_each(|v| *v = 0.0);
+        for j in 0..m {
+            let col = if j < p { &mf.x[j * n..(j + 1) * n] } else { r };
+            scratch.clear();
+            scratch.extend(col.iter().zip(w).map(|(x, w)| x * w));
+            for (t, term) in mf.terms.iter().enumerate() {
+                let (qo, _, k, _) = self.term_layout[t];
+                accumulate(&mut self.ztxy, m, j, qo, k, &term.refs, &term.z, scratch);
+            }
+            for a in 0..=j {
+                let ca = if a < p { &mf.x[a * n..(a + 1) * n] } else { r };
+                let v = super::frame::dot(ca, scratch);
+                self.xyxy[a * m + j] = v;
+                self.xyxy[j * m + a] = v;
+            }
+        }
         true
     }
 
@@ -952,6 +1001,11 @@ impl Pls {
         })
     }
 
+    /// Diagonal entry j of L after the last evaluation.
+    pub fn l_diag(&self, j: usize) -> f64 {
+        self.l_val[self.l_colptr[j]]
+    }
+
     /// Number of non-zeros in L (for diagnostics).
     pub fn nnz_l(&self) -> usize {
         self.l_rowind.len()
@@ -975,6 +1029,7 @@ struct RunScratch {
 fn ztz_runs(
     mf: &ModelFrame,
     term_layout: &[(usize, usize, usize, usize)],
+    weights: Option<&[f64]>,
     s: &mut RunScratch,
     mut emit: impl FnMut(usize, usize, f64),
 ) {
@@ -1010,9 +1065,18 @@ fn ztz_runs(
             s.run_keys.clone_from(&s.keys);
             s.acc.iter_mut().for_each(|v| *v = 0.0);
         }
-        for a in 0..per_row {
-            for b in 0..per_row {
-                s.acc[a * per_row + b] += s.zs[a] * s.zs[b];
+        if let Some(w) = weights {
+            let wi = w[i];
+            for a in 0..per_row {
+                for b in 0..per_row {
+                    s.acc[a * per_row + b] += wi * s.zs[a] * s.zs[b];
+                }
+            }
+        } else {
+            for a in 0..per_row {
+                for b in 0..per_row {
+                    s.acc[a * per_row + b] += s.zs[a] * s.zs[b];
+                }
             }
         }
     }

@@ -1,0 +1,512 @@
+//! Generalised linear mixed models (binary and count outcomes) by the
+//! Laplace approximation or adaptive Gauss–Hermite quadrature, as lme4's
+//! `glmer` (Bates, Mächler, Bolker & Walker 2015, section 5 of the lme4
+//! vignette "Fitting linear mixed models with lme4"; glmer's PIRLS).
+//!
+//! For fixed (θ, β) penalised iteratively reweighted least squares finds
+//! the conditional mode û of the spherical random effects: each step solves
+//! the PLS system of the LMM engine ([`crate::lmm::pls`]) with weights
+//! W = n μ'(η)²/V(μ) and working response ZΛu + (y − μ)/μ'(η). The Laplace
+//! deviance is then
+//!
+//!   −2 log L(θ, β) ≈ Σ_i −2 log p(y_i | μ_i(û)) + |û|² + log|L_θ|²,
+//!
+//! with L_θ L_θ' = Λ'Z'WZΛ + I at û. With one scalar random effect and
+//! nAGQ > 1 each group's integral is evaluated by adaptive Gauss–Hermite
+//! quadrature centred at û_j and scaled by L_jj. (θ, β) are optimised
+//! jointly (as glmer's second stage), starting from the GLM without random
+//! effects and θ = 1; the covariance of β̂ is 2·H⁻¹ restricted to β, with H
+//! the finite-difference Hessian of the deviance in (θ, β) at the optimum
+//! (glmer's default, `use.hessian`).
+
+pub mod family;
+pub mod report;
+
+use crate::error::{Error, Result};
+use crate::lmm::data::DataFrame;
+use crate::lmm::dense::{self, Mat};
+use crate::lmm::formula::Formula;
+use crate::lmm::{optim, Model};
+pub use family::{Family, Link};
+
+/// A GLMM ready to fit.
+#[derive(Debug, Clone)]
+pub struct Glmm {
+    /// Formula, frame (y: the proportion or count) and PLS structure.
+    pub model: Model,
+    pub family: Family,
+    pub link: Link,
+    /// Quadrature points (1 = Laplace).
+    pub nagq: usize,
+    /// Prior weights (binomial trials per row; 1 otherwise).
+    pub weights: Vec<f64>,
+    // Workspace.
+    u: Vec<f64>,
+    b: Vec<f64>,
+    offset: Vec<f64>,
+    eta: Vec<f64>,
+    w: Vec<f64>,
+    r: Vec<f64>,
+    scratch: Vec<f64>,
+    nodes: Vec<f64>,
+    node_w: Vec<f64>,
+}
+
+/// A fitted GLMM.
+#[derive(Debug, Clone)]
+pub struct GlmmFit {
+    /// θ: the random effects' relative covariance factor (SDs for scalar terms).
+    pub theta: Vec<f64>,
+    pub beta: Vec<f64>,
+    pub names: Vec<String>,
+    /// Covariance of β̂ (p × p, row-major).
+    pub vcov: Vec<f64>,
+    /// −2 log-likelihood (Laplace or AGQ).
+    pub deviance: f64,
+    pub n: usize,
+    /// Parameters: p + length(θ).
+    pub df_model: usize,
+    pub singular: bool,
+    pub optimizer: optim::OptResult,
+    /// Conditional modes b = Λû in the PLS column order.
+    pub b: Vec<f64>,
+}
+
+impl GlmmFit {
+    pub fn se(&self, j: usize) -> f64 {
+        let p = self.beta.len();
+        self.vcov[j * p + j].sqrt()
+    }
+    pub fn aic(&self) -> f64 {
+        self.deviance + 2.0 * self.df_model as f64
+    }
+    pub fn bic(&self) -> f64 {
+        self.deviance + (self.n as f64).ln() * self.df_model as f64
+    }
+}
+
+impl Glmm {
+    /// Build a GLMM of `formula` on `data`. The response must be 0/1
+    /// (binomial) or a non-negative integer count (Poisson).
+    pub fn new(
+        formula: &str,
+        data: &DataFrame,
+        family: Family,
+        link: Link,
+        nagq: usize,
+    ) -> Result<Glmm> {
+        let parsed = Formula::parse(formula)?;
+        let model = Model::from_formula(&parsed, data, false)?;
+        let fr = &model.frame;
+        for (k, &y) in fr.y.iter().enumerate() {
+            let ok = match family {
+                Family::Binomial => y == 0.0 || y == 1.0,
+                Family::Poisson => y >= 0.0 && y.fract() == 0.0 && y < 9.0e15,
+            };
+            if !ok {
+                let what = match family {
+                    Family::Binomial => "0 or 1 for --family binomial",
+                    Family::Poisson => "a non-negative whole number (a count) for --family poisson",
+                };
+                return Err(Error::Usage(format!(
+                    "the response `{}` is {y} in data row {} (CSV line {}): it must be {what}",
+                    parsed.response,
+                    fr.rows[k] + 1,
+                    fr.rows[k] + 2
+                )));
+            }
+        }
+        if nagq == 0 || nagq > 100 {
+            return Err(Error::Usage(format!(
+                "--nagq {nagq}: use 1 (Laplace) to 100 quadrature points"
+            )));
+        }
+        if nagq > 1 && !(fr.terms.len() == 1 && fr.terms[0].k == 1) {
+            return Err(Error::Usage(format!(
+                "--nagq {nagq} needs a single scalar random effect such as (1|team), as in lme4; this formula has {} random-effect terms{}: use --nagq 1 (Laplace)",
+                fr.terms.len(),
+                if fr.terms.iter().any(|t| t.k > 1) { " with slopes" } else { "" }
+            )));
+        }
+        check_separation(&model, family)?;
+        let n = fr.n;
+        let (nodes, node_w) = gauss_hermite(nagq);
+        Ok(Glmm {
+            weights: vec![1.0; n],
+            family,
+            link,
+            nagq,
+            u: vec![0.0; model.pls.q],
+            b: Vec::new(),
+            offset: vec![0.0; n],
+            eta: vec![0.0; n],
+            w: vec![0.0; n],
+            r: vec![0.0; n],
+            scratch: Vec::new(),
+            nodes,
+            node_w,
+            model,
+        })
+    }
+
+    /// η = offset + Z Λ u for the current u and θ.
+    fn set_eta(&mut self, theta: &[f64]) {
+        let pls = &self.model.pls;
+        pls.lambda_times_into(theta, &self.u, &mut self.b);
+        self.eta.copy_from_slice(&self.offset);
+        for (t, term) in self.model.frame.terms.iter().enumerate() {
+            let (qo, _, k, _) = pls.term_layout[t];
+            for (i, e) in self.eta.iter_mut().enumerate() {
+                let base = qo + term.refs[i] as usize * k;
+                for a in 0..k {
+                    *e += term.z[i * k + a] * self.b[base + a];
+                }
+            }
+        }
+    }
+
+    /// Σ −2 log p(y | μ(η)) at the current η.
+    fn cond_dev(&self) -> f64 {
+        let y = &self.model.frame.y;
+        (0..y.len())
+            .map(|i| {
+                let mu = self.link.inverse(self.eta[i]);
+                self.family.minus_two_loglik(y[i], mu, self.weights[i])
+            })
+            .sum()
+    }
+
+    /// PIRLS for û at (θ, β) from the current u; leaves η at û and the
+    /// factor L at û's weights. Returns the Laplace deviance.
+    fn pirls(&mut self, theta: &[f64], beta: &[f64]) -> f64 {
+        let fr = &self.model.frame;
+        let (n, p) = (fr.n, fr.p);
+        for i in 0..n {
+            self.offset[i] = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
+        }
+        self.set_eta(theta);
+        let mut obj = self.cond_dev() + sq(&self.u);
+        let mut u_old = std::mem::take(&mut self.scratch);
+        for _ in 0..60 {
+            self.weights_at_eta();
+            if !self.factor(theta) {
+                self.scratch = u_old;
+                return f64::INFINITY;
+            }
+            // u_new = L⁻ᵀ L⁻¹ Λ'Z'W r: the last column of R_ZX.
+            let (q, m) = (self.model.pls.q, p + 1);
+            u_old.clone_from(&self.u);
+            for j in 0..q {
+                self.u[j] = self.model.pls.rzx[j * m + p];
+            }
+            self.model.pls.backward_solve(&mut self.u);
+            // Step halving until the penalised deviance does not increase.
+            let mut new_obj = f64::INFINITY;
+            for _ in 0..20 {
+                self.set_eta(theta);
+                new_obj = self.cond_dev() + sq(&self.u);
+                if new_obj <= obj + 1e-10 * (1.0 + obj.abs()) {
+                    break;
+                }
+                for (u, &o) in self.u.iter_mut().zip(&u_old) {
+                    *u = 0.5 * (*u + o);
+                }
+            }
+            let change = (obj - new_obj).abs();
+            obj = new_obj;
+            // Converged to rounding: the deviance's finite-difference
+            // Hessian (step 1e-4) needs it exact to ~1e-12.
+            if change <= 1e-14 * (1.0 + obj.abs()) {
+                break;
+            }
+        }
+        self.scratch = u_old;
+        // L at û's weights.
+        self.weights_at_eta();
+        if !self.factor(theta) {
+            return f64::INFINITY;
+        }
+        obj + self.model.pls.ldl2
+    }
+
+    /// Weights and working response (ZΛu + (y − μ)/μ'(η)) at the current η.
+    fn weights_at_eta(&mut self) {
+        let y = &self.model.frame.y;
+        for i in 0..y.len() {
+            let eta = self.eta[i];
+            let mu = self.link.inverse(eta);
+            let d = self.link.mu_eta(eta);
+            self.w[i] = self.weights[i] * d * d / self.family.variance(mu).max(f64::MIN_POSITIVE);
+            self.r[i] = (eta - self.offset[i]) + (y[i] - mu) / d;
+        }
+    }
+
+    fn factor(&mut self, theta: &[f64]) -> bool {
+        let m = &mut self.model;
+        m.pls
+            .set_weighted(&m.frame, &self.w, &self.r, &mut self.scratch)
+            && m.pls.factor(theta)
+    }
+
+    /// The deviance (Laplace, or AGQ with nAGQ > 1) at x = (θ, β).
+    pub fn deviance(&mut self, x: &[f64]) -> f64 {
+        let nth = self.model.pls.ntheta;
+        let (theta, beta) = x.split_at(nth);
+        let lap = self.pirls(theta, beta);
+        if self.nagq == 1 || !lap.is_finite() {
+            return lap;
+        }
+        self.agq(theta[0])
+    }
+
+    /// Adaptive Gauss–Hermite deviance for one scalar random effect, at
+    /// the modes û and factor left by [`Glmm::pirls`].
+    fn agq(&mut self, theta: f64) -> f64 {
+        let q = self.model.pls.q;
+        let fr = &self.model.frame;
+        let refs = &fr.terms[0].refs;
+        let z = &fr.terms[0].z;
+        // g_j(u) = Σ_{i∈j} −2 log p(y_i | offset_i + θ z_i u) + u², at u = û_j + s_j t.
+        let g_at = |t: f64, out: &mut Vec<f64>, u: &[f64], scale: &[f64]| {
+            out.clear();
+            out.extend((0..q).map(|j| {
+                let v = u[j] + scale[j] * t;
+                v * v
+            }));
+            for i in 0..fr.n {
+                let j = refs[i] as usize;
+                let v = u[j] + scale[j] * t;
+                let mu = self.link.inverse(self.offset[i] + theta * z[i] * v);
+                out[j] += self.family.minus_two_loglik(fr.y[i], mu, self.weights[i]);
+            }
+        };
+        let scale: Vec<f64> = (0..q).map(|j| 1.0 / self.model.pls.l_diag(j)).collect();
+        let mut g0 = Vec::with_capacity(q);
+        g_at(0.0, &mut g0, &self.u, &scale);
+        let mut acc = vec![0.0; q];
+        let mut gk = Vec::with_capacity(q);
+        for (k, &t) in self.nodes.iter().enumerate() {
+            g_at(t, &mut gk, &self.u, &scale);
+            for j in 0..q {
+                acc[j] += self.node_w[k] * (-0.5 * (gk[j] - g0[j] - t * t)).exp();
+            }
+        }
+        (0..q)
+            .map(|j| g0[j] - 2.0 * scale[j].ln() - 2.0 * acc[j].ln())
+            .sum()
+    }
+
+    /// Fit by maximum likelihood (Laplace or AGQ).
+    pub fn fit(&mut self) -> Result<GlmmFit> {
+        let nth = self.model.pls.ntheta;
+        let p = self.model.frame.p;
+        let mut x0: Vec<f64> = self.model.theta0();
+        x0.extend(self.glm_start()?);
+        let mut lower = self.model.pls.lower.clone();
+        lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
+        let opt = optim::minimize(|x: &[f64]| self.deviance(x), &x0, &lower);
+        let xs: Vec<f64> = opt.x.to_vec();
+        let deviance = self.deviance(&xs);
+        if !deviance.is_finite() {
+            return Err(Error::Usage(
+                "the GLMM fit failed: the deviance is not finite at the optimum (check the response for separation or extreme counts)".into(),
+            ));
+        }
+        let b = self.b.clone();
+        let vcov = self.beta_vcov(&xs, nth, p);
+        self.deviance(&xs); // leave the modes at the optimum
+        let (theta, beta) = xs.split_at(nth);
+        let singular = theta
+            .iter()
+            .zip(&self.model.pls.lower)
+            .any(|(&t, &l)| l == 0.0 && t < crate::lmm::SINGULAR_TOL);
+        Ok(GlmmFit {
+            theta: theta.to_vec(),
+            beta: beta.to_vec(),
+            names: self.model.frame.x_names.clone(),
+            vcov,
+            deviance,
+            n: self.model.frame.n,
+            df_model: p + nth,
+            singular,
+            optimizer: opt,
+            b,
+        })
+    }
+
+    /// Starting β: the GLM without random effects (IRLS).
+    fn glm_start(&mut self) -> Result<Vec<f64>> {
+        let fr = &self.model.frame;
+        let (n, p) = (fr.n, fr.p);
+        let mean = fr.y.iter().sum::<f64>() / n as f64;
+        let mut beta = vec![0.0; p];
+        let mut eta = vec![self.link_of(mean); n];
+        let mut ols = crate::stats::Ols::default();
+        let mut wx: Vec<Vec<f64>> = vec![vec![0.0; n]; p];
+        let mut wz = vec![0.0; n];
+        for _ in 0..25 {
+            for i in 0..n {
+                let mu = self.link.inverse(eta[i]);
+                let d = self.link.mu_eta(eta[i]);
+                let w = (self.weights[i] * d * d / self.family.variance(mu)).sqrt();
+                let zi = eta[i] + (fr.y[i] - mu) / d;
+                wz[i] = w * zi;
+                for j in 0..p {
+                    wx[j][i] = w * fr.x[j * n + i];
+                }
+            }
+            let cols: Vec<&[f64]> = wx.iter().map(|v| v.as_slice()).collect();
+            if !ols.fit(&cols, &wz) {
+                break;
+            }
+            let nb = ols.beta();
+            let change = nb
+                .iter()
+                .zip(&beta)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            beta.copy_from_slice(nb);
+            for (i, e) in eta.iter_mut().enumerate() {
+                *e = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
+            }
+            if change < 1e-10 {
+                break;
+            }
+        }
+        if beta.iter().any(|b| !b.is_finite()) {
+            return Err(Error::Usage(
+                "the GLM start for the fixed effects failed: check the response and predictors"
+                    .into(),
+            ));
+        }
+        Ok(beta)
+    }
+
+    fn link_of(&self, mu: f64) -> f64 {
+        let mu = mu.clamp(
+            1e-6,
+            if self.family == Family::Binomial {
+                1.0 - 1e-6
+            } else {
+                f64::MAX
+            },
+        );
+        match self.link {
+            Link::Logit => (mu / (1.0 - mu)).ln(),
+            Link::Probit => crate::stats::normal_quantile(mu),
+            Link::Log => mu.ln(),
+        }
+    }
+
+    /// 2·H⁻¹ restricted to β, H the central-difference Hessian of the
+    /// deviance in (θ, β) with step 1e-4 (as lme4's `deriv12`).
+    pub fn beta_vcov(&mut self, x: &[f64], nth: usize, p: usize) -> Vec<f64> {
+        let d = x.len();
+        let h = 1e-4;
+        let f0 = self.deviance(x);
+        let mut xp = x.to_vec();
+        let mut hess = Mat::zeros(d, d);
+        let mut fpl = vec![0.0; d];
+        let mut fmi = vec![0.0; d];
+        for i in 0..d {
+            xp[i] = x[i] + h;
+            fpl[i] = self.deviance(&xp);
+            xp[i] = x[i] - h;
+            fmi[i] = self.deviance(&xp);
+            xp[i] = x[i];
+            hess[(i, i)] = (fpl[i] - 2.0 * f0 + fmi[i]) / (h * h);
+        }
+        for i in 0..d {
+            for j in 0..i {
+                let mut f = [0.0; 4];
+                for (k, (si, sj)) in [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)]
+                    .iter()
+                    .enumerate()
+                {
+                    xp[i] = x[i] + si * h;
+                    xp[j] = x[j] + sj * h;
+                    f[k] = self.deviance(&xp);
+                }
+                xp[i] = x[i];
+                xp[j] = x[j];
+                let v = (f[0] - f[1] - f[2] + f[3]) / (4.0 * h * h);
+                hess[(i, j)] = v;
+                hess[(j, i)] = v;
+            }
+        }
+        let (mut vals, mut vecs, mut inv) = (Vec::new(), Mat::default(), Mat::default());
+        dense::sym_eigen(&mut hess, &mut vals, &mut vecs);
+        dense::spectral_sum(&vals, &vecs, &mut inv, |ev| ev != 0.0, |ev| 2.0 / ev);
+        let mut out = vec![0.0; p * p];
+        for a in 0..p {
+            for b in 0..p {
+                out[a * p + b] = 0.5 * (inv[(nth + a, nth + b)] + inv[(nth + b, nth + a)]);
+            }
+        }
+        out
+    }
+}
+
+fn sq(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum()
+}
+
+/// Gauss–Hermite nodes and weights for the standard normal density
+/// (Σ w_k f(z_k) ≈ E f(Z)), by Golub–Welsch: the eigenvalues of the Jacobi
+/// matrix of the probabilists' Hermite polynomials, and the squared first
+/// components of its eigenvectors.
+pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
+    if n <= 1 {
+        return (vec![0.0], vec![1.0]);
+    }
+    let mut j = Mat::zeros(n, n);
+    for k in 1..n {
+        let v = (k as f64).sqrt();
+        j[(k - 1, k)] = v;
+        j[(k, k - 1)] = v;
+    }
+    let (mut vals, mut vecs) = (Vec::new(), Mat::default());
+    dense::sym_eigen(&mut j, &mut vals, &mut vecs);
+    let mut pairs: Vec<(f64, f64)> = (0..n)
+        .map(|k| (vals[k], vecs[(0, k)] * vecs[(0, k)]))
+        .collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pairs.into_iter().unzip()
+}
+
+/// Complete separation by a single fixed-effect column: a binary response
+/// that a 0/1 indicator column predicts perfectly (every row with the
+/// indicator has the same response, and it differs from... ) makes the
+/// estimate infinite. Reported by name.
+fn check_separation(model: &Model, family: Family) -> Result<()> {
+    if family != Family::Binomial {
+        return Ok(());
+    }
+    let fr = &model.frame;
+    let n = fr.n;
+    for j in 0..fr.p {
+        if fr.x_names[j] == "(Intercept)" {
+            continue;
+        }
+        let col = &fr.x[j * n..(j + 1) * n];
+        if !col.iter().all(|&v| v == 0.0 || v == 1.0) {
+            continue;
+        }
+        // Response among rows with the indicator set.
+        let (mut ones, mut total) = (0.0, 0.0);
+        for i in 0..n {
+            if col[i] == 1.0 {
+                total += 1.0;
+                ones += fr.y[i];
+            }
+        }
+        if total > 0.0 && (ones == 0.0 || ones == total) {
+            return Err(Error::Usage(format!(
+                "complete separation: every one of the {total} rows with `{}` = 1 has response {}, so its coefficient is infinite; combine levels, drop the term, or use a penalised model",
+                fr.x_names[j],
+                if ones == 0.0 { 0 } else { 1 }
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Bad input to `crtsim fit --family` gets one `error:` line and exit 2.
+
+use std::process::Command;
+
+fn run(csv: &str, args: &[&str]) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("crtsim_glmm_err_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("d{k}.csv"));
+    std::fs::write(&path, csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crtsim"))
+        .arg("fit")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+/// 8 teams × 6 rows; y from `f(team, row)`, arm = team % 2, x = row % 3.
+fn data(f: impl Fn(usize, usize) -> String) -> String {
+    let mut s = String::from("team,arm,x,z,y\n");
+    for t in 0..8 {
+        for r in 0..6 {
+            s += &format!("T{t},{},{},{},{}\n", t % 2, r % 3, (t + r) % 2, f(t, r));
+        }
+    }
+    s
+}
+
+fn one_error(code: i32, err: &str, want: &str) {
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(want), "expected `{want}` in: {err}");
+}
+
+#[test]
+fn binomial_response_must_be_zero_or_one() {
+    let csv = data(|t, r| {
+        if t == 3 && r == 2 {
+            "2".into()
+        } else {
+            ((t + r) % 2).to_string()
+        }
+    });
+    let (c, e) = run(
+        &csv,
+        &["--formula", "y ~ arm + (1|team)", "--family", "binomial"],
+    );
+    one_error(c, &e, "must be 0 or 1");
+    assert!(e.contains("data row 21"), "{e}");
+}
+
+#[test]
+fn poisson_response_must_be_a_count() {
+    for bad in ["-1", "1.5"] {
+        let csv = data(|t, r| {
+            if t == 5 && r == 0 {
+                bad.into()
+            } else {
+                ((t * r) % 4).to_string()
+            }
+        });
+        let (c, e) = run(
+            &csv,
+            &["--formula", "y ~ arm + (1|team)", "--family", "poisson"],
+        );
+        one_error(c, &e, "non-negative whole number");
+    }
+}
+
+#[test]
+fn complete_separation_names_the_term() {
+    // Every treated row has y = 1.
+    let csv = data(|t, r| {
+        if t % 2 == 1 {
+            "1".into()
+        } else {
+            (r % 2).to_string()
+        }
+    });
+    let (c, e) = run(
+        &csv,
+        &["--formula", "y ~ arm + (1|team)", "--family", "binomial"],
+    );
+    one_error(c, &e, "complete separation");
+    assert!(e.contains("`arm`"), "{e}");
+}
+
+#[test]
+fn quadrature_needs_one_scalar_random_effect() {
+    let csv = data(|t, r| ((t + r) % 2).to_string());
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + (1|team) + (1|x)",
+            "--family",
+            "binomial",
+            "--nagq",
+            "5",
+        ],
+    );
+    one_error(c, &e, "single scalar random effect");
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + (1|team)",
+            "--family",
+            "binomial",
+            "--nagq",
+            "0",
+        ],
+    );
+    one_error(c, &e, "--nagq 0");
+}
+
+#[test]
+fn link_must_suit_the_family() {
+    let csv = data(|t, r| ((t + r) % 2).to_string());
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + (1|team)",
+            "--family",
+            "poisson",
+            "--link",
+            "logit",
+        ],
+    );
+    one_error(c, &e, "does not go with");
+}

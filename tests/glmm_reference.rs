@@ -1,0 +1,128 @@
+//! crtsim's GLMM (`crtsim::glmm`) against lme4's `glmer` on the six
+//! reference fits vendored in tests/data/glmm (made by
+//! `make_reference_glmm.R` there; tolerances from its README): estimates,
+//! SEs and random-effect SDs to a relative 1e-3, −2 log-likelihood to an
+//! absolute 1e-3 or lower (a better optimum). A missing fixture fails.
+
+use crtsim::glmm::{report, Family, Glmm, Link};
+use crtsim::lmm::data::DataFrame;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/glmm");
+    assert!(
+        d.join("fits").is_dir(),
+        "missing fixture directory {}",
+        d.display()
+    );
+    d
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-8)
+}
+
+fn fit(name: &str) -> (Value, Value) {
+    let d = dir();
+    let text = std::fs::read_to_string(d.join(format!("fits/{name}.json")))
+        .unwrap_or_else(|e| panic!("missing fixture fits/{name}.json: {e}"));
+    let r: Value = serde_json::from_str(&text).unwrap();
+    let data = DataFrame::read_csv(d.join(r["data"].as_str().unwrap())).unwrap();
+    let family = match r["family"].as_str().unwrap() {
+        "binomial" => Family::Binomial,
+        _ => Family::Poisson,
+    };
+    let nagq = r["nAGQ"].as_u64().unwrap() as usize;
+    let mut g = Glmm::new(
+        r["formula"].as_str().unwrap(),
+        &data,
+        family,
+        family.canonical(),
+        nagq,
+    )
+    .unwrap();
+    assert_eq!(
+        g.link,
+        if family == Family::Binomial {
+            Link::Logit
+        } else {
+            Link::Log
+        }
+    );
+    let f = g.fit().unwrap();
+    assert!(f.optimizer.converged, "{name}: optimiser did not converge");
+    (r, report::to_json(&g, &f))
+}
+
+/// Check one case; `se_tol` is the relative tolerance on the SEs.
+fn check(name: &str, se_tol: f64) {
+    let (r, o) = fit(name);
+    let dev = o["minus_two_loglik"].as_f64().unwrap();
+    let rdev = r["minus_two_loglik"].as_f64().unwrap();
+    assert!(dev <= rdev + 1e-3, "{name}: -2logLik {dev} vs lme4 {rdev}");
+    assert_eq!(o["n_obs"], r["n_obs"], "{name}: n_obs");
+    assert_eq!(o["singular"], r["singular"], "{name}: singular");
+    let singular = r["singular"].as_bool().unwrap();
+    for (a, b) in r["fixed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(o["fixed"].as_array().unwrap())
+    {
+        let term = a["term"].as_str().unwrap();
+        assert_eq!(b["term"].as_str().unwrap(), term);
+        let (e1, e2) = (
+            b["estimate"].as_f64().unwrap(),
+            a["estimate"].as_f64().unwrap(),
+        );
+        assert!(rel(e1, e2) < 1e-3, "{name} {term}: estimate {e1} vs {e2}");
+        if !singular {
+            let (s1, s2) = (b["se"].as_f64().unwrap(), a["se"].as_f64().unwrap());
+            assert!(rel(s1, s2) < se_tol, "{name} {term}: se {s1} vs {s2}");
+        }
+    }
+    let th_r: Vec<f64> = match &r["theta"] {
+        Value::Array(v) => v.iter().map(|x| x.as_f64().unwrap()).collect(),
+        x => vec![x.as_f64().unwrap()],
+    };
+    let th_o: Vec<f64> = o["theta"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    for (a, b) in th_o.iter().zip(&th_r) {
+        let ok = if *b == 0.0 {
+            a.abs() < 1e-3
+        } else {
+            rel(*a, *b) < 1e-3
+        };
+        assert!(ok, "{name}: theta {a} vs {b}");
+    }
+}
+
+#[test]
+fn binary_parallel_trial_laplace() {
+    check("crt_binary_laplace", 1e-3);
+}
+
+#[test]
+fn binary_parallel_trial_agq10() {
+    check("crt_binary_agq10", 1e-3);
+}
+
+#[test]
+fn count_parallel_trial_poisson() {
+    check("crt_count_poisson", 1e-3);
+}
+
+#[test]
+fn singular_stepped_wedge_laplace() {
+    check("crt_sw_binary_laplace", 1e-3);
+}
+
+#[test]
+fn cbpp_agq25() {
+    check("cbpp_agq25", 1e-3);
+}
