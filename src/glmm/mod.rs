@@ -95,11 +95,24 @@ impl Glmm {
         link: Link,
         nagq: usize,
     ) -> Result<Glmm> {
-        let parsed = Formula::parse(formula)?;
-        let model = Model::from_formula(&parsed, data, false)?;
+        // `cbind(successes, failures) ~ ...`: the proportion, weighted by the trials.
+        let agg = aggregated(formula, data, family)?;
+        let (parsed, data) = match &agg {
+            Some((f, d, _)) => (Formula::parse(f)?, d),
+            None => (Formula::parse(formula)?, data),
+        };
+        let mut model = Model::from_formula(&parsed, data, false)?;
+        if agg.is_some() {
+            model.formula.text = formula.to_string();
+        }
         let fr = &model.frame;
+        let weights: Vec<f64> = match &agg {
+            Some((_, _, totals)) => fr.rows.iter().map(|&i| totals[i]).collect(),
+            None => vec![1.0; fr.n],
+        };
         for (k, &y) in fr.y.iter().enumerate() {
             let ok = match family {
+                Family::Binomial if agg.is_some() => (0.0..=1.0).contains(&y),
                 Family::Binomial => y == 0.0 || y == 1.0,
                 Family::Poisson => y >= 0.0 && y.fract() == 0.0 && y < 9.0e15,
             };
@@ -132,7 +145,7 @@ impl Glmm {
         let n = fr.n;
         let (nodes, node_w) = gauss_hermite(nagq);
         Ok(Glmm {
-            weights: vec![1.0; n],
+            weights,
             family,
             link,
             nagq,
@@ -445,6 +458,74 @@ impl Glmm {
         }
         out
     }
+}
+
+/// For `cbind(s, f) ~ rhs` (binomial only): the formula on a proportion
+/// column, the data with that column added (`s/(s+f)`, missing where
+/// s + f = 0), and each data row's trials s + f.
+fn aggregated(
+    formula: &str,
+    data: &DataFrame,
+    family: Family,
+) -> Result<Option<(String, DataFrame, Vec<f64>)>> {
+    let text = formula.trim_start();
+    let Some(rest) = text.strip_prefix("cbind(") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::Usage(format!(
+            "`{formula}`: write an aggregated binomial response as cbind(successes, failures) ~ ..., with two numeric columns"
+        ))
+    };
+    let close = rest.find(')').ok_or_else(bad)?;
+    let (inner, rhs) = (&rest[..close], rest[close + 1..].trim_start());
+    let rhs = rhs.strip_prefix('~').ok_or_else(bad)?;
+    let names: Vec<&str> = inner.split(',').map(str::trim).collect();
+    if names.len() != 2 || names.iter().any(|n| n.is_empty()) {
+        return Err(bad());
+    }
+    if family != Family::Binomial {
+        return Err(Error::Usage(format!(
+            "cbind(successes, failures) is a binomial response: use --family binomial (got {})",
+            family.name()
+        )));
+    }
+    let col = |name: &str| -> Result<&[f64]> {
+        match &data.column(name)?.data {
+            crate::lmm::data::ColumnData::Numeric(v) => Ok(v),
+            _ => Err(Error::Usage(format!(
+                "cbind(): column `{name}` must be numeric (counts)"
+            ))),
+        }
+    };
+    let (s, f) = (col(names[0])?, col(names[1])?);
+    let mut prop = Vec::with_capacity(s.len());
+    let mut totals = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        let (a, b) = (s[i], f[i]);
+        if a.is_nan() || b.is_nan() {
+            prop.push(f64::NAN);
+            totals.push(0.0);
+            continue;
+        }
+        if !(a >= 0.0 && b >= 0.0 && a.fract() == 0.0 && b.fract() == 0.0 && a + b < 9.0e15) {
+            return Err(Error::Usage(format!(
+                "cbind({}, {}): data row {} (CSV line {}) has {a} and {b}; both must be non-negative whole numbers",
+                names[0],
+                names[1],
+                i + 1,
+                i + 2
+            )));
+        }
+        totals.push(a + b);
+        prop.push(if a + b > 0.0 { a / (a + b) } else { f64::NAN });
+    }
+    let name = ".cbind_proportion";
+    let mut d = data.clone();
+    d.columns
+        .push(crate::lmm::data::Column::numeric(name, prop));
+    let d = DataFrame::from_columns(d.columns)?;
+    Ok(Some((format!("{name} ~{rhs}"), d, totals)))
 }
 
 fn sq(v: &[f64]) -> f64 {
