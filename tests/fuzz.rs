@@ -365,12 +365,27 @@ fn fit_case(rng: &mut Rng, dir: &Path, k: usize) -> Case {
     }
     let mut labels = Vec::new();
     let scale = rng.pick(&[1.0, 1.0, 1.0, 1e6, 1e100, 1e160, 1e-200, -1.0]);
+    // A GLMM (`--family`) on a 0/1 or count response, sometimes not one.
+    let family = if rng.chance(0.3) {
+        Some(rng.pick(&["binomial", "binomial", "poisson"]))
+    } else {
+        None
+    };
     for i in 0..n {
         let g = i % groups;
         let arm = g % 2;
         let x = rng.unit() * 10.0;
-        let y =
+        let mut y =
             (5.0 + arm as f64 + 0.3 * x + (g as f64 * 0.7).sin() * 2.0 + rng.unit() - 0.5) * scale;
+        match family {
+            Some("binomial") if !rng.chance(0.02) => {
+                y = f64::from(u8::from(rng.unit() < 0.2 + 0.1 * arm as f64 + 0.03 * x));
+            }
+            Some("poisson") if !rng.chance(0.02) => {
+                y = (rng.unit() * (1.0 + x)).floor() * if rng.chance(0.01) { 1e17 } else { 1.0 };
+            }
+            _ => {}
+        }
         let mut cells = vec![
             format!("g{g}"),
             format!("h{}", i % 3),
@@ -459,6 +474,28 @@ fn fit_case(rng: &mut Rng, dir: &Path, k: usize) -> Case {
             rng.pick(&["between-within", "residual", "bogus"]).into(),
         ]),
         _ => {}
+    }
+    if let Some(fam) = family {
+        args.retain(|a| a != "--ml");
+        args.extend(["--family".into(), fam.into()]);
+        if rng.chance(0.4) {
+            args.extend([
+                "--nagq".into(),
+                rng.pick(&["1", "3", "25", "0", "101"]).into(),
+            ]);
+        }
+        if rng.chance(0.2) {
+            args.extend([
+                "--link".into(),
+                rng.pick(&["logit", "probit", "log"]).into(),
+            ]);
+        }
+        if rng.chance(0.1) {
+            let cb = "cbind(c, c) ~ arm + (1|g)".to_string();
+            if let Some(k) = args.iter().position(|a| a == "--formula") {
+                args[k + 1] = cb;
+            }
+        }
     }
     if rng.chance(0.15) {
         // The adherence command on the same kind of data.

@@ -156,11 +156,7 @@ pub fn summary(g: &Glmm, fit: &GlmmFit) -> String {
             est,
             se,
             est / se,
-            if pv < 2e-16 {
-                "<2e-16".to_string()
-            } else {
-                format!("{pv:.4}")
-            }
+            crate::lmm::report::fmt_p(pv)
         );
     }
     if fit.singular {

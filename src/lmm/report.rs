@@ -91,7 +91,8 @@ pub fn to_json(model: &Model, fit: &Fit, tests: &CoefTests, lrt: Option<(&str, &
     out
 }
 
-fn fmt_p(p: f64) -> String {
+/// A p-value as lme4 prints it (`<2e-16`, scientific below 1e-4).
+pub fn fmt_p(p: f64) -> String {
     if p.is_nan() {
         "NA".into()
     } else if p < 2e-16 {
