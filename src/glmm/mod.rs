@@ -13,9 +13,9 @@
 //!
 //! with L_θ L_θ' = Λ'Z'WZΛ + I at û. With one scalar random effect and
 //! nAGQ > 1 each group's integral is evaluated by adaptive Gauss–Hermite
-//! quadrature centred at û_j and scaled by L_jj. (θ, β) are optimised
-//! jointly (as glmer's second stage), starting from the GLM without random
-//! effects and θ = 1; the covariance of β̂ is 2·H⁻¹ restricted to β, with H
+//! quadrature centred at û_j and scaled by L_jj. As glmer, θ is first
+//! optimised alone with β and u found jointly by PIRLS (nAGQ = 0, from the
+//! GLM without random effects), then (θ, β) jointly; the covariance of β̂ is 2·H⁻¹ restricted to β, with H
 //! the finite-difference Hessian of the deviance in (θ, β) at the optimum
 //! (glmer's default, `use.hessian`).
 
@@ -242,6 +242,81 @@ impl Glmm {
         obj + self.model.pls.ldl2
     }
 
+    /// glmer's first stage (nAGQ = 0): PIRLS over β and u jointly at θ,
+    /// from the current (β, u); leaves β in `beta`. Returns the Laplace
+    /// deviance at the joint mode.
+    fn pirls_joint(&mut self, theta: &[f64], beta: &mut Vec<f64>) -> f64 {
+        let (n, p) = (self.model.frame.n, self.model.frame.p);
+        let set_offset = |g: &mut Glmm, beta: &[f64]| {
+            let fr = &g.model.frame;
+            for i in 0..n {
+                g.offset[i] = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
+            }
+        };
+        set_offset(self, beta);
+        self.set_eta(theta);
+        let mut obj = self.cond_dev() + sq(&self.u);
+        let mut u_old = std::mem::take(&mut self.scratch);
+        let mut b_old = Vec::with_capacity(p);
+        for _ in 0..60 {
+            // Working response on the whole linear predictor (no offset).
+            self.weights_at_eta();
+            for i in 0..n {
+                self.r[i] += self.offset[i];
+            }
+            if !self.factor(theta) {
+                self.scratch = u_old;
+                return f64::INFINITY;
+            }
+            let pls = &self.model.pls;
+            let (q, m) = (pls.q, p + 1);
+            u_old.clone_from(&self.u);
+            b_old.clone_from(beta);
+            // β from L_XX' β = l_yX; u = L⁻ᵀ(c_u − R_ZX β).
+            let lm = &pls.lm;
+            for j in 0..p {
+                beta[j] = lm[p * m + j];
+            }
+            for j in (0..p).rev() {
+                for k in j + 1..p {
+                    beta[j] -= lm[k * m + j] * beta[k];
+                }
+                beta[j] /= lm[j * m + j];
+            }
+            for r in 0..q {
+                let row = &pls.rzx[r * m..(r + 1) * m];
+                self.u[r] = row[p] - (0..p).map(|j| row[j] * beta[j]).sum::<f64>();
+            }
+            self.model.pls.backward_solve(&mut self.u);
+            let mut new_obj = f64::INFINITY;
+            for _ in 0..20 {
+                set_offset(self, beta);
+                self.set_eta(theta);
+                new_obj = self.cond_dev() + sq(&self.u);
+                if new_obj <= obj + 1e-10 * (1.0 + obj.abs()) {
+                    break;
+                }
+                for (u, &o) in self.u.iter_mut().zip(&u_old) {
+                    *u = 0.5 * (*u + o);
+                }
+                for (b, &o) in beta.iter_mut().zip(&b_old) {
+                    *b = 0.5 * (*b + o);
+                }
+            }
+            let change = (obj - new_obj).abs();
+            obj = new_obj;
+            if change <= 1e-14 * (1.0 + obj.abs()) {
+                break;
+            }
+        }
+        self.scratch = u_old;
+        self.weights_at_eta();
+        if !self.factor(theta) {
+            return f64::INFINITY;
+        }
+        obj + self.model.pls.ldl2
+    }
+
     /// Weights and working response (ZΛu + (y − μ)/μ'(η)) at the current η.
     fn weights_at_eta(&mut self) {
         let y = &self.model.frame.y;
@@ -313,8 +388,26 @@ impl Glmm {
     pub fn fit(&mut self) -> Result<GlmmFit> {
         let nth = self.model.pls.ntheta;
         let p = self.model.frame.p;
-        let mut x0: Vec<f64> = self.model.theta0();
-        x0.extend(self.glm_start()?);
+        // Stage 1 (glmer's nAGQ = 0): θ alone, β and u jointly by PIRLS,
+        // from the GLM; its (θ, β) start the joint optimisation.
+        let beta0 = self.glm_start()?;
+        let th_lower = self.model.pls.lower.clone();
+        let th0 = self.model.theta0();
+        let mut beta = beta0.clone();
+        let stage1 = optim::minimize(
+            |th: &[f64]| {
+                beta.clone_from(&beta0);
+                self.u.iter_mut().for_each(|v| *v = 0.0);
+                self.pirls_joint(th, &mut beta)
+            },
+            &th0,
+            &th_lower,
+        );
+        let mut x0: Vec<f64> = stage1.x.to_vec();
+        beta.clone_from(&beta0);
+        self.u.iter_mut().for_each(|v| *v = 0.0);
+        let s1 = self.pirls_joint(&x0, &mut beta);
+        x0.extend(if s1.is_finite() { &beta } else { &beta0 });
         let mut lower = self.model.pls.lower.clone();
         lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
         let opt = optim::minimize(|x: &[f64]| self.deviance(x), &x0, &lower);
