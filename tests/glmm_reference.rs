@@ -205,3 +205,26 @@ fn cbpp_laplace_default_tolerance() {
     assert!(dev < rdev - 5e-4 && dev > rdev - 6e-4, "{dev} vs {rdev}");
     check("cbpp_laplace", 1.5e-2);
 }
+
+/// A correlated random slope (singular in glmer: the slope's own SD is 0).
+#[test]
+fn random_slope_binary() {
+    check("crt_binary_slope", 1e-3);
+}
+
+/// Two terms on one factor, uncorrelated (singular), Poisson.
+#[test]
+fn uncorrelated_terms_poisson() {
+    check("crt_count_uncorrelated", 1e-3);
+}
+
+/// glmer's own aggregated fit, `cbind(incidence, healthy)`, at its default
+/// PIRLS tolerance (see `cbpp_laplace_default_tolerance`).
+#[test]
+fn cbpp_cbind_against_glmer() {
+    let (r, o) = fit("cbpp_cbind");
+    let dev = o["minus_two_loglik"].as_f64().unwrap();
+    let rdev = r["minus_two_loglik"].as_f64().unwrap();
+    assert!(dev < rdev - 5e-4 && dev > rdev - 6e-4, "{dev} vs {rdev}");
+    check("cbpp_cbind", 1.5e-2);
+}
