@@ -35,6 +35,25 @@ impl FamilyArg {
     }
 }
 
+/// `--gee` of `crtsim fit --family`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GeeArg {
+    Robust,
+    Md,
+    Kc,
+}
+
+impl GeeArg {
+    fn variance(self) -> crtsim::glmm::gee::GeeVariance {
+        use crtsim::glmm::gee::GeeVariance;
+        match self {
+            GeeArg::Robust => GeeVariance::Robust,
+            GeeArg::Md => GeeVariance::ManclDeRouen,
+            GeeArg::Kc => GeeVariance::KauermannCarroll,
+        }
+    }
+}
+
 /// `--link` of `crtsim fit --family`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum LinkArg {
@@ -193,6 +212,12 @@ enum Command {
         /// scalar random effect, as in lme4.
         #[arg(long, default_value_t = 1)]
         nagq: usize,
+        /// With --family: a GEE (exchangeable working correlation, clusters
+        /// from the formula's (1|cluster)) instead of the GLMM, tested with
+        /// this SE on clusters - p df: robust, md (Mancl-DeRouen) or kc
+        /// (Kauermann-Carroll).
+        #[arg(long, value_enum)]
+        gee: Option<GeeArg>,
     },
     /// Write one self-contained HTML report (design, assumptions, results
     /// with Monte Carlo SEs, power curves or sample size, a protocol
@@ -410,6 +435,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             family: Some(family),
             link,
             nagq,
+            gee,
             json,
             ml,
             lrt,
@@ -427,6 +453,18 @@ fn run(cli: Cli) -> Result<(), Error> {
                 Some(l) => l.for_family(family)?,
             };
             let mut g = crtsim::glmm::Glmm::new(&formula, &frame, family, link, nagq)?;
+            if let Some(v) = gee {
+                use crtsim::glmm::gee;
+                let v = v.variance();
+                let fit = gee::fit(&g.model.frame, family, link, &g.weights)?;
+                return emit(&if json {
+                    let j = gee::to_json(&fit, v, &formula, family, link);
+                    serde_json::to_string_pretty(&j).map_err(|e| Error::Usage(e.to_string()))?
+                        + "\n"
+                } else {
+                    gee::summary(&fit, v, &formula, family, link)
+                });
+            }
             let fit = g.fit()?;
             emit(&if json {
                 let v = crtsim::glmm::report::to_json(&g, &fit);

@@ -490,6 +490,12 @@ fn fit_case(rng: &mut Rng, dir: &Path, k: usize) -> Case {
                 rng.pick(&["logit", "probit", "log"]).into(),
             ]);
         }
+        if rng.chance(0.2) {
+            args.extend([
+                "--gee".into(),
+                rng.pick(&["robust", "md", "kc", "bogus"]).into(),
+            ]);
+        }
         if rng.chance(0.1) {
             let cb = "cbind(c, c) ~ arm + (1|g)".to_string();
             if let Some(k) = args.iter().position(|a| a == "--formula") {

@@ -138,3 +138,63 @@ fn link_must_suit_the_family() {
     );
     one_error(c, &e, "does not go with");
 }
+
+#[test]
+fn gee_needs_one_cluster_term_and_enough_clusters() {
+    let csv = data(|t, r| u8::from((t * 7 + r * 3) % 5 < 2).to_string());
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + (1|team) + (1|x)",
+            "--family",
+            "binomial",
+            "--gee",
+            "md",
+        ],
+    );
+    one_error(c, &e, "exactly one term (1|cluster)");
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + x + (1|team)",
+            "--family",
+            "binomial",
+            "--gee",
+            "kc",
+        ],
+    );
+    // 8 clusters, 3 coefficients: allowed; 8 clusters and 8+ coefficients are not.
+    assert_eq!(c, 0, "{e}");
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + (z|team)",
+            "--family",
+            "binomial",
+            "--gee",
+            "robust",
+        ],
+    );
+    one_error(c, &e, "random slopes have no meaning");
+}
+
+#[test]
+fn gee_rejects_an_invalid_working_correlation() {
+    // Responses alternating within every cluster: alpha near -1/(m - 1).
+    let csv = data(|t, r| ((t + r) % 2).to_string());
+    let (c, e) = run(
+        &csv,
+        &[
+            "--formula",
+            "y ~ arm + x + (1|team)",
+            "--family",
+            "binomial",
+            "--gee",
+            "md",
+        ],
+    );
+    one_error(c, &e, "outside");
+}

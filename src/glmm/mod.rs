@@ -20,6 +20,7 @@
 //! (glmer's default, `use.hessian`).
 
 pub mod family;
+pub mod gee;
 pub mod report;
 
 use crate::error::{Error, Result};
@@ -442,66 +443,7 @@ impl Glmm {
 
     /// Starting β: the GLM without random effects (IRLS).
     fn glm_start(&mut self) -> Result<Vec<f64>> {
-        let fr = &self.model.frame;
-        let (n, p) = (fr.n, fr.p);
-        let mean = fr.y.iter().sum::<f64>() / n as f64;
-        let mut beta = vec![0.0; p];
-        let mut eta = vec![self.link_of(mean); n];
-        let mut ols = crate::stats::Ols::default();
-        let mut wx: Vec<Vec<f64>> = vec![vec![0.0; n]; p];
-        let mut wz = vec![0.0; n];
-        for _ in 0..25 {
-            for i in 0..n {
-                let mu = self.link.inverse(eta[i]);
-                let d = self.link.mu_eta(eta[i]);
-                let w = (self.weights[i] * d * d / self.family.variance(mu)).sqrt();
-                let zi = eta[i] + (fr.y[i] - mu) / d;
-                wz[i] = w * zi;
-                for j in 0..p {
-                    wx[j][i] = w * fr.x[j * n + i];
-                }
-            }
-            let cols: Vec<&[f64]> = wx.iter().map(|v| v.as_slice()).collect();
-            if !ols.fit(&cols, &wz) {
-                break;
-            }
-            let nb = ols.beta();
-            let change = nb
-                .iter()
-                .zip(&beta)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            beta.copy_from_slice(nb);
-            for (i, e) in eta.iter_mut().enumerate() {
-                *e = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
-            }
-            if change < 1e-10 {
-                break;
-            }
-        }
-        if beta.iter().any(|b| !b.is_finite()) {
-            return Err(Error::Usage(
-                "the GLM start for the fixed effects failed: check the response and predictors"
-                    .into(),
-            ));
-        }
-        Ok(beta)
-    }
-
-    fn link_of(&self, mu: f64) -> f64 {
-        let mu = mu.clamp(
-            1e-6,
-            if self.family == Family::Binomial {
-                1.0 - 1e-6
-            } else {
-                f64::MAX
-            },
-        );
-        match self.link {
-            Link::Logit => (mu / (1.0 - mu)).ln(),
-            Link::Probit => crate::stats::normal_quantile(mu),
-            Link::Log => mu.ln(),
-        }
+        glm_irls(&self.model.frame, self.family, self.link, &self.weights)
     }
 
     /// 2·H⁻¹ restricted to β, H the central-difference Hessian of the
@@ -619,6 +561,72 @@ fn aggregated(
         .push(crate::lmm::data::Column::numeric(name, prop));
     let d = DataFrame::from_columns(d.columns)?;
     Ok(Some((format!("{name} ~{rhs}"), d, totals)))
+}
+
+/// The GLM fit without random effects, by IRLS (prior weights `weights`).
+pub fn glm_irls(
+    fr: &crate::lmm::frame::ModelFrame,
+    family: Family,
+    link: Link,
+    weights: &[f64],
+) -> Result<Vec<f64>> {
+    let (n, p) = (fr.n, fr.p);
+    let mean = fr.y.iter().sum::<f64>() / n as f64;
+    let mut beta = vec![0.0; p];
+    let mut eta = vec![link_of(link, family, mean); n];
+    let mut ols = crate::stats::Ols::default();
+    let mut wx: Vec<Vec<f64>> = vec![vec![0.0; n]; p];
+    let mut wz = vec![0.0; n];
+    for _ in 0..25 {
+        for i in 0..n {
+            let mu = link.inverse(eta[i]);
+            let d = link.mu_eta(eta[i]);
+            let w = (weights[i] * d * d / family.variance(mu)).sqrt();
+            let zi = eta[i] + (fr.y[i] - mu) / d;
+            wz[i] = w * zi;
+            for j in 0..p {
+                wx[j][i] = w * fr.x[j * n + i];
+            }
+        }
+        let cols: Vec<&[f64]> = wx.iter().map(|v| v.as_slice()).collect();
+        if !ols.fit(&cols, &wz) {
+            break;
+        }
+        let nb = ols.beta();
+        let change = nb
+            .iter()
+            .zip(&beta)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        beta.copy_from_slice(nb);
+        for (i, e) in eta.iter_mut().enumerate() {
+            *e = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
+        }
+        if change < 1e-10 {
+            break;
+        }
+    }
+    if beta.iter().any(|b| !b.is_finite()) {
+        return Err(Error::Usage(
+            "the GLM start for the fixed effects failed: check the response and predictors".into(),
+        ));
+    }
+    Ok(beta)
+}
+fn link_of(link: Link, family: Family, mu: f64) -> f64 {
+    let mu = mu.clamp(
+        1e-6,
+        if family == Family::Binomial {
+            1.0 - 1e-6
+        } else {
+            f64::MAX
+        },
+    );
+    match link {
+        Link::Logit => (mu / (1.0 - mu)).ln(),
+        Link::Probit => crate::stats::normal_quantile(mu),
+        Link::Log => mu.ln(),
+    }
 }
 
 fn sq(v: &[f64]) -> f64 {

@@ -23,6 +23,15 @@ impl Mat {
         }
     }
 
+    /// A column vector (n × 1).
+    pub fn from_column(v: &[f64]) -> Mat {
+        Mat {
+            r: v.len(),
+            c: 1,
+            d: v.to_vec(),
+        }
+    }
+
     /// Make this an r × c matrix of zeros (allocates only to grow).
     pub fn reset(&mut self, r: usize, c: usize) {
         self.r = r;

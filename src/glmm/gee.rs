@@ -1,0 +1,490 @@
+//! Generalised estimating equations with an exchangeable working
+//! correlation (Liang & Zeger 1986), for binary and count outcomes in
+//! cluster trials: the population-averaged (marginal) effect, with the
+//! sandwich covariance and its two small-sample corrections.
+//!
+//! * Estimation as geepack's `geeglm` (from the GLM fit, Fisher scoring on
+//!   β; moment estimates φ = Σe²/N and α = Σ_i Σ_{j<k} e_ij e_ik /
+//!   (φ · Σ_i n_i(n_i − 1)/2) from Pearson residuals e).
+//! * Covariance B·M·B with B = (Σ D_i'V_i⁻¹D_i)⁻¹ and
+//!   M = Σ D_i'V_i⁻¹ c_i c_i' V_i⁻¹D_i, where c_i is the residual y_i − μ_i
+//!   (robust, "sandwich"), (I − H_ii)⁻¹ times it (Mancl & DeRouen 2001), or
+//!   (I − H_ii)^(−1/2) times it (Kauermann & Carroll 2001), with the
+//!   cluster leverage H_ii = D_i B D_i' V_i⁻¹. Its inverse square root is the
+//!   principal one: V^{1/2}(I − S)^{−1/2}V^{−1/2} with the symmetric
+//!   S = V^{−1/2} D B D' V^{−1/2}.
+//! * Tests use t on (clusters − p) df, the small-sample reference these
+//!   corrections are paired with in cluster trials (Li & Redden 2015).
+
+use super::{glm_irls, Family, Link};
+use crate::error::{Error, Result};
+use crate::lmm::dense::{self, Mat};
+use crate::lmm::frame::ModelFrame;
+
+/// Which covariance of β̂ a test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeeVariance {
+    /// The uncorrected sandwich.
+    Robust,
+    /// Mancl–DeRouen bias-corrected sandwich.
+    ManclDeRouen,
+    /// Kauermann–Carroll bias-corrected sandwich.
+    KauermannCarroll,
+}
+
+/// A GEE fit.
+#[derive(Debug, Clone)]
+pub struct GeeFit {
+    pub beta: Vec<f64>,
+    pub names: Vec<String>,
+    /// Working correlation and scale.
+    pub alpha: f64,
+    pub phi: f64,
+    /// p × p covariances, row-major: model-based, robust, MD, KC.
+    pub vcov_model: Vec<f64>,
+    pub vcov_robust: Vec<f64>,
+    pub vcov_md: Vec<f64>,
+    pub vcov_kc: Vec<f64>,
+    pub n: usize,
+    pub clusters: usize,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+impl GeeFit {
+    /// The covariance a test uses.
+    pub fn vcov(&self, v: GeeVariance) -> &[f64] {
+        match v {
+            GeeVariance::Robust => &self.vcov_robust,
+            GeeVariance::ManclDeRouen => &self.vcov_md,
+            GeeVariance::KauermannCarroll => &self.vcov_kc,
+        }
+    }
+
+    /// SE of coefficient j under `v`.
+    pub fn se(&self, j: usize, v: GeeVariance) -> f64 {
+        let p = self.beta.len();
+        self.vcov(v)[j * p + j].sqrt()
+    }
+
+    /// The df of its t tests: clusters − p.
+    pub fn df(&self) -> f64 {
+        self.clusters as f64 - self.beta.len() as f64
+    }
+}
+
+/// Fit a GEE to the frame's X and y, clustered by the grouping factor of
+/// its only random-effects term (`(1|team)` names the clusters), with prior
+/// weights `weights` (binomial trials).
+pub fn fit(fr: &ModelFrame, family: Family, link: Link, weights: &[f64]) -> Result<GeeFit> {
+    let [term] = fr.terms.as_slice() else {
+        return Err(Error::Usage(format!(
+            "--gee needs exactly one term (1|cluster) in the formula to name the clusters; it has {}",
+            fr.terms.len()
+        )));
+    };
+    if term.k != 1 {
+        return Err(Error::Usage(
+            "--gee: name the clusters with (1|cluster); random slopes have no meaning in a GEE"
+                .into(),
+        ));
+    }
+    let (n, p) = (fr.n, fr.p);
+    let g = term.nlevels();
+    if g <= p {
+        return Err(Error::Usage(format!(
+            "--gee: {g} clusters for {p} fixed-effect coefficients; the small-sample t test needs more clusters than coefficients"
+        )));
+    }
+    // Rows of each cluster, in data order.
+    let mut ptr = vec![0usize; g + 1];
+    for &r in &term.refs {
+        ptr[r as usize + 1] += 1;
+    }
+    for c in 0..g {
+        ptr[c + 1] += ptr[c];
+    }
+    let mut fill = ptr.clone();
+    let mut rows = vec![0usize; n];
+    for (i, &r) in term.refs.iter().enumerate() {
+        rows[fill[r as usize]] = i;
+        fill[r as usize] += 1;
+    }
+    let mut beta = glm_irls(fr, family, link, weights)?;
+    let mut st = State::new(n, p);
+    let (mut alpha, mut phi): (f64, f64);
+    let mut converged = false;
+    let mut iterations = 0;
+    let mut h = Mat::zeros(p, p);
+    let mut hinv = Mat::default();
+    let mut scratch = Mat::default();
+    for it in 0..100 {
+        iterations = it + 1;
+        st.at(fr, family, link, weights, &beta);
+        (phi, alpha) = st.moments(&ptr, &rows, p);
+        check_alpha(alpha, &ptr)?;
+        // Fisher scoring: β += (Σ D'V⁻¹D)⁻¹ Σ D'V⁻¹(y − μ).
+        h.reset(p, p);
+        let mut u = vec![0.0; p];
+        for c in 0..g {
+            let idx = &rows[ptr[c]..ptr[c + 1]];
+            st.cluster_products(fr, idx, alpha, phi, &mut h, &mut u);
+        }
+        if !h.inverse_spd_into(&mut hinv, &mut scratch) {
+            return Err(Error::Usage(
+                "--gee: the estimating equations are singular (a predictor constant within the data, or separation)".into(),
+            ));
+        }
+        let mut step = 0.0f64;
+        for a in 0..p {
+            let d: f64 = (0..p).map(|b| hinv[(a, b)] * u[b]).sum();
+            beta[a] += d;
+            step = step.max(d.abs() / (1.0 + beta[a].abs()));
+        }
+        if !beta.iter().all(|b| b.is_finite()) {
+            return Err(Error::Usage(
+                "--gee: the estimating equations diverged (check for separation)".into(),
+            ));
+        }
+        if step < 1e-12 {
+            converged = true;
+            break;
+        }
+    }
+    // Covariances at the solution.
+    st.at(fr, family, link, weights, &beta);
+    (phi, alpha) = st.moments(&ptr, &rows, p);
+    h.reset(p, p);
+    let mut u = vec![0.0; p];
+    for c in 0..g {
+        st.cluster_products(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &mut h, &mut u);
+    }
+    if !h.inverse_spd_into(&mut hinv, &mut scratch) {
+        return Err(Error::Usage(
+            "--gee: the estimating equations are singular at the solution".into(),
+        ));
+    }
+    let mut meat = [Mat::zeros(p, p), Mat::zeros(p, p), Mat::zeros(p, p)];
+    for c in 0..g {
+        st.meat(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &hinv, &mut meat);
+    }
+    let sandwich = |m: &Mat| -> Vec<f64> {
+        let mut t = Mat::default();
+        let mut out = Mat::default();
+        out.set_mul3(&hinv, m, &hinv, &mut t);
+        out.symmetrise();
+        out.as_slice().to_vec()
+    };
+    Ok(GeeFit {
+        beta,
+        names: fr.x_names.clone(),
+        alpha,
+        phi,
+        vcov_model: hinv.as_slice().to_vec(),
+        vcov_robust: sandwich(&meat[0]),
+        vcov_md: sandwich(&meat[1]),
+        vcov_kc: sandwich(&meat[2]),
+        n,
+        clusters: g,
+        iterations,
+        converged,
+    })
+}
+
+/// The exchangeable working correlation is a correlation matrix only for
+/// −1/(m − 1) < α < 1 with m the largest cluster.
+fn check_alpha(alpha: f64, ptr: &[usize]) -> Result<()> {
+    let m = ptr.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1) as f64;
+    let lo = if m > 1.0 {
+        -1.0 / (m - 1.0)
+    } else {
+        f64::NEG_INFINITY
+    };
+    if !(alpha > lo && alpha < 1.0) {
+        return Err(Error::Usage(format!(
+            "--gee: the estimated exchangeable correlation alpha = {alpha:.4} is outside ({lo:.4}, 1), where a working correlation for clusters of up to {m} rows must lie (strongly alternating responses within clusters); use the GLMM (drop --gee)"
+        )));
+    }
+    Ok(())
+}
+
+/// μ, μ'(η), V(μ) and Pearson residuals at β.
+struct State {
+    mu: Vec<f64>,
+    deriv: Vec<f64>,
+    var: Vec<f64>,
+    resid: Vec<f64>,
+    p: usize,
+}
+
+impl State {
+    fn new(n: usize, p: usize) -> State {
+        State {
+            mu: vec![0.0; n],
+            deriv: vec![0.0; n],
+            var: vec![0.0; n],
+            resid: vec![0.0; n],
+            p,
+        }
+    }
+
+    fn at(&mut self, fr: &ModelFrame, family: Family, link: Link, w: &[f64], beta: &[f64]) {
+        let n = fr.n;
+        for i in 0..n {
+            let eta: f64 = (0..self.p).map(|j| fr.x[j * n + i] * beta[j]).sum();
+            let mu = link.inverse(eta);
+            self.mu[i] = mu;
+            self.deriv[i] = link.mu_eta(eta);
+            self.var[i] = family.variance(mu) / w[i];
+            self.resid[i] = (fr.y[i] - mu) / self.var[i].sqrt();
+        }
+    }
+
+    /// φ = Σe²/N and α = Σ pairs e e / (φ · pairs), as geepack.
+    fn moments(&self, ptr: &[usize], rows: &[usize], _p: usize) -> (f64, f64) {
+        let n = self.resid.len() as f64;
+        let phi = self.resid.iter().map(|e| e * e).sum::<f64>() / n;
+        let (mut num, mut pairs) = (0.0, 0.0);
+        for c in 0..ptr.len() - 1 {
+            let idx = &rows[ptr[c]..ptr[c + 1]];
+            let s: f64 = idx.iter().map(|&i| self.resid[i]).sum();
+            let s2: f64 = idx.iter().map(|&i| self.resid[i] * self.resid[i]).sum();
+            num += 0.5 * (s * s - s2);
+            let m = idx.len() as f64;
+            pairs += 0.5 * m * (m - 1.0);
+        }
+        let alpha = if pairs > 0.0 {
+            num / (pairs * phi)
+        } else {
+            0.0
+        };
+        (phi, alpha)
+    }
+
+    /// V_i⁻¹ v for the cluster's rows: (1/φ) A^{−1/2} R⁻¹ A^{−1/2} v with
+    /// the exchangeable R⁻¹ = (I − c 11')/(1 − α), c = α/(1 + (m − 1)α).
+    fn vinv_times(&self, idx: &[usize], alpha: f64, phi: f64, v: &[f64], out: &mut [f64]) {
+        let m = idx.len() as f64;
+        let c = alpha / (1.0 + (m - 1.0) * alpha);
+        let s: f64 = idx
+            .iter()
+            .zip(v)
+            .map(|(&i, x)| x / self.var[i].sqrt())
+            .sum();
+        for (k, &i) in idx.iter().enumerate() {
+            let a = 1.0 / self.var[i].sqrt();
+            out[k] = a * (a * v[k] - c * s) / ((1.0 - alpha) * phi);
+        }
+    }
+
+    /// Add D'V⁻¹D into h and D'V⁻¹(y − μ) into u for one cluster.
+    fn cluster_products(
+        &self,
+        fr: &ModelFrame,
+        idx: &[usize],
+        alpha: f64,
+        phi: f64,
+        h: &mut Mat,
+        u: &mut [f64],
+    ) {
+        let (n, p, m) = (fr.n, self.p, idx.len());
+        let mut col = vec![0.0; m];
+        let mut vd = vec![0.0; m];
+        let e: Vec<f64> = idx.iter().map(|&i| fr.y[i] - self.mu[i]).collect();
+        let mut ve = vec![0.0; m];
+        self.vinv_times(idx, alpha, phi, &e, &mut ve);
+        for b in 0..p {
+            for (k, &i) in idx.iter().enumerate() {
+                col[k] = self.deriv[i] * fr.x[b * n + i];
+            }
+            self.vinv_times(idx, alpha, phi, &col, &mut vd);
+            for a in 0..p {
+                let s: f64 = idx
+                    .iter()
+                    .zip(&vd)
+                    .map(|(&i, v)| self.deriv[i] * fr.x[a * n + i] * v)
+                    .sum();
+                h[(a, b)] += s;
+            }
+            u[b] += (0..m).map(|k| col[k] * ve[k]).sum::<f64>();
+        }
+    }
+
+    /// Add the cluster's three meat terms D'V⁻¹ c c' V⁻¹D (robust, MD, KC).
+    fn meat(
+        &self,
+        fr: &ModelFrame,
+        idx: &[usize],
+        alpha: f64,
+        phi: f64,
+        b: &Mat,
+        meat: &mut [Mat; 3],
+    ) {
+        let (n, p, m) = (fr.n, self.p, idx.len());
+        // D (m × p), V⁻¹ (m × m) and V^{±1/2} through R's square root.
+        let mut d = Mat::zeros(m, p);
+        for (k, &i) in idx.iter().enumerate() {
+            for a in 0..p {
+                d[(k, a)] = self.deriv[i] * fr.x[a * n + i];
+            }
+        }
+        let mut vinv = Mat::zeros(m, m);
+        let mut unit = vec![0.0; m];
+        let mut colv = vec![0.0; m];
+        for j in 0..m {
+            unit.iter_mut().for_each(|v| *v = 0.0);
+            unit[j] = 1.0;
+            self.vinv_times(idx, alpha, phi, &unit, &mut colv);
+            for k in 0..m {
+                vinv[(k, j)] = colv[k];
+            }
+        }
+        // Symmetric square roots of V⁻¹ from its spectrum.
+        let (mut vals, mut vecs) = (Vec::new(), Mat::default());
+        let mut tmp = vinv.clone();
+        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
+        let (mut vih, mut vh) = (Mat::default(), Mat::default());
+        dense::spectral_sum(&vals, &vecs, &mut vih, |_| true, |l| l.max(0.0).sqrt());
+        dense::spectral_sum(&vals, &vecs, &mut vh, |l| l > 0.0, |l| 1.0 / l.sqrt());
+        // S = V^{−1/2} D B D' V^{−1/2}, symmetric.
+        let (mut t1, mut t2, mut dbd) = (Mat::default(), Mat::default(), Mat::default());
+        t1.set_mul(&d, b);
+        let mut dt = Mat::zeros(p, m);
+        for k in 0..m {
+            for a in 0..p {
+                dt[(a, k)] = d[(k, a)];
+            }
+        }
+        dbd.set_mul(&t1, &dt);
+        let mut s = Mat::default();
+        s.set_mul3(&vih, &dbd, &vih, &mut t2);
+        s.symmetrise();
+        // (I − S)^{-1} and (I − S)^{-1/2}.
+        let mut ims = Mat::zeros(m, m);
+        for i in 0..m {
+            for j in 0..m {
+                ims[(i, j)] = f64::from(u8::from(i == j)) - s[(i, j)];
+            }
+        }
+        let mut tmp = ims.clone();
+        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
+        let (mut inv1, mut invh) = (Mat::default(), Mat::default());
+        dense::spectral_sum(&vals, &vecs, &mut inv1, |l| l > 0.0, |l| 1.0 / l);
+        dense::spectral_sum(&vals, &vecs, &mut invh, |l| l > 0.0, |l| 1.0 / l.sqrt());
+        // (I − H)^{-k} = V^{1/2} (I − S)^{-k} V^{−1/2}.
+        let e = Mat::from_column(
+            &idx.iter()
+                .map(|&i| fr.y[i] - self.mu[i])
+                .collect::<Vec<_>>(),
+        );
+        let adjust = |core: &Mat| -> Mat {
+            let mut a = Mat::default();
+            let mut t = Mat::default();
+            a.set_mul3(&vh, core, &vih, &mut t);
+            let mut out = Mat::default();
+            out.set_mul(&a, &e);
+            out
+        };
+        let cs = [e.clone(), adjust(&inv1), adjust(&invh)];
+        let mut g = Mat::default();
+        t1.set_tmul(&d, &vinv); // D'V⁻¹ (p × m)
+        for (k, c) in cs.iter().enumerate() {
+            g.set_mul(&t1, c); // p × 1
+            for a in 0..p {
+                for bb in 0..p {
+                    meat[k][(a, bb)] += g[(a, 0)] * g[(bb, 0)];
+                }
+            }
+        }
+    }
+}
+
+/// A GEE summary: estimates with the model-based, robust, MD and KC SEs,
+/// and the test with the chosen one on clusters − p df.
+pub fn summary(fit: &GeeFit, v: GeeVariance, formula: &str, family: Family, link: Link) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let name = match v {
+        GeeVariance::Robust => "robust (sandwich)",
+        GeeVariance::ManclDeRouen => "Mancl-DeRouen",
+        GeeVariance::KauermannCarroll => "Kauermann-Carroll",
+    };
+    let _ = writeln!(
+        s,
+        "GEE, exchangeable working correlation ({} clusters, {} observations)",
+        fit.clusters, fit.n
+    );
+    let _ = writeln!(s, " Family: {} ( {} )", family.name(), link.name());
+    let _ = writeln!(s, "Formula: {formula}");
+    let _ = writeln!(
+        s,
+        "Working correlation alpha = {:.5}, scale phi = {:.5}\n",
+        fit.alpha, fit.phi
+    );
+    let _ = writeln!(
+        s,
+        "Coefficients (population-averaged; tests with the {name} SE on {} df):",
+        fit.df()
+    );
+    let _ = writeln!(s, "                      Estimate   model SE  robust SE      MD SE      KC SE  t value   Pr(>|t|)");
+    for j in 0..fit.beta.len() {
+        let se = fit.se(j, v);
+        let t = fit.beta[j] / se;
+        let _ = writeln!(
+            s,
+            " {:<20} {:>9.5} {:>10.5} {:>10.5} {:>10.5} {:>10.5} {:>8.3} {:>10}",
+            fit.names[j],
+            fit.beta[j],
+            fit.vcov_model[j * fit.beta.len() + j].sqrt(),
+            fit.se(j, GeeVariance::Robust),
+            fit.se(j, GeeVariance::ManclDeRouen),
+            fit.se(j, GeeVariance::KauermannCarroll),
+            t,
+            crate::lmm::report::fmt_p(crate::lmm::inference::p_t(t, fit.df()))
+        );
+    }
+    if !fit.converged {
+        let _ = writeln!(
+            s,
+            "warning: the estimating equations did not converge in {} iterations",
+            fit.iterations
+        );
+    }
+    s
+}
+
+/// The GEE fit as JSON.
+pub fn to_json(
+    fit: &GeeFit,
+    v: GeeVariance,
+    formula: &str,
+    family: Family,
+    link: Link,
+) -> serde_json::Value {
+    use serde_json::json;
+    let num = |x: f64| {
+        if x.is_finite() {
+            json!(x)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let p = fit.beta.len();
+    let fixed: Vec<serde_json::Value> = (0..p)
+        .map(|j| {
+            let se = fit.se(j, v);
+            let t = fit.beta[j] / se;
+            json!({"term": fit.names[j], "estimate": num(fit.beta[j]),
+                   "se_model": num(fit.vcov_model[j * p + j].sqrt()),
+                   "se_robust": num(fit.se(j, GeeVariance::Robust)),
+                   "se_md": num(fit.se(j, GeeVariance::ManclDeRouen)),
+                   "se_kc": num(fit.se(j, GeeVariance::KauermannCarroll)),
+                   "se": num(se), "t": num(t), "df": num(fit.df()),
+                   "p": num(crate::lmm::inference::p_t(t, fit.df()))})
+        })
+        .collect();
+    json!({"formula": formula, "family": family.name(), "link": link.name(),
+           "correlation": "exchangeable", "alpha": num(fit.alpha), "phi": num(fit.phi),
+           "n_obs": fit.n, "n_clusters": fit.clusters, "iterations": fit.iterations,
+           "converged": fit.converged, "fixed": fixed})
+}
