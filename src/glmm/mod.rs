@@ -49,6 +49,8 @@ pub struct Glmm {
     w: Vec<f64>,
     r: Vec<f64>,
     scratch: Vec<f64>,
+    beta_work: Vec<f64>,
+    beta_old: Vec<f64>,
     nodes: Vec<f64>,
     node_w: Vec<f64>,
 }
@@ -157,6 +159,8 @@ impl Glmm {
             w: vec![0.0; n],
             r: vec![0.0; n],
             scratch: Vec::new(),
+            beta_work: Vec::new(),
+            beta_old: Vec::new(),
             nodes,
             node_w,
             model,
@@ -193,48 +197,99 @@ impl Glmm {
     /// PIRLS for û at (θ, β) from the current u; leaves η at û and the
     /// factor L at û's weights. Returns the Laplace deviance.
     fn pirls(&mut self, theta: &[f64], beta: &[f64]) -> f64 {
-        let fr = &self.model.frame;
-        let (n, p) = (fr.n, fr.p);
-        for i in 0..n {
-            self.offset[i] = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
-        }
+        let mut b = std::mem::take(&mut self.beta_work);
+        b.clear();
+        b.extend_from_slice(beta);
+        let d = self.pirls_with(theta, &mut b, false);
+        self.beta_work = b;
+        d
+    }
+
+    /// glmer's first stage (nAGQ = 0): PIRLS over β and u jointly at θ,
+    /// from the current (β, u); leaves β in `beta`. Returns the Laplace
+    /// deviance at the joint mode.
+    fn pirls_joint(&mut self, theta: &[f64], beta: &mut Vec<f64>) -> f64 {
+        self.pirls_with(theta, beta, true)
+    }
+
+    /// PIRLS for u (and β when `joint`) at θ: Newton steps on the weighted
+    /// PLS system, halved until the penalised deviance does not increase,
+    /// to convergence at rounding level (the deviance's finite-difference
+    /// Hessian, step 1e-4, needs it exact to ~1e-12).
+    fn pirls_with(&mut self, theta: &[f64], beta: &mut Vec<f64>, joint: bool) -> f64 {
+        self.set_offset(beta);
         self.set_eta(theta);
         let mut obj = self.cond_dev() + sq(&self.u);
         let mut u_old = std::mem::take(&mut self.scratch);
+        let mut b_old = std::mem::take(&mut self.beta_old);
+        let p = self.model.frame.p;
         for _ in 0..60 {
             self.weights_at_eta();
-            if !self.factor(theta) {
-                self.scratch = u_old;
-                return f64::INFINITY;
+            if joint {
+                // The working response on the whole linear predictor.
+                for (r, o) in self.r.iter_mut().zip(&self.offset) {
+                    *r += o;
+                }
             }
-            // u_new = L⁻ᵀ L⁻¹ Λ'Z'W r: the last column of R_ZX.
-            let (q, m) = (self.model.pls.q, p + 1);
+            if !self.factor(theta) {
+                obj = f64::INFINITY;
+                break;
+            }
             u_old.clone_from(&self.u);
-            for j in 0..q {
-                self.u[j] = self.model.pls.rzx[j * m + p];
+            b_old.clone_from(beta);
+            let pls = &self.model.pls;
+            let (q, m) = (pls.q, p + 1);
+            if joint {
+                // β from L_XX' β = l_yX.
+                let lm = &pls.lm;
+                for j in 0..p {
+                    beta[j] = lm[p * m + j];
+                }
+                for j in (0..p).rev() {
+                    for k in j + 1..p {
+                        beta[j] -= lm[k * m + j] * beta[k];
+                    }
+                    beta[j] /= lm[j * m + j];
+                }
+            }
+            // u = L⁻ᵀ(c_u − R_ZX β) jointly, or L⁻ᵀ c_u for u alone (the
+            // last column of R_ZX is L⁻¹Λ'Z'W r).
+            for r in 0..q {
+                let row = &pls.rzx[r * m..(r + 1) * m];
+                let xb: f64 = if joint {
+                    (0..p).map(|j| row[j] * beta[j]).sum()
+                } else {
+                    0.0
+                };
+                self.u[r] = row[p] - xb;
             }
             self.model.pls.backward_solve(&mut self.u);
-            // Step halving until the penalised deviance does not increase.
             let mut new_obj = f64::INFINITY;
             for _ in 0..20 {
+                if joint {
+                    self.set_offset(beta);
+                }
                 self.set_eta(theta);
                 new_obj = self.cond_dev() + sq(&self.u);
                 if new_obj <= obj + 1e-10 * (1.0 + obj.abs()) {
                     break;
                 }
-                for (u, &o) in self.u.iter_mut().zip(&u_old) {
-                    *u = 0.5 * (*u + o);
+                halve(&mut self.u, &u_old);
+                if joint {
+                    halve(beta, &b_old);
                 }
             }
             let change = (obj - new_obj).abs();
             obj = new_obj;
-            // Converged to rounding: the deviance's finite-difference
-            // Hessian (step 1e-4) needs it exact to ~1e-12.
             if change <= 1e-14 * (1.0 + obj.abs()) {
                 break;
             }
         }
         self.scratch = u_old;
+        self.beta_old = b_old;
+        if !obj.is_finite() {
+            return f64::INFINITY;
+        }
         // L at û's weights.
         self.weights_at_eta();
         if !self.factor(theta) {
@@ -243,79 +298,13 @@ impl Glmm {
         obj + self.model.pls.ldl2
     }
 
-    /// glmer's first stage (nAGQ = 0): PIRLS over β and u jointly at θ,
-    /// from the current (β, u); leaves β in `beta`. Returns the Laplace
-    /// deviance at the joint mode.
-    fn pirls_joint(&mut self, theta: &[f64], beta: &mut Vec<f64>) -> f64 {
-        let (n, p) = (self.model.frame.n, self.model.frame.p);
-        let set_offset = |g: &mut Glmm, beta: &[f64]| {
-            let fr = &g.model.frame;
-            for i in 0..n {
-                g.offset[i] = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
-            }
-        };
-        set_offset(self, beta);
-        self.set_eta(theta);
-        let mut obj = self.cond_dev() + sq(&self.u);
-        let mut u_old = std::mem::take(&mut self.scratch);
-        let mut b_old = Vec::with_capacity(p);
-        for _ in 0..60 {
-            // Working response on the whole linear predictor (no offset).
-            self.weights_at_eta();
-            for i in 0..n {
-                self.r[i] += self.offset[i];
-            }
-            if !self.factor(theta) {
-                self.scratch = u_old;
-                return f64::INFINITY;
-            }
-            let pls = &self.model.pls;
-            let (q, m) = (pls.q, p + 1);
-            u_old.clone_from(&self.u);
-            b_old.clone_from(beta);
-            // β from L_XX' β = l_yX; u = L⁻ᵀ(c_u − R_ZX β).
-            let lm = &pls.lm;
-            for j in 0..p {
-                beta[j] = lm[p * m + j];
-            }
-            for j in (0..p).rev() {
-                for k in j + 1..p {
-                    beta[j] -= lm[k * m + j] * beta[k];
-                }
-                beta[j] /= lm[j * m + j];
-            }
-            for r in 0..q {
-                let row = &pls.rzx[r * m..(r + 1) * m];
-                self.u[r] = row[p] - (0..p).map(|j| row[j] * beta[j]).sum::<f64>();
-            }
-            self.model.pls.backward_solve(&mut self.u);
-            let mut new_obj = f64::INFINITY;
-            for _ in 0..20 {
-                set_offset(self, beta);
-                self.set_eta(theta);
-                new_obj = self.cond_dev() + sq(&self.u);
-                if new_obj <= obj + 1e-10 * (1.0 + obj.abs()) {
-                    break;
-                }
-                for (u, &o) in self.u.iter_mut().zip(&u_old) {
-                    *u = 0.5 * (*u + o);
-                }
-                for (b, &o) in beta.iter_mut().zip(&b_old) {
-                    *b = 0.5 * (*b + o);
-                }
-            }
-            let change = (obj - new_obj).abs();
-            obj = new_obj;
-            if change <= 1e-14 * (1.0 + obj.abs()) {
-                break;
-            }
+    /// The offset Xβ.
+    fn set_offset(&mut self, beta: &[f64]) {
+        let fr = &self.model.frame;
+        let (n, p) = (fr.n, fr.p);
+        for i in 0..n {
+            self.offset[i] = (0..p).map(|j| fr.x[j * n + i] * beta[j]).sum();
         }
-        self.scratch = u_old;
-        self.weights_at_eta();
-        if !self.factor(theta) {
-            return f64::INFINITY;
-        }
-        obj + self.model.pls.ldl2
     }
 
     /// Weights and working response (ZΛu + (y − μ)/μ'(η)) at the current η.
@@ -626,6 +615,13 @@ fn link_of(link: Link, family: Family, mu: f64) -> f64 {
         Link::Logit => (mu / (1.0 - mu)).ln(),
         Link::Probit => crate::stats::normal_quantile(mu),
         Link::Log => mu.ln(),
+    }
+}
+
+/// v ← (v + old)/2.
+fn halve(v: &mut [f64], old: &[f64]) {
+    for (x, &o) in v.iter_mut().zip(old) {
+        *x = 0.5 * (*x + o);
     }
 }
 
