@@ -30,6 +30,13 @@ fn data(f: impl Fn(usize, usize) -> String) -> String {
     s
 }
 
+/// `crtsim fit` with `--formula formula --family family` and `extra`.
+fn fit(csv: &str, formula: &str, family: &str, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["--formula", formula, "--family", family];
+    args.extend_from_slice(extra);
+    run(csv, &args)
+}
+
 fn one_error(code: i32, err: &str, want: &str) {
     assert_eq!(code, 2, "{err}");
     assert_eq!(
@@ -49,10 +56,7 @@ fn binomial_response_must_be_zero_or_one() {
             ((t + r) % 2).to_string()
         }
     });
-    let (c, e) = run(
-        &csv,
-        &["--formula", "y ~ arm + (1|team)", "--family", "binomial"],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + (1|team)", "binomial", &[]);
     one_error(c, &e, "must be 0 or 1");
     assert!(e.contains("data row 21"), "{e}");
 }
@@ -67,10 +71,7 @@ fn poisson_response_must_be_a_count() {
                 ((t * r) % 4).to_string()
             }
         });
-        let (c, e) = run(
-            &csv,
-            &["--formula", "y ~ arm + (1|team)", "--family", "poisson"],
-        );
+        let (c, e) = fit(&csv, "y ~ arm + (1|team)", "poisson", &[]);
         one_error(c, &e, "non-negative whole number");
     }
 }
@@ -85,10 +86,7 @@ fn complete_separation_names_the_term() {
             (r % 2).to_string()
         }
     });
-    let (c, e) = run(
-        &csv,
-        &["--formula", "y ~ arm + (1|team)", "--family", "binomial"],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + (1|team)", "binomial", &[]);
     one_error(c, &e, "complete separation");
     assert!(e.contains("`arm`"), "{e}");
 }
@@ -96,88 +94,38 @@ fn complete_separation_names_the_term() {
 #[test]
 fn quadrature_needs_one_scalar_random_effect() {
     let csv = data(|t, r| ((t + r) % 2).to_string());
-    let (c, e) = run(
+    let (c, e) = fit(
         &csv,
-        &[
-            "--formula",
-            "y ~ arm + (1|team) + (1|x)",
-            "--family",
-            "binomial",
-            "--nagq",
-            "5",
-        ],
+        "y ~ arm + (1|team) + (1|x)",
+        "binomial",
+        &["--nagq", "5"],
     );
     one_error(c, &e, "single scalar random effect");
-    let (c, e) = run(
-        &csv,
-        &[
-            "--formula",
-            "y ~ arm + (1|team)",
-            "--family",
-            "binomial",
-            "--nagq",
-            "0",
-        ],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + (1|team)", "binomial", &["--nagq", "0"]);
     one_error(c, &e, "--nagq 0");
 }
 
 #[test]
 fn link_must_suit_the_family() {
     let csv = data(|t, r| ((t + r) % 2).to_string());
-    let (c, e) = run(
-        &csv,
-        &[
-            "--formula",
-            "y ~ arm + (1|team)",
-            "--family",
-            "poisson",
-            "--link",
-            "logit",
-        ],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + (1|team)", "poisson", &["--link", "logit"]);
     one_error(c, &e, "does not go with");
 }
 
 #[test]
 fn gee_needs_one_cluster_term_and_enough_clusters() {
     let csv = data(|t, r| u8::from((t * 7 + r * 3) % 5 < 2).to_string());
-    let (c, e) = run(
+    let (c, e) = fit(
         &csv,
-        &[
-            "--formula",
-            "y ~ arm + (1|team) + (1|x)",
-            "--family",
-            "binomial",
-            "--gee",
-            "md",
-        ],
+        "y ~ arm + (1|team) + (1|x)",
+        "binomial",
+        &["--gee", "md"],
     );
     one_error(c, &e, "exactly one term (1|cluster)");
-    let (c, e) = run(
-        &csv,
-        &[
-            "--formula",
-            "y ~ arm + x + (1|team)",
-            "--family",
-            "binomial",
-            "--gee",
-            "kc",
-        ],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + x + (1|team)", "binomial", &["--gee", "kc"]);
     // 8 clusters, 3 coefficients: allowed; 8 clusters and 8+ coefficients are not.
     assert_eq!(c, 0, "{e}");
-    let (c, e) = run(
-        &csv,
-        &[
-            "--formula",
-            "y ~ arm + (z|team)",
-            "--family",
-            "binomial",
-            "--gee",
-            "robust",
-        ],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + (z|team)", "binomial", &["--gee", "robust"]);
     one_error(c, &e, "random slopes have no meaning");
 }
 
@@ -185,16 +133,6 @@ fn gee_needs_one_cluster_term_and_enough_clusters() {
 fn gee_rejects_an_invalid_working_correlation() {
     // Responses alternating within every cluster: alpha near -1/(m - 1).
     let csv = data(|t, r| ((t + r) % 2).to_string());
-    let (c, e) = run(
-        &csv,
-        &[
-            "--formula",
-            "y ~ arm + x + (1|team)",
-            "--family",
-            "binomial",
-            "--gee",
-            "md",
-        ],
-    );
+    let (c, e) = fit(&csv, "y ~ arm + x + (1|team)", "binomial", &["--gee", "md"]);
     one_error(c, &e, "outside");
 }
