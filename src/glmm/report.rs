@@ -21,6 +21,7 @@ fn as_lmm(fit: &GlmmFit) -> Fit {
         theta: fit.theta.clone(),
         beta: fit.beta.clone(),
         sigma: 1.0,
+        n: fit.n,
         b: fit.b.clone(),
         ..Fit::default()
     }
@@ -102,46 +103,14 @@ pub fn summary(g: &Glmm, fit: &GlmmFit) -> String {
     let _ = writeln!(s, "Formula: {}\n", g.model.formula.text);
     let _ = writeln!(
         s,
-        "     AIC      BIC   logLik deviance\n{:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
+        "     AIC      BIC   logLik deviance\n{:>8.1} {:>8.1} {:>8.1} {:>8.1}",
         fit.aic(),
         fit.bic(),
         -0.5 * fit.deviance,
         fit.deviance
     );
-    let lf = as_lmm(fit);
-    let _ = writeln!(
-        s,
-        "Random effects:\n Groups         Name             Variance   Std.Dev."
-    );
-    for v in g
-        .model
-        .varcorr(&lf)
-        .into_iter()
-        .filter(|v| v.group != "Residual")
-    {
-        if v.term2.is_none() {
-            let _ = writeln!(
-                s,
-                " {:<14} {:<16} {:>9.4} {:>10.4}",
-                v.group,
-                v.term1.unwrap_or_default(),
-                v.vcov,
-                v.sdcor
-            );
-        }
-    }
-    let groups: Vec<String> = g
-        .model
-        .n_groups()
-        .into_iter()
-        .map(|(n, k)| format!("{n}, {k}"))
-        .collect();
-    let _ = writeln!(
-        s,
-        "Number of obs: {}, groups:  {}\n",
-        fit.n,
-        groups.join("; ")
-    );
+    crate::lmm::report::random_effects_table(&mut s, &g.model, &as_lmm(fit), false);
+    let _ = writeln!(s);
     let _ = writeln!(
         s,
         "Fixed effects:\n                      Estimate  Std. Error  z value   Pr(>|z|)"

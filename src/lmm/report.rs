@@ -104,6 +104,53 @@ pub fn fmt_p(p: f64) -> String {
     }
 }
 
+/// The random-effects table (variances, SDs, correlations; the residual
+/// row when `residual`) and the observation and group counts, as lme4
+/// prints them.
+pub fn random_effects_table(s: &mut String, model: &Model, fit: &Fit, residual: bool) {
+    let _ = writeln!(s, "\nRandom effects:");
+    let _ = writeln!(
+        s,
+        " {:<14} {:<12} {:>12} {:>10} {:>6}",
+        "Groups", "Name", "Variance", "Std.Dev.", "Corr"
+    );
+    let vc: Vec<_> = model
+        .varcorr(fit)
+        .into_iter()
+        .filter(|v| residual || v.group != "Residual")
+        .collect();
+    for v in vc.iter().filter(|v| v.term2.is_none()) {
+        let name = v.term1.clone().unwrap_or_default();
+        let corr: Vec<String> = vc
+            .iter()
+            .filter(|c| {
+                v.term1.is_some() && c.group == v.group && c.term2.as_ref() == v.term1.as_ref()
+            })
+            .map(|c| format!("{:.3}", c.sdcor))
+            .collect();
+        let _ = writeln!(
+            s,
+            " {:<14} {:<12} {:>12} {:>10} {:>6}",
+            v.group,
+            name,
+            fmt_num(v.vcov, 4),
+            fmt_num(v.sdcor, 4),
+            corr.join(" ")
+        );
+    }
+    let groups: Vec<String> = model
+        .n_groups()
+        .iter()
+        .map(|(g, n)| format!("{g}, {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "Number of obs: {}, groups:  {}",
+        fit.n,
+        groups.join("; ")
+    );
+}
+
 /// A readable summary in lme4's layout.
 pub fn summary(
     model: &Model,
@@ -141,43 +188,7 @@ pub fn summary(
         fmt_num(fit.aic(), 4),
         fmt_num(fit.bic(), 4)
     );
-    let _ = writeln!(s, "\nRandom effects:");
-    let _ = writeln!(
-        s,
-        " {:<14} {:<12} {:>12} {:>10} {:>6}",
-        "Groups", "Name", "Variance", "Std.Dev.", "Corr"
-    );
-    let vc = model.varcorr(fit);
-    for v in vc.iter().filter(|v| v.term2.is_none()) {
-        let name = v.term1.clone().unwrap_or_default();
-        let corr: Vec<String> = vc
-            .iter()
-            .filter(|c| {
-                v.term1.is_some() && c.group == v.group && c.term2.as_ref() == v.term1.as_ref()
-            })
-            .map(|c| format!("{:.3}", c.sdcor))
-            .collect();
-        let _ = writeln!(
-            s,
-            " {:<14} {:<12} {:>12} {:>10} {:>6}",
-            v.group,
-            name,
-            fmt_num(v.vcov, 4),
-            fmt_num(v.sdcor, 4),
-            corr.join(" ")
-        );
-    }
-    let groups: Vec<String> = model
-        .n_groups()
-        .iter()
-        .map(|(g, n)| format!("{g}, {n}"))
-        .collect();
-    let _ = writeln!(
-        s,
-        "Number of obs: {}, groups:  {}",
-        fit.n,
-        groups.join("; ")
-    );
+    random_effects_table(&mut s, model, fit, true);
     let label = match df {
         Satterthwaite => "Satterthwaite",
         KenwardRoger => "Kenward-Roger",
