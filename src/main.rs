@@ -192,8 +192,10 @@ enum Command {
         ml: bool,
         /// Degrees of freedom for the t tests in the summary:
         /// satterthwaite, kenward-roger, between-within or residual.
-        #[arg(long, default_value = "satterthwaite")]
-        df: DfMethod,
+        /// (With --family: between-within adds t tests on those df to the
+        /// GLMM's Wald z, as Li & Redden 2015 recommend with few clusters.)
+        #[arg(long)]
+        df: Option<DfMethod>,
         /// Likelihood-ratio test (ML) against this nested null formula.
         #[arg(long, value_name = "NULL_FORMULA")]
         lrt: Option<String>,
@@ -439,6 +441,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             json,
             ml,
             lrt,
+            df,
             ..
         } => {
             if ml || lrt.is_some() {
@@ -452,6 +455,25 @@ fn run(cli: Cli) -> Result<(), Error> {
                 None => family.canonical(),
                 Some(l) => l.for_family(family)?,
             };
+            let bw = match df {
+                None => false,
+                Some(DfMethod::BetweenWithin) => true,
+                Some(d) => {
+                    let name = match d {
+                        DfMethod::Satterthwaite => "satterthwaite",
+                        DfMethod::KenwardRoger => "kenward-roger",
+                        _ => "residual",
+                    };
+                    return Err(Error::Usage(format!(
+                        "--df {name} is for linear mixed models; a GLMM reports Wald z, and --df between-within adds t tests on between-within df"
+                    )));
+                }
+            };
+            if gee.is_some() && bw {
+                return Err(Error::Usage(
+                    "--gee tests on clusters - p df; drop --df".into(),
+                ));
+            }
             let mut g = crtsim::glmm::Glmm::new(&formula, &frame, family, link, nagq)?;
             if let Some(v) = gee {
                 use crtsim::glmm::gee;
@@ -466,11 +488,17 @@ fn run(cli: Cli) -> Result<(), Error> {
                 });
             }
             let fit = g.fit()?;
+            let bw_df = if bw {
+                Some(crtsim::lmm::inference::between_within(&g.model).map_err(Error::Usage)?)
+            } else {
+                None
+            };
             emit(&if json {
-                let v = crtsim::glmm::report::to_json(&g, &fit);
+                let mut v = crtsim::glmm::report::to_json(&g, &fit);
+                crtsim::glmm::report::add_between_within(&mut v, &fit, bw_df.as_deref());
                 serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
             } else {
-                crtsim::glmm::report::summary(&g, &fit)
+                crtsim::glmm::report::summary(&g, &fit, bw_df.as_deref())
             })
         }
         Command::Fit {
@@ -482,6 +510,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             json,
             ..
         } => {
+            let df = df.unwrap_or(DfMethod::Satterthwaite);
             if df == DfMethod::KenwardRoger && ml {
                 return Err(Error::Usage(
                     "--df kenward-roger needs a REML fit: drop --ml".into(),

@@ -136,3 +136,22 @@ fn gee_rejects_an_invalid_working_correlation() {
     let (c, e) = fit(&csv, "y ~ arm + x + (1|team)", "binomial", &["--gee", "md"]);
     one_error(c, &e, "outside");
 }
+
+#[test]
+fn glmm_df_is_between_within_or_none() {
+    let csv = data(|t, r| u8::from((t * 7 + r * 3) % 5 < 2).to_string());
+    let (c, e) = fit(
+        &csv,
+        "y ~ arm + (1|team)",
+        "binomial",
+        &["--df", "kenward-roger"],
+    );
+    one_error(c, &e, "--df kenward-roger is for linear mixed models");
+    let (c, e) = fit(
+        &csv,
+        "y ~ arm + (1|team)",
+        "binomial",
+        &["--df", "between-within", "--gee", "md"],
+    );
+    one_error(c, &e, "drop --df");
+}

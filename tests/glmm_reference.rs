@@ -228,3 +228,22 @@ fn cbpp_cbind_against_glmer() {
     assert!(dev < rdev - 5e-4 && dev > rdev - 6e-4, "{dev} vs {rdev}");
     check("cbpp_cbind", 1.5e-2);
 }
+
+/// `--df between-within` on the parallel binary trial: arm and site are
+/// team-level, so 27 − 1 − 2 = 24 df; the individual-level covariate and
+/// the intercept get the observation level's 298 − 27 − 1 = 270.
+#[test]
+fn between_within_df_for_the_glmm() {
+    let d = dir();
+    let data = DataFrame::read_csv(d.join("data/crt_binary_parallel.csv")).unwrap();
+    let g = Glmm::new(
+        "recovered ~ arm + baseline_high + site + (1|team)",
+        &data,
+        Family::Binomial,
+        Link::Logit,
+        1,
+    )
+    .unwrap();
+    let df = crtsim::lmm::inference::between_within(&g.model).unwrap();
+    assert_eq!(df, vec![270.0, 24.0, 270.0, 24.0]);
+}

@@ -87,8 +87,23 @@ pub fn to_json(g: &Glmm, fit: &GlmmFit) -> Value {
     })
 }
 
-/// A glmer-style summary.
-pub fn summary(g: &Glmm, fit: &GlmmFit) -> String {
+/// Between-within df and their t-test p-values added to each fixed effect
+/// of the JSON (when given).
+pub fn add_between_within(v: &mut Value, fit: &GlmmFit, df: Option<&[f64]>) {
+    let Some(df) = df else {
+        return;
+    };
+    if let Some(fx) = v["fixed"].as_array_mut() {
+        for (j, o) in fx.iter_mut().enumerate() {
+            let t = fit.beta[j] / fit.se(j);
+            o["df_between_within"] = num(df[j]);
+            o["p_between_within"] = num(p_t(t, df[j]));
+        }
+    }
+}
+
+/// A glmer-style summary (with t tests on between-within df when given).
+pub fn summary(g: &Glmm, fit: &GlmmFit, bw: Option<&[f64]>) -> String {
     let mut s = String::new();
     let how = if g.nagq == 1 {
         "Laplace approximation".to_string()
@@ -111,16 +126,28 @@ pub fn summary(g: &Glmm, fit: &GlmmFit) -> String {
     );
     crate::lmm::report::random_effects_table(&mut s, &g.model, &as_lmm(fit), false);
     let _ = writeln!(s);
+    let bw_head = if bw.is_some() {
+        "   BW df   Pr(>|t|)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         s,
-        "Fixed effects:\n                      Estimate  Std. Error  z value   Pr(>|z|)"
+        "Fixed effects:\n                      Estimate  Std. Error  z value   Pr(>|z|){bw_head}"
     );
     for j in 0..fit.beta.len() {
         let (est, se) = (fit.beta[j], fit.se(j));
         let pv = p_t(est / se, f64::INFINITY);
+        let extra = bw.map_or(String::new(), |d| {
+            format!(
+                " {:>7.1} {:>10}",
+                d[j],
+                crate::lmm::report::fmt_p(p_t(est / se, d[j]))
+            )
+        });
         let _ = writeln!(
             s,
-            " {:<20} {:>9.5} {:>11.5} {:>8.3} {:>10}",
+            " {:<20} {:>9.5} {:>11.5} {:>8.3} {:>10}{extra}",
             fit.names[j],
             est,
             se,
