@@ -74,13 +74,14 @@ struct Combo {
 
 impl Combo {
     /// The combination structure of categorical `cols` over `rows`, with
-    /// each row's key in `row_keys` and `mark` as scratch; false when a
-    /// column is numeric or the keys overflow.
+    /// each row's key in `row_keys` and `order`, `mark` as scratch; false
+    /// when a column is numeric or the keys overflow.
     fn compute(
         &mut self,
         cols: &[&Column],
         rows: &[usize],
         row_keys: &mut Vec<u64>,
+        order: &mut Vec<u32>,
         mark: &mut Vec<u32>,
     ) -> bool {
         self.orders.clear();
@@ -93,27 +94,14 @@ impl Combo {
             let ColumnData::Categorical { codes, levels } = &col.data else {
                 return false;
             };
-            mark.clear();
-            mark.resize(levels.len(), 0);
-            for &i in rows {
-                mark[codes[i] as usize] = 1;
-            }
-            let start = self.orders.len();
-            self.orders
-                .extend((0..levels.len() as u32).filter(|&c| mark[c as usize] == 1));
-            self.orders[start..]
-                .sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+            present_levels(codes, levels, rows, order, mark);
+            self.orders.extend_from_slice(order);
             self.ptr.push(self.orders.len());
-            let radix = (self.orders.len() - start).max(1) as u64;
+            let radix = order.len().max(1) as u64;
             let Some(t) = total.checked_mul(radix) else {
                 return false;
             };
             total = t;
-            mark.clear();
-            mark.resize(levels.len(), u32::MAX);
-            for (k, &c) in self.orders[start..].iter().enumerate() {
-                mark[c as usize] = k as u32;
-            }
             for (key, &i) in row_keys.iter_mut().zip(rows) {
                 *key = *key * radix + u64::from(mark[codes[i] as usize]);
             }
@@ -206,6 +194,7 @@ struct Refill {
     kept_now: Vec<usize>,
     fac: Vec<f64>,
     mark: Vec<u32>,
+    order: Vec<u32>,
     prev_rows: Vec<usize>,
     combo: Combo,
     row_keys: Vec<u64>,
@@ -299,23 +288,38 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     (s0 + s1) + (s2 + s3) + tail
 }
 
+/// The levels of a categorical column present over `rows`, as raw codes
+/// sorted by name (R's factor order) into `order`, and each raw code's index
+/// among them into `remap` (`u32::MAX` for an absent level). Reuses the
+/// vectors' storage.
+fn present_levels(
+    codes: &[u32],
+    levels: &[String],
+    rows: &[usize],
+    order: &mut Vec<u32>,
+    remap: &mut Vec<u32>,
+) {
+    remap.clear();
+    remap.resize(levels.len(), 0);
+    for &i in rows {
+        remap[codes[i] as usize] = 1;
+    }
+    order.clear();
+    order.extend((0..levels.len() as u32).filter(|&c| remap[c as usize] == 1));
+    order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+    remap.iter_mut().for_each(|m| *m = u32::MAX);
+    for (k, &c) in order.iter().enumerate() {
+        remap[c as usize] = k as u32;
+    }
+}
+
 /// Levels of a column over `rows` (sorted: by name for text, by value for
 /// numbers, as R's factor()), and each row's level index.
 fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Levels) {
     match &col.data {
         ColumnData::Categorical { codes, levels } => {
-            let mut present = vec![false; levels.len()];
-            for &i in rows {
-                present[codes[i] as usize] = true;
-            }
-            let mut order: Vec<u32> = (0..levels.len() as u32)
-                .filter(|&c| present[c as usize])
-                .collect();
-            order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
-            let mut remap = vec![u32::MAX; levels.len()];
-            for (k, &c) in order.iter().enumerate() {
-                remap[c as usize] = k as u32;
-            }
+            let (mut order, mut remap) = (Vec::new(), Vec::new());
+            present_levels(codes, levels, rows, &mut order, &mut remap);
             (
                 rows.iter().map(|&i| remap[codes[i] as usize]).collect(),
                 Levels {
@@ -673,7 +677,15 @@ impl ModelFrame {
                 }
             }
             let mut combo = Combo::default();
-            if gcols.len() > 1 && !combo.compute(&gcols, &rows, &mut Vec::new(), &mut Vec::new()) {
+            if gcols.len() > 1
+                && !combo.compute(
+                    &gcols,
+                    &rows,
+                    &mut Vec::new(),
+                    &mut Vec::new(),
+                    &mut Vec::new(),
+                )
+            {
                 combo = Combo::default();
             }
             terms.push(ReTerm {
@@ -795,20 +807,7 @@ fn refill_single(t: &mut ReTerm, col: &Column, rows: &[usize], mark: &mut Vec<u3
     if !std::sync::Arc::ptr_eq(levels, &t.levels.names) {
         return false;
     }
-    mark.clear();
-    mark.resize(levels.len(), 0);
-    for &i in rows {
-        mark[codes[i] as usize] = 1;
-    }
-    let order = &mut t.levels.order;
-    order.clear();
-    order.extend((0..levels.len() as u32).filter(|&c| mark[c as usize] == 1));
-    order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
-    mark.clear();
-    mark.resize(levels.len(), u32::MAX);
-    for (k, &c) in order.iter().enumerate() {
-        mark[c as usize] = k as u32;
-    }
+    present_levels(codes, levels, rows, &mut t.levels.order, mark);
     t.refs.clear();
     t.refs.extend(rows.iter().map(|&i| mark[codes[i] as usize]));
     true
@@ -860,19 +859,14 @@ impl ModelFrame {
         if self.y.iter().any(|v| !v.is_finite()) || self.y.iter().all(|&v| v == self.y[0]) {
             return No;
         }
-        // Factor levels present must be the ones the recipes name: every
-        // categorical variable of X has the same present set as before.
-        for r in &rf.recipes {
-            for &(vi, code) in r {
-                if code != NUMERIC && !matches!(cols[vi].data, ColumnData::Categorical { .. }) {
-                    return No;
-                }
-                if code == NUMERIC && !cols[vi].is_numeric() {
-                    return No;
-                }
-            }
-        }
-        if !self.factor_levels_unchanged(&cols) {
+        // Numeric variables of X still numeric; categorical ones with the
+        // same levels present as before.
+        let numeric_ok = rf
+            .recipes
+            .iter()
+            .flatten()
+            .all(|&(vi, code)| code != NUMERIC || cols[vi].is_numeric());
+        if !numeric_ok || !self.factor_levels_unchanged(&cols) {
             return No;
         }
         let rf = &mut self.refill;
@@ -956,9 +950,13 @@ impl ModelFrame {
                     // the levels (names and order) stand; each row's code is
                     // its key's rank.
                     if t.combo.keys.is_empty()
-                        || !rf
-                            .combo
-                            .compute(&gcols, rows, &mut rf.row_keys, &mut rf.mark)
+                        || !rf.combo.compute(
+                            &gcols,
+                            rows,
+                            &mut rf.row_keys,
+                            &mut rf.order,
+                            &mut rf.mark,
+                        )
                         || rf.combo != t.combo
                     {
                         return No;
@@ -1004,43 +1002,24 @@ impl ModelFrame {
         }
     }
 
-    /// Whether each categorical variable of X has the same levels present
-    /// over the rows as when the recipes were made.
+    /// Whether each categorical variable of X is still categorical, on the
+    /// same level names, with the same levels present over the rows (a
+    /// level lost or gained changes X's columns or its reference level).
     fn factor_levels_unchanged(&mut self, cols: &[&Column]) -> bool {
         let rf = &mut self.refill;
-        for (vi, col) in cols.iter().enumerate() {
-            let ColumnData::Categorical { codes, levels } = &col.data else {
+        for (vi, fl) in rf.fixed_levels.iter().enumerate() {
+            let Some(fl) = fl else {
                 continue;
             };
-            let named = rf
-                .recipes
-                .iter()
-                .flatten()
-                .filter(|&&(v, c)| v == vi && c != NUMERIC);
-            // Present raw codes over the rows.
-            rf.mark.clear();
-            rf.mark.resize(levels.len(), 0);
-            for &i in &self.rows {
-                rf.mark[codes[i] as usize] = 1;
+            let ColumnData::Categorical { codes, levels } = &cols[vi].data else {
+                return false;
+            };
+            if !std::sync::Arc::ptr_eq(levels, &fl.names) {
+                return false;
             }
-            for &(_, c) in named {
-                if rf.mark.get(c as usize) != Some(&1) {
-                    return false;
-                }
-            }
-            // A level present now but absent before would add a column: the
-            // recipes name all but (at most) the reference level, so the
-            // present count must equal the stored count.
-            if let Some(fl) = &rf.fixed_levels.get(vi).and_then(|x| x.as_ref()) {
-                let present = rf.mark.iter().filter(|&&m| m == 1).count();
-                if present != fl.len() || !std::sync::Arc::ptr_eq(levels, &fl.names) {
-                    return false;
-                }
-                for &c in &fl.order {
-                    if rf.mark[c as usize] != 1 {
-                        return false;
-                    }
-                }
+            present_levels(codes, levels, &self.rows, &mut rf.order, &mut rf.mark);
+            if rf.order != fl.order {
+                return false;
             }
         }
         true
