@@ -50,7 +50,9 @@ fn check(name: &str) {
         f.phi
     );
     let p = f.beta.len();
-    for (j, fx) in r["fixed"].as_array().unwrap().iter().enumerate() {
+    let fixed = r["fixed"].as_array().unwrap();
+    assert_eq!(p, fixed.len(), "{name}: number of coefficients");
+    for (j, fx) in fixed.iter().enumerate() {
         let term = fx["term"].as_str().unwrap();
         assert_eq!(f.names[j], term);
         let ours = [
