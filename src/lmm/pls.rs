@@ -310,36 +310,16 @@ impl Pls {
     /// One scalar random term (e.g. `(1|team)`): everything is diagonal, so
     /// the structure is written down directly, without the general analysis.
     fn single_scalar(mf: &ModelFrame) -> Pls {
-        let (n, p) = (mf.n, mf.p);
-        let t = &mf.terms[0];
-        let q = t.nlevels();
-        let mut ztz = vec![0.0; q];
-        for i in 0..n {
-            ztz[t.refs[i] as usize] += t.z[i] * t.z[i];
-        }
-        let iota: Vec<usize> = (0..=q).collect();
         let mut pls = Pls {
-            n,
-            p,
-            q,
-            term_layout: vec![(0, 0, 1, q)],
+            p: mf.p,
+            term_layout: vec![(0, 0, 1, 0)],
             ntheta: 1,
             lower: vec![0.0],
-            c_colptr: iota.clone(),
-            c_rowind: (0..q).collect(),
-            rec_ptr: iota.clone(),
-            rec: (0..q as u32).map(|g| (g, 0, 0)).collect(),
-            lam_ptr: iota.clone(),
-            lam: (0..q as u32).map(|g| (g, 0)).collect(),
-            l_colptr: iota,
-            l_rowind: (0..q).collect(),
-            row_ptr: vec![0; q + 1],
-            row_ent: Vec::new(),
-            diag: Some(ztz.iter().map(|&v| (v, 0u32)).collect()),
-            ztz,
+            diag: Some(Vec::new()),
             ..Pls::default()
         };
-        pls.finish(mf);
+        let installed = pls.refresh_single_scalar(mf);
+        debug_assert!(installed);
         pls
     }
 
@@ -367,10 +347,11 @@ impl Pls {
         }
     }
 
-    /// For one random intercept (the structure [`Pls::single_scalar`]
-    /// writes down) and the same fixed-effect columns: install a new
-    /// frame's rows and levels in place, exactly as `Pls::new` would. False
-    /// (nothing changed) for any other structure.
+    /// For one random intercept and the same fixed-effect columns: write
+    /// down the diagonal structure for the frame's levels (in place, reusing
+    /// storage) and install its rows, exactly as `Pls::new` would. Builds
+    /// [`Pls::single_scalar`] too. False (nothing changed) for any other
+    /// structure.
     pub fn refresh_single_scalar(&mut self, mf: &ModelFrame) -> bool {
         let single = mf.terms.len() == 1 && mf.terms[0].k == 1;
         if !single || self.term_layout.len() != 1 || mf.p != self.p || self.diag.is_none() {
@@ -387,7 +368,7 @@ impl Pls {
             self.ztz[t.refs[i] as usize] += t.z[i] * t.z[i];
         }
         if q != self.c_rowind.len() {
-            // The diagonal structure for q levels (as `single_scalar`).
+            // The diagonal structure for q levels.
             for v in [
                 &mut self.c_colptr,
                 &mut self.rec_ptr,
