@@ -112,29 +112,31 @@ pub fn fit(fr: &ModelFrame, family: Family, link: Link, weights: &[f64]) -> Resu
     }
     let mut beta = glm_irls(fr, family, link, weights)?;
     let mut st = State::new(n, p);
-    let (mut alpha, mut phi): (f64, f64);
     let mut converged = false;
     let mut iterations = 0;
-    let mut h = Mat::zeros(p, p);
-    let mut hinv = Mat::default();
-    let mut scratch = Mat::default();
-    for it in 0..100 {
-        iterations = it + 1;
-        st.at(fr, family, link, weights, &beta);
-        (phi, alpha) = st.moments(&ptr, &rows, p);
+    let (mut h, mut hinv, mut scratch) = (Mat::default(), Mat::default(), Mat::default());
+    let mut u = vec![0.0; p];
+    // φ, α, B = (Σ D'V⁻¹D)⁻¹ (in hinv) and the score Σ D'V⁻¹(y − μ) at β.
+    let mut information = |st: &mut State, beta: &[f64], hinv: &mut Mat, u: &mut [f64]| {
+        st.at(fr, family, link, weights, beta);
+        let (phi, alpha) = st.moments(&ptr, &rows);
         check_alpha(alpha, &ptr)?;
-        // Fisher scoring: β += (Σ D'V⁻¹D)⁻¹ Σ D'V⁻¹(y − μ).
         h.reset(p, p);
-        let mut u = vec![0.0; p];
+        u.iter_mut().for_each(|v| *v = 0.0);
         for c in 0..g {
-            let idx = &rows[ptr[c]..ptr[c + 1]];
-            st.cluster_products(fr, idx, alpha, phi, &mut h, &mut u);
+            st.cluster_products(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &mut h, u);
         }
-        if !h.inverse_spd_into(&mut hinv, &mut scratch) {
+        if !h.inverse_spd_into(hinv, &mut scratch) {
             return Err(Error::Usage(
                 "--gee: the estimating equations are singular (a predictor constant within the data, or separation)".into(),
             ));
         }
+        Ok((phi, alpha))
+    };
+    for it in 0..100 {
+        iterations = it + 1;
+        information(&mut st, &beta, &mut hinv, &mut u)?;
+        // Fisher scoring: β += (Σ D'V⁻¹D)⁻¹ Σ D'V⁻¹(y − μ).
         let mut step = 0.0f64;
         for a in 0..p {
             let d: f64 = (0..p).map(|b| hinv[(a, b)] * u[b]).sum();
@@ -152,18 +154,7 @@ pub fn fit(fr: &ModelFrame, family: Family, link: Link, weights: &[f64]) -> Resu
         }
     }
     // Covariances at the solution.
-    st.at(fr, family, link, weights, &beta);
-    (phi, alpha) = st.moments(&ptr, &rows, p);
-    h.reset(p, p);
-    let mut u = vec![0.0; p];
-    for c in 0..g {
-        st.cluster_products(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &mut h, &mut u);
-    }
-    if !h.inverse_spd_into(&mut hinv, &mut scratch) {
-        return Err(Error::Usage(
-            "--gee: the estimating equations are singular at the solution".into(),
-        ));
-    }
+    let (phi, alpha) = information(&mut st, &beta, &mut hinv, &mut u)?;
     let mut meat = [Mat::zeros(p, p), Mat::zeros(p, p), Mat::zeros(p, p)];
     for c in 0..g {
         st.meat(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &hinv, &mut meat);
@@ -241,7 +232,7 @@ impl State {
     }
 
     /// φ = Σe²/N and α = Σ pairs e e / (φ · pairs), as geepack.
-    fn moments(&self, ptr: &[usize], rows: &[usize], _p: usize) -> (f64, f64) {
+    fn moments(&self, ptr: &[usize], rows: &[usize]) -> (f64, f64) {
         let n = self.resid.len() as f64;
         let phi = self.resid.iter().map(|e| e * e).sum::<f64>() / n;
         let (mut num, mut pairs) = (0.0, 0.0);
