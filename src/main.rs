@@ -63,16 +63,11 @@ enum LinkArg {
 }
 
 impl LinkArg {
-    fn for_family(self, f: crtsim::glmm::Family) -> std::result::Result<crtsim::glmm::Link, Error> {
-        use crtsim::glmm::{Family, Link};
-        match (self, f) {
-            (LinkArg::Logit, Family::Binomial) => Ok(Link::Logit),
-            (LinkArg::Probit, Family::Binomial) => Ok(Link::Probit),
-            (LinkArg::Log, Family::Poisson) => Ok(Link::Log),
-            (l, f) => Err(Error::Usage(format!(
-                "--link {l:?} does not go with --family {}: use logit or probit for binomial, log for poisson",
-                f.name()
-            ).to_lowercase())),
+    fn link(self) -> crtsim::glmm::Link {
+        match self {
+            LinkArg::Logit => crtsim::glmm::Link::Logit,
+            LinkArg::Probit => crtsim::glmm::Link::Probit,
+            LinkArg::Log => crtsim::glmm::Link::Log,
         }
     }
 }
@@ -451,21 +446,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             let frame = DataFrame::read_csv(&data)?;
             let family = family.family();
-            let link = match link {
-                None => family.canonical(),
-                Some(l) => l.for_family(family)?,
-            };
+            let link = link.map_or(family.canonical(), LinkArg::link);
+            link.check_family(family)?;
             let bw = match df {
                 None => false,
                 Some(DfMethod::BetweenWithin) => true,
                 Some(d) => {
-                    let name = match d {
-                        DfMethod::Satterthwaite => "satterthwaite",
-                        DfMethod::KenwardRoger => "kenward-roger",
-                        _ => "residual",
-                    };
                     return Err(Error::Usage(format!(
-                        "--df {name} is for linear mixed models; a GLMM reports Wald z, and --df between-within adds t tests on between-within df"
+                        "--df {} is for linear mixed models; a GLMM reports Wald z, and --df between-within adds t tests on between-within df",
+                        d.name()
                     )));
                 }
             };

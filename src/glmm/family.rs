@@ -70,6 +70,23 @@ impl Family {
 }
 
 impl Link {
+    /// Whether this link goes with `family` (logit and probit with the
+    /// binomial, log with the Poisson); the error says which do.
+    pub fn check_family(self, family: Family) -> crate::error::Result<()> {
+        let ok = matches!(
+            (self, family),
+            (Link::Logit | Link::Probit, Family::Binomial) | (Link::Log, Family::Poisson)
+        );
+        if ok {
+            return Ok(());
+        }
+        Err(crate::error::Error::Usage(format!(
+            "--link {} does not go with --family {}: use logit or probit for binomial, log for poisson",
+            self.name(),
+            family.name()
+        )))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Link::Logit => "logit",

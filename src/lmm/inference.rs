@@ -34,6 +34,18 @@ pub enum DfMethod {
     Residual,
 }
 
+impl DfMethod {
+    /// The name `--df` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            DfMethod::Satterthwaite => "satterthwaite",
+            DfMethod::KenwardRoger => "kenward-roger",
+            DfMethod::BetweenWithin => "between-within",
+            DfMethod::Residual => "residual",
+        }
+    }
+}
+
 impl std::str::FromStr for DfMethod {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
