@@ -77,6 +77,8 @@ pub fn measure_label(m: Measure) -> &'static str {
         Measure::Qpr15 => "the QPR-15 total (scored 0-60)",
         Measure::Qpr15Items => "the QPR-15 total (15 items, scored 0-60)",
         Measure::Continuous => "a continuous outcome",
+        Measure::Binary => "a binary outcome",
+        Measure::Count => "a count outcome",
     }
 }
 

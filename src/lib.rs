@@ -57,6 +57,7 @@ pub mod analysis;
 pub mod analytic;
 pub mod config;
 pub mod design;
+pub mod discrete;
 pub mod error;
 pub mod glmm;
 pub mod html;

@@ -557,7 +557,8 @@ impl PowerArgs {
     /// the run options.
     fn load(&mut self) -> Result<(Config, String, power::RunOptions), Error> {
         if self.null {
-            self.run.set.push("effect.difference=0.0".into());
+            // Every effect key at its null (difference 0, no odds or rate ratio).
+            self.run.set.push("effect={}".into());
         }
         let cfg = Config::load(&self.config, &self.run.set)?;
         print_warnings(&cfg)?;

@@ -30,6 +30,21 @@ pub enum Measure {
     Qpr15Items,
     /// The latent score itself (no rounding or clipping).
     Continuous,
+    /// A binary outcome: the latent value is the linear predictor η on the
+    /// logit scale and the reported value is 1 with probability expit(η).
+    Binary,
+    /// A count: the latent value is η on the log scale and the reported
+    /// value is Poisson with mean exp(η) (overdispersion, when configured,
+    /// is an observation-level effect added to η by the simulator).
+    Count,
+}
+
+impl Measure {
+    /// Whether this is a binary or count outcome (a GLMM family), whose
+    /// latent value is the linear predictor rather than a score in points.
+    pub fn is_discrete(self) -> bool {
+        matches!(self, Measure::Binary | Measure::Count)
+    }
 }
 
 /// Number of QPR-15 items.
@@ -67,6 +82,15 @@ pub struct Calibration {
 pub fn conditional_moments(measure: Measure, t: f64, item_noise: f64) -> (f64, f64) {
     match measure {
         Measure::Continuous => (t, 0.0),
+        Measure::Binary => {
+            let p = expit(t);
+            (p, p * (1.0 - p))
+        }
+        // `item_noise` carries the count's overdispersion φ (Var = μ + φμ²).
+        Measure::Count => {
+            let m = t.exp();
+            (m, m + item_noise * m * m)
+        }
         Measure::Qpr15 => (t.round().clamp(0.0, TOTAL_MAX), 0.0),
         Measure::Qpr15Items => {
             let theta = t / ITEMS as f64;
@@ -101,7 +125,7 @@ fn marginal_moments(measure: Measure, mu: f64, sd: f64, item_noise: f64) -> (f64
         Measure::Qpr15Items if item_noise == 0.0 => {
             return step_moments(ITEMS as f64, ITEM_MAX as usize, mu, sd)
         }
-        Measure::Qpr15Items => {}
+        Measure::Qpr15Items | Measure::Binary | Measure::Count => {}
     }
     let n = 8000;
     let h = 16.0 / n as f64;
@@ -173,6 +197,12 @@ pub fn calibrate(
     sd: f64,
     item_noise: f64,
 ) -> std::result::Result<Calibration, String> {
+    if measure.is_discrete() {
+        return Err(
+            "a binary or count outcome has no score scale to calibrate (see crate::discrete)"
+                .into(),
+        );
+    }
     if measure == Measure::Continuous {
         return Ok(Calibration {
             mean,
@@ -231,6 +261,8 @@ pub fn observe<R: Rng + ?Sized>(
 ) -> f64 {
     match measure {
         Measure::Continuous => latent,
+        Measure::Binary => f64::from(u8::from(rng.random::<f64>() < expit(latent))),
+        Measure::Count => poisson(latent.exp(), rng),
         Measure::Qpr15 => round_clamp(latent, TOTAL_MAX),
         Measure::Qpr15Items => {
             let theta = latent / ITEMS as f64;
@@ -242,6 +274,25 @@ pub fn observe<R: Rng + ?Sized>(
             total
         }
     }
+}
+
+/// The inverse logit, 1 / (1 + e^−x).
+#[inline]
+pub fn expit(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A Poisson draw with mean `mean` (0 for a non-positive or non-finite
+/// mean; means beyond 1e12 are capped there).
+#[inline]
+fn poisson<R: Rng + ?Sized>(mean: f64, rng: &mut R) -> f64 {
+    use rand_distr::Distribution;
+    if !(mean > 0.0) {
+        return 0.0;
+    }
+    rand_distr::Poisson::new(mean.min(1e12))
+        .map(|d| d.sample(rng))
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

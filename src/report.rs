@@ -95,10 +95,14 @@ pub fn design_report(cfg: &Config, design: &Design) -> String {
         "expected n: {:.1} at baseline, {:.1} at follow-up (attrition {}, {mech})",
         summary.n_baseline, summary.n_followup, a.rate
     );
+    if discrete_lines(cfg, design, &mut s, "analytic power", "between-cluster df") {
+        return s;
+    }
     let measure = match o.measure {
         Measure::Qpr15 => "qpr15 (total 0-60)",
         Measure::Qpr15Items => "qpr15_items (15 items 0-4, summed)",
         Measure::Continuous => "continuous",
+        Measure::Binary | Measure::Count => unreachable!("reported by discrete_lines"),
     };
     let _ = write!(
         s,
@@ -239,6 +243,15 @@ fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
         let _ = writeln!(s, "warning: {w}");
     }
     let o = &cfg.outcome;
+    if discrete_lines(
+        cfg,
+        design,
+        &mut s,
+        "analytic GLS power",
+        "between-within df",
+    ) {
+        return s;
+    }
     let _ = writeln!(
         s,
         "outcome: mean {}, sd {}, icc {}, cac {} (cluster variance icc*cac*sd^2, cluster-period variance icc*(1-cac)*sd^2){}",
@@ -307,4 +320,126 @@ fn sw_report(cfg: &Config, design: &Design, sw: &SteppedWedgeDesign) -> String {
         "between-within df",
     );
     s
+}
+
+/// A binary or count outcome (or a dichotomised score): its parameters on
+/// the link and outcome scales, both true effects, and the analytic power
+/// of the linearised design. False (nothing written) for scores.
+fn discrete_lines(cfg: &Config, design: &Design, s: &mut String, name: &str, df: &str) -> bool {
+    let o = &cfg.outcome;
+    if !o.measure.is_discrete() && o.threshold.is_none() {
+        return false;
+    }
+    let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) else {
+        return true;
+    };
+    let Some(lin) = sim.linearised_config() else {
+        return true;
+    };
+    let r = crate::labels::round_sig;
+    let p0 = sim.control_mean();
+    let itt = sim.itt_effect();
+    let lo = &lin.outcome;
+    let cac = if design.stepped_wedge().is_some() {
+        format!(", cac {}", o.cac.unwrap_or(1.0))
+    } else {
+        String::new()
+    };
+    match (o.measure, sim.link_scale()) {
+        (Measure::Binary, Some(ls)) => {
+            let _ = writeln!(
+                s,
+                "outcome: binary, control-arm prevalence {} (marginal over clusters); latent ICC {:.4} (logit scale, residual variance pi^2/3), k {:.4}, ICC on the proportion scale {:.4}{cac}",
+                r(p0),
+                ls.latent_icc(),
+                ls.k(),
+                lo.icc
+            );
+            let _ = writeln!(
+                s,
+                "  link scale: intercept {:.4}, cluster SD {:.4}, staff SD {:.4}",
+                ls.intercept, ls.sd_cluster, ls.sd_staff
+            );
+        }
+        (Measure::Count, Some(ls)) => {
+            let od = if ls.overdispersion > 0.0 {
+                format!(
+                    ", overdispersion {} ({:?})",
+                    r(ls.overdispersion),
+                    o.overdispersion_dist
+                )
+                .to_lowercase()
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "outcome: count, control-arm rate {} per person (marginal over clusters); k {:.4} (cluster SD {:.4} on the log scale){od}, ICC on the count scale {:.4}{cac}",
+                r(p0),
+                ls.k(),
+                ls.sd_cluster,
+                lo.icc
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "outcome: {} dichotomised at >= {} (mean {}, sd {}, icc {} on the score); control-arm prevalence {:.4}, ICC on the proportion scale {:.4}{cac}",
+                crate::labels::measure_label(o.measure),
+                r(o.threshold.unwrap_or(f64::NAN)),
+                o.mean,
+                o.sd,
+                o.icc,
+                p0,
+                lo.icc
+            );
+        }
+    }
+    let eg = sim.adherence().mean_g(design.teams());
+    let (what, ratio) = match sim.family() {
+        Some(crate::glmm::Family::Poisson) => ("rate difference", "rate ratio"),
+        _ => ("risk difference", "odds ratio"),
+    };
+    let e = &cfg.effect;
+    let given = match (
+        e.odds_ratio,
+        e.risk_difference,
+        e.treated_prevalence,
+        e.rate_ratio,
+    ) {
+        (Some(v), ..) => format!("odds ratio {}", r(v)),
+        (_, Some(v), ..) => format!("risk difference {}", r(v)),
+        (_, _, Some(v), _) => format!("treated-arm prevalence {}", r(v)),
+        (.., Some(v)) => format!("rate ratio {}", r(v)),
+        _ if o.threshold.is_some() => format!("{} points on the score", r(e.difference)),
+        _ => "none".to_string(),
+    };
+    let _ = writeln!(s, "effect: {given} at full adherence; E[g(a)] = {eg:.4}");
+    if let Some((cond, marg)) = sim.log_ratios() {
+        let cond = if cond.is_nan() {
+            "not defined (the score's cut has no cluster-specific odds ratio)".to_string()
+        } else {
+            format!("log {ratio} {cond:.4} ({ratio} {:.4})", cond.exp())
+        };
+        let _ = writeln!(
+            s,
+            "true values: conditional (cluster-specific, glmm_*) {cond}; marginal (population-averaged, gee_*) log {ratio} {marg:.4} ({ratio} {:.4}); {what} (cluster_t, lmm_*) {itt:.4} ({} vs {})",
+            marg.exp(),
+            r(p0 + itt),
+            r(p0)
+        );
+    }
+    let formula = lin.analysis_formula();
+    let at = |normal| crate::analytic::power_for(&lin, design, cfg.alpha(), normal, &formula, itt);
+    let _ = writeln!(
+        s,
+        "{name} at alpha {} (linearised on the outcome scale: design effect {:.3}, ICC {:.4}; the {what} {:.4}): {:.3} with a z test, {:.3} with a t test on the {df}",
+        cfg.alpha(),
+        parallel_summary(&lin, design).design_effect,
+        lo.icc,
+        itt,
+        at(true),
+        at(false)
+    );
+    true
 }

@@ -146,6 +146,50 @@ pub struct Simulator {
     /// Stepped-wedge parameters (None for a parallel design).
     sw: Option<SwParams>,
     vc: VarianceComponents,
+    /// A binary or count outcome's parameters on the link scale.
+    link: Option<crate::discrete::LinkScale>,
+    /// A dichotomised score: the latent cut c (y = 1 when the latent score
+    /// is at least c, i.e. the reported score is at least the threshold).
+    cut: Option<f64>,
+    /// The reported-score threshold itself.
+    threshold: Option<f64>,
+    /// A count's overdispersion effect on the log scale (None: Poisson).
+    overdispersion: Option<OverdispersionDraw>,
+}
+
+/// The log of a mean-one overdispersion multiplier with variance φ.
+#[derive(Debug, Clone)]
+enum OverdispersionDraw {
+    Gamma(rand_distr::Gamma<f64>),
+    /// exp(N(−s²/2, s²)): the SD s.
+    Lognormal(f64),
+}
+
+impl OverdispersionDraw {
+    fn new(phi: f64, dist: crate::config::Overdispersion) -> Option<OverdispersionDraw> {
+        if !(phi > 0.0) {
+            return None;
+        }
+        match dist {
+            crate::config::Overdispersion::Gamma => rand_distr::Gamma::new(1.0 / phi, phi)
+                .ok()
+                .map(OverdispersionDraw::Gamma),
+            crate::config::Overdispersion::Lognormal => {
+                Some(OverdispersionDraw::Lognormal(phi.ln_1p().sqrt()))
+            }
+        }
+    }
+
+    #[inline]
+    fn draw(&self, rng: &mut TrialRng) -> f64 {
+        match self {
+            OverdispersionDraw::Gamma(g) => rng.sample(g).max(f64::MIN_POSITIVE).ln(),
+            OverdispersionDraw::Lognormal(s) => {
+                let z: f64 = rng.sample(StandardNormal);
+                s * z - 0.5 * s * s
+            }
+        }
+    }
 }
 
 /// Resolved stepped-wedge parameters (latent scale).
@@ -192,12 +236,48 @@ impl Simulator {
         config.validate()?;
         let design = Design::from_config(&config)?;
         let o = &config.outcome;
-        let cal = measure::calibrate(o.measure, o.mean, o.sd, o.item_noise)
-            .map_err(|m| crate::Error::invalid("outcome.sd", o.sd, &m))?;
-        // Reported-scale components divided by b² give latent components.
-        let b = cal.slope;
         let vc = VarianceComponents::new(&config, &design);
-        let latent = vc.latent(&cal);
+        // Binary and count outcomes are drawn on the link scale (see
+        // crate::discrete); scores on the calibrated latent scale, where
+        // reported-scale components divided by b² give latent components.
+        let link = if o.measure.is_discrete() {
+            Some(crate::discrete::LinkScale::from_config(&config)?)
+        } else {
+            None
+        };
+        let (cal, latent) = match &link {
+            Some(ls) => {
+                let (u, w) = (ls.sd_cluster, ls.sd_staff);
+                let cac = vc.cac.clamp(0.0, 1.0);
+                let cal = measure::Calibration {
+                    mean: ls.intercept,
+                    sd: u.hypot(w),
+                    slope: 1.0,
+                    noise_var: 0.0,
+                };
+                let latent = Latent {
+                    sd_team: u,
+                    sd_staff: w,
+                    sd_e: 0.0,
+                    iac: 0.0,
+                    sd_cluster: u * cac.sqrt(),
+                    sd_cluster_period: u * (1.0 - cac).sqrt(),
+                };
+                (cal, latent)
+            }
+            None => {
+                let cal = measure::calibrate(o.measure, o.mean, o.sd, o.item_noise)
+                    .map_err(|m| crate::Error::invalid("outcome.sd", o.sd, &m))?;
+                (cal, vc.latent(&cal))
+            }
+        };
+        let b = cal.slope;
+        // A dichotomised score: reported ≥ t exactly when the latent score
+        // is at least ceil(t) − ½ (QPR-15 totals are whole numbers), or t.
+        let cut = o.threshold.map(|t| match o.measure {
+            Measure::Qpr15 => t.ceil() - 0.5,
+            _ => t,
+        });
         let a = &config.attrition;
         let beta = match a.mechanism {
             Mechanism::Mcar => 0.0,
@@ -223,14 +303,26 @@ impl Simulator {
             iac_c: (1.0 - iac * iac).max(0.0).sqrt(),
             sd_latent: cal.sd,
             baseline: o.baseline,
-            delta: config.effect.difference / b,
+            delta: match &link {
+                Some(ls) => ls.effect,
+                None => config.effect.difference / b,
+            },
             site_effects: o
                 .site_effects
                 .as_ref()
                 .map(|g| g.iter().map(|x| x / b).collect())
                 .unwrap_or_else(|| vec![0.0; config.clusters.sites.len()]),
             measure: o.measure,
-            item_noise: o.item_noise,
+            item_noise: if o.measure == Measure::Count {
+                o.overdispersion
+            } else {
+                o.item_noise
+            },
+            overdispersion: OverdispersionDraw::new(o.overdispersion, o.overdispersion_dist)
+                .filter(|_| o.measure == Measure::Count),
+            link,
+            cut,
+            threshold: o.threshold,
             attrition: AttritionModel {
                 rate: a.rate,
                 alpha,
@@ -435,7 +527,7 @@ impl Simulator {
     /// baseline adjustment are not part of the mapping.)
     pub fn itt_effect(&self) -> f64 {
         let teams = self.design.teams();
-        if self.measure == Measure::Continuous {
+        if self.measure == Measure::Continuous && self.cut.is_none() {
             return self.config.effect.difference * self.adherence.mean_g(teams);
         }
         // Under confounding, participation goes with the team effect u, and
@@ -465,31 +557,21 @@ impl Simulator {
                     let p = crate::stats::norm_cdf(r * zu + rc * e);
                     let a = self.adherence.team_at(p).unwrap_or(1.0);
                     let shift = self.delta * self.adherence.staff_mean_g(a);
-                    treated += wu
-                        * we
-                        * measure::marginal_mean(
-                            self.measure,
-                            self.mu + sd_u * zu + shift,
-                            rest,
-                            self.item_noise,
-                        );
+                    treated += wu * we * self.mean_at(self.mu + sd_u * zu + shift, rest);
                 }
             }
-            let control =
-                measure::marginal_mean(self.measure, self.mu, self.sd_latent, self.item_noise);
+            let control = self.mean_at(self.mu, self.sd_latent);
             return treated / (wsum * wsum) - control;
         }
         self.adherence
             .team_support(teams)
             .iter()
             .map(|&(a, w)| {
-                w * crate::measure::mean_shift(
-                    self.measure,
-                    self.mu,
-                    self.sd_latent,
-                    self.item_noise,
-                    self.delta * self.adherence.staff_mean_g(a),
-                )
+                let shift = self.delta * self.adherence.staff_mean_g(a);
+                if shift == 0.0 {
+                    return 0.0;
+                }
+                w * (self.mean_at(self.mu + shift, self.sd_latent) - self.control_mean())
             })
             .sum()
     }
@@ -497,6 +579,25 @@ impl Simulator {
     /// Intercept α of the attrition model (calibrated so E[P(missing)] = rate).
     pub fn attrition_intercept(&self) -> f64 {
         self.attrition.alpha
+    }
+
+    /// The true values of a binary or count outcome's effect at the
+    /// configured adherence: the conditional (cluster-specific) log odds or
+    /// rate ratio δ·E[g(a)], and the marginal (population-averaged) one,
+    /// link(p₀ + ITT) − link(p₀) with p₀ the control arm's marginal mean
+    /// (numerical integration over the cluster and staff effects). None for
+    /// scores; the conditional is NaN for a dichotomised score, which has
+    /// no cluster-specific odds ratio of its own.
+    pub fn log_ratios(&self) -> Option<(f64, f64)> {
+        let family = self.family()?;
+        let p0 = self.control_mean();
+        let marginal = crate::discrete::link(family, p0 + self.itt_effect())
+            - crate::discrete::link(family, p0);
+        let conditional = match self.link {
+            Some(_) => self.delta * self.adherence.mean_g(self.design.teams()),
+            None => f64::NAN,
+        };
+        Some((conditional, marginal))
     }
 
     /// Simulate replicate `rep` of a run seeded with `seed`.
@@ -560,14 +661,18 @@ impl Simulator {
                 let k = (i % s) as usize;
                 let (eb, ey) = self.pair(rng, self.sd_e, self.iac, self.iac_c);
                 let effect = self.delta * arm as f64 * dose.g(d.staff_adh[k]);
-                let y_latent = shift_y + effect + d.staff_y[k] + ey;
-                let y = observe(self.measure, y_latent, self.item_noise, rng);
+                let y = self.observe_y(shift_y + effect + d.staff_y[k] + ey, rng);
                 // Baseline (if measured), then attrition, which may depend on
                 // the standardised latent baseline.
                 let (b, z) = if self.baseline {
                     let b_latent = shift_b + d.staff_b[k] + eb;
-                    let b = observe(self.measure, b_latent, self.item_noise, rng);
-                    (b, (b_latent - self.mu) / self.sd_latent)
+                    let b = self.observe_b(b_latent, rng);
+                    let z = if self.sd_latent > 0.0 {
+                        (b_latent - self.mu) / self.sd_latent
+                    } else {
+                        0.0
+                    };
+                    (b, z)
                 } else {
                     (f64::NAN, 0.0)
                 };
@@ -645,7 +750,7 @@ impl Simulator {
                     } else {
                         self.sd_e * z
                     };
-                    let y = observe(self.measure, mean + e, self.item_noise, rng);
+                    let y = self.observe_y(mean + e, rng);
                     let lost = self.lost(rng, 0.0);
                     d.qpr.push(if lost { f64::NAN } else { y });
                     d.baseline.push(f64::NAN);
@@ -677,6 +782,125 @@ impl Simulator {
         }
         d.team_sequence = seq_of;
         d.scratch_f = person_a;
+    }
+
+    /// The reported follow-up outcome for a latent value (the linear
+    /// predictor of a binary or count outcome): overdispersion, the
+    /// measurement model, then any dichotomisation.
+    #[inline]
+    fn observe_y(&self, latent: f64, rng: &mut TrialRng) -> f64 {
+        let y = self.observe_b(latent, rng);
+        match self.threshold {
+            Some(t) => f64::from(u8::from(y >= t)),
+            None => y,
+        }
+    }
+
+    /// The reported baseline for a latent value (a dichotomised score's
+    /// baseline stays a score, a covariate).
+    #[inline]
+    fn observe_b(&self, latent: f64, rng: &mut TrialRng) -> f64 {
+        let eta = match &self.overdispersion {
+            Some(od) => latent + od.draw(rng),
+            None => latent,
+        };
+        observe(self.measure, eta, self.item_noise, rng)
+    }
+
+    /// The outcome's family when it is binary (including a dichotomised
+    /// score) or a count; None for scores.
+    pub fn family(&self) -> Option<crate::glmm::Family> {
+        if self.threshold.is_some() {
+            return Some(crate::glmm::Family::Binomial);
+        }
+        self.link.map(|l| l.family)
+    }
+
+    /// The link-scale parameters of a binary or count outcome.
+    pub fn link_scale(&self) -> Option<&crate::discrete::LinkScale> {
+        self.link.as_ref()
+    }
+
+    /// The mean outcome when the latent value (before the individual level
+    /// of a binary or count outcome) is N(centre, sd²).
+    fn mean_at(&self, centre: f64, sd: f64) -> f64 {
+        match self.cut {
+            Some(c) if sd > 0.0 => crate::stats::norm_cdf((centre - c) / sd),
+            Some(c) => f64::from(u8::from(centre >= c)),
+            None => measure::marginal_mean(self.measure, centre, sd, self.item_noise),
+        }
+    }
+
+    /// The control arm's mean outcome (prevalence, rate or score; marginal
+    /// over clusters, without site effects or period trends).
+    pub fn control_mean(&self) -> f64 {
+        self.mean_at(self.mu, self.sd_latent)
+    }
+
+    /// An observation's conditional mean and variance given the latent
+    /// cluster-level value η (cluster plus staff effects); None for scores.
+    fn conditional(&self, eta: f64) -> Option<(f64, f64)> {
+        if let Some(c) = self.cut {
+            let p = crate::stats::norm_cdf((eta - c) / self.sd_e);
+            return Some((p, p * (1.0 - p)));
+        }
+        let ls = self.link?;
+        Some(crate::discrete::conditional(
+            ls.family,
+            ls.overdispersion,
+            eta,
+        ))
+    }
+
+    /// A binary or count outcome (or a dichotomised score) linearised on
+    /// its own scale: a continuous-outcome config with the same design
+    /// whose SD and ICCs are those of the outcome (proportion, count)
+    /// averaged over the arms (weighted by 1/clusters per arm, so the
+    /// variance of the difference in arm means is exact to first order),
+    /// its effect the ITT difference in means, and no baseline adjustment.
+    /// Analytic power formulas written for scores then apply: the design
+    /// effect with variable cluster sizes (Eldridge et al. 2006), which for
+    /// counts is Hayes & Bennett's k formula, and the stepped wedge's GLS
+    /// (as swCRTdesign's `swPwr` for binomial outcomes). None for scores.
+    pub fn linearised_config(&self) -> Option<Config> {
+        self.conditional(self.mu)?;
+        let (sd_u, sd_w) = match &self.sw {
+            Some(sw) => (sw.sd_cluster.hypot(sw.sd_cp), 0.0),
+            None => (self.sd_team, self.sd_staff),
+        };
+        let cond = |eta: f64| self.conditional(eta).unwrap_or((f64::NAN, f64::NAN));
+        let shift = self.delta * self.adherence.mean_g(self.design.teams());
+        let m0 = crate::discrete::Moments::integrate(cond, self.mu, sd_u, sd_w);
+        let m1 = crate::discrete::Moments::integrate(cond, self.mu + shift, sd_u, sd_w);
+        let (k1, k0) = if self.sw.is_some() {
+            (1.0, 1.0)
+        } else {
+            crate::analytic::expected_arms(&self.config, &self.design)
+        };
+        let avg = |a: f64, b: f64| (a / k0 + b / k1) / (1.0 / k0 + 1.0 / k1);
+        let total = avg(m0.total, m1.total);
+        let mut cfg = self.config.clone();
+        let o = &mut cfg.outcome;
+        o.measure = Measure::Continuous;
+        o.mean = avg(m0.mean, m1.mean);
+        o.sd = total.sqrt();
+        o.icc = avg(m0.cluster, m1.cluster) / total;
+        o.icc_staff = avg(m0.staff, m1.staff) / total;
+        o.baseline = false;
+        o.iac = None;
+        o.threshold = None;
+        o.prevalence = None;
+        o.rate = None;
+        o.k = None;
+        o.overdispersion = 0.0;
+        o.site_effects = None;
+        cfg.effect = crate::config::Effect {
+            difference: self.itt_effect(),
+            ..crate::config::Effect::null()
+        };
+        cfg.adherence = None;
+        cfg.analysis.formula = None;
+        Some(cfg)
     }
 
     /// Whether this simulator runs a stepped-wedge design.

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | the LMM with a df rule | [`lmm`] | `lmm_z`, `lmm_satterthwaite`, `lmm_kenward_roger`, `lmm_between_within`, `lmm_residual` |
 //! | two-stage cluster-level t-test | [`cluster_t`] | `cluster_t` |
+//! | binary and count outcomes: GLMM and GEE | [`glmm`] | `glmm_z`, `glmm_between_within`, `gee_md`, `gee_kc` |
 //! | adherence (participation) analyses | [`adherence`] | `adh_high_low`, `adh_dose_response`, `adh_cace_iv` |
 //!
 //! Adding an LMM analysis with a new df rule is one variant of
@@ -17,9 +18,11 @@
 
 pub mod adherence;
 pub mod cluster_t;
+pub mod glmm;
 pub mod lmm;
 
 pub use adherence::{AdherenceAnalyses, AdherenceAnalysis};
+pub use glmm::{GlmmAnalyses, GlmmAnalysis};
 pub use lmm::LmmDf;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +34,8 @@ pub enum Analysis {
     Lmm(LmmDf),
     /// The two-stage cluster-level t-test (Hayes & Moulton).
     ClusterT,
+    /// A GLMM or GEE analysis of a binary or count outcome.
+    Glmm(GlmmAnalysis),
     /// An analysis of team participation (needs `[adherence]`).
     Adherence(AdherenceAnalysis),
 }
@@ -38,8 +43,14 @@ pub enum Analysis {
 /// What an analysis estimates, so a study can give each its true value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Estimand {
-    /// The ITT difference in follow-up means.
+    /// The ITT difference in follow-up means (for a binary outcome the
+    /// marginal risk difference, for a count the rate difference).
     Itt,
+    /// A binary or count outcome's cluster-specific (conditional) log odds
+    /// or rate ratio.
+    Conditional,
+    /// Its population-averaged (marginal) log odds or rate ratio.
+    Marginal,
     /// δ times the high-minus-low participation contrast in E[g(a)].
     HighLowContrast,
     /// δ, the effect at full participation (per unit of participation).
@@ -62,6 +73,7 @@ impl Analysis {
             .into_iter()
             .map(Analysis::Lmm)
             .chain([Analysis::ClusterT])
+            .chain(GlmmAnalysis::ALL.into_iter().map(Analysis::Glmm))
             .chain(AdherenceAnalysis::ALL.into_iter().map(Analysis::Adherence))
     }
 
@@ -70,6 +82,7 @@ impl Analysis {
         match self {
             Analysis::Lmm(df) => df.name(),
             Analysis::ClusterT => "cluster_t",
+            Analysis::Glmm(a) => a.name(),
             Analysis::Adherence(a) => a.name(),
         }
     }
@@ -79,6 +92,7 @@ impl Analysis {
         match self {
             Analysis::Lmm(df) => df.label(),
             Analysis::ClusterT => "Cluster-level t-test (two-stage)",
+            Analysis::Glmm(a) => a.label(),
             Analysis::Adherence(a) => a.label(),
         }
     }
@@ -107,12 +121,17 @@ impl Analysis {
         matches!(self, Analysis::Adherence(_))
     }
 
+    /// Whether this analysis needs a binary or count outcome.
+    pub fn is_glmm(self) -> bool {
+        matches!(self, Analysis::Glmm(_))
+    }
+
     /// Whether runs include it when `analysis.methods` is not given (the
-    /// design may still leave it out: see the config's defaults).
+    /// design and outcome may still leave it out: see the config's defaults).
     pub fn in_default_set(self) -> bool {
         match self {
             Analysis::Lmm(df) => df.in_default_set(),
-            Analysis::ClusterT | Analysis::Adherence(_) => true,
+            Analysis::ClusterT | Analysis::Glmm(_) | Analysis::Adherence(_) => true,
         }
     }
 
@@ -120,6 +139,7 @@ impl Analysis {
     pub fn estimand(self) -> Estimand {
         match self {
             Analysis::Lmm(_) | Analysis::ClusterT => Estimand::Itt,
+            Analysis::Glmm(a) => a.estimand(),
             Analysis::Adherence(a) => a.estimand(),
         }
     }
@@ -129,6 +149,7 @@ impl Analysis {
         match self {
             Analysis::Lmm(df) => Some(df.reference()),
             Analysis::ClusterT => Some(Reference::SmallSampleT),
+            Analysis::Glmm(a) => Some(a.reference()),
             Analysis::Adherence(_) => None,
         }
     }
@@ -242,6 +263,10 @@ mod tests {
                 "lmm_kenward_roger",
                 "lmm_between_within",
                 "cluster_t",
+                "glmm_z",
+                "glmm_between_within",
+                "gee_md",
+                "gee_kc",
                 "adh_high_low",
                 "adh_dose_response",
                 "adh_cace_iv"

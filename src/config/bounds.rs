@@ -149,7 +149,10 @@ impl Config {
         }
         let o = &self.outcome;
         let continuous = o.measure == Measure::Continuous;
-        if continuous {
+        // A missing mean or SD (NaN) is reported by the outcome validator,
+        // which knows whether this measure needs it.
+        if o.measure.is_discrete() || o.mean.is_nan() || o.sd.is_nan() {
+        } else if continuous {
             in_range("outcome.mean", o.mean, -MEAN, MEAN)?;
             in_range("outcome.sd", o.sd, SD_MIN, SD_MAX)?;
         } else {
@@ -164,7 +167,13 @@ impl Config {
                 return Err(Error::invalid(key, x, "must be a finite number in [-1, 1]"));
             }
         }
-        let shift = SHIFT_SDS * o.sd;
+        // Shifts are in points for scores, on the link scale otherwise.
+        let shift = SHIFT_SDS
+            * if o.measure.is_discrete() || o.sd.is_nan() {
+                1.0
+            } else {
+                o.sd
+            };
         in_range("effect.difference", self.effect.difference, -shift, shift)?;
         for &g in o.site_effects.iter().flatten() {
             in_range("outcome.site_effects", g, -shift, shift)?;

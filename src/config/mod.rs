@@ -328,15 +328,42 @@ impl<'de> Deserialize<'de> for StaffSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
-    /// `qpr15`, `qpr15_items` or `continuous`.
+    /// `qpr15`, `qpr15_items`, `continuous`, `binary` or `count`.
     #[serde(default)]
     pub measure: Measure,
-    /// μ, the outcome mean in points.
+    /// μ, the outcome mean in points (scores only; NaN when left out).
+    #[serde(default = "missing_number", skip_serializing_if = "is_nan")]
     pub mean: f64,
-    /// σ, the total outcome SD in points.
+    /// σ, the total outcome SD in points (scores only).
+    #[serde(default = "missing_number", skip_serializing_if = "is_nan")]
     pub sd: f64,
-    /// ρ_team, the team-level ICC.
+    /// ρ_team, the team-level ICC (binary: on the latent logit scale, with
+    /// residual variance π²/3). A binary outcome may give `k` instead; a
+    /// count gives `k`.
+    #[serde(default = "missing_number", skip_serializing_if = "is_nan")]
     pub icc: f64,
+    /// Binary: the control arm's prevalence (marginal, over clusters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prevalence: Option<f64>,
+    /// Count: the control arm's mean count per person (marginal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Binary or count: Hayes & Bennett's between-cluster coefficient of
+    /// variation k of the true cluster proportions or rates (control arm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<f64>,
+    /// Count: overdispersion φ, the variance of a mean-one multiplicative
+    /// effect per observation (Var(y | cluster) = μ + φμ²); 0 is Poisson.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overdispersion: f64,
+    /// Count: the distribution of that effect, `gamma` (negative binomial)
+    /// or `lognormal` (an observation-level normal effect on the log scale).
+    #[serde(default, skip_serializing_if = "Overdispersion::is_gamma")]
+    pub overdispersion_dist: Overdispersion,
+    /// Scores (`qpr15`, `continuous`): analyse the binary outcome
+    /// score ≥ threshold instead of the score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
     /// ρ_staff, the staff-level ICC.
     #[serde(default)]
     pub icc_staff: f64,
@@ -361,6 +388,31 @@ fn yes() -> bool {
     true
 }
 
+fn is_nan(x: &f64) -> bool {
+    x.is_nan()
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// The distribution of a count's observation-level overdispersion effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overdispersion {
+    /// A gamma multiplier with mean 1 and variance φ (negative binomial).
+    #[default]
+    Gamma,
+    /// exp(N(−s²/2, s²)) with s² = ln(1 + φ): mean 1, variance φ.
+    Lognormal,
+}
+
+impl Overdispersion {
+    fn is_gamma(&self) -> bool {
+        *self == Overdispersion::Gamma
+    }
+}
+
 fn default_item_noise() -> f64 {
     0.6
 }
@@ -369,9 +421,39 @@ fn default_item_noise() -> f64 {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Effect {
-    /// δ, the effect in points at full adherence.
+    /// δ, the effect in points at full adherence (scores).
     #[serde(default)]
     pub difference: f64,
+    /// Binary: the odds ratio at full adherence, cluster-specific
+    /// (conditional on the cluster effect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub odds_ratio: Option<f64>,
+    /// Binary: the risk difference in marginal prevalence at full
+    /// adherence (the conditional odds ratio is solved from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_difference: Option<f64>,
+    /// Binary: the treated arm's marginal prevalence at full adherence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treated_prevalence: Option<f64>,
+    /// Count: the rate ratio at full adherence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_ratio: Option<f64>,
+}
+
+impl Effect {
+    /// No effect (the null scenario of a power run).
+    pub fn null() -> Effect {
+        Effect::default()
+    }
+
+    /// Whether any effect key is set to a non-null value.
+    pub fn is_null(&self) -> bool {
+        self.difference == 0.0
+            && self.odds_ratio.is_none_or(|v| v == 1.0)
+            && self.risk_difference.is_none_or(|v| v == 0.0)
+            && self.treated_prevalence.is_none()
+            && self.rate_ratio.is_none_or(|v| v == 1.0)
+    }
 }
 
 /// `[attrition]`: loss of the follow-up outcome.
@@ -464,8 +546,18 @@ impl Config {
                         .stepped_wedge
                         .as_ref()
                         .is_some_and(|s| s.sampling == Sampling::Cohort);
+                // A binary or count outcome is analysed by GLMM and GEE
+                // (and cluster_t); a score by LMMs.
+                let glm = self.outcome.measure.is_discrete() || self.outcome.threshold.is_some();
                 Analysis::all()
                     .filter(|a| a.in_default_set())
+                    .filter(|a| {
+                        if glm {
+                            !a.needs_lmm() && !a.is_adherence()
+                        } else {
+                            !a.is_glmm()
+                        }
+                    })
                     .filter(|a| self.adherence.is_some() || !a.is_adherence())
                     // The two-stage cluster-level test needs a treatment
                     // constant within clusters.

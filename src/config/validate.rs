@@ -172,6 +172,10 @@ impl Config {
     fn validate_outcome(&self) -> Result<()> {
         let c = &self.clusters;
         let o = &self.outcome;
+        self.validate_outcome_family()?;
+        if o.measure.is_discrete() {
+            return self.validate_discrete();
+        }
         if !(0.0..1.0).contains(&o.icc) {
             return Err(Error::invalid("outcome.icc", o.icc, "must be in [0, 1)"));
         }
@@ -250,6 +254,329 @@ impl Config {
         Ok(())
     }
 
+    /// The keys of one outcome family: a score takes mean, sd and icc; a
+    /// binary outcome prevalence and icc or k; a count rate and k. Keys of
+    /// another family are refused, naming what this one takes.
+    fn validate_outcome_family(&self) -> Result<()> {
+        let o = &self.outcome;
+        let e = &self.effect;
+        let m = o.measure;
+        let name = serde_json::to_string(&m).unwrap_or_default();
+        let takes = match m {
+            Measure::Binary => "outcome.prevalence, and outcome.icc (latent logit scale) or outcome.k; the effect as effect.odds_ratio, effect.risk_difference or effect.treated_prevalence",
+            Measure::Count => "outcome.rate and outcome.k; the effect as effect.rate_ratio",
+            _ => "outcome.mean, outcome.sd and outcome.icc; the effect as effect.difference (points)",
+        };
+        let refuse = |key: &str, v: String| -> Result<()> {
+            Err(Error::invalid(
+                key,
+                v,
+                &format!("does not apply to outcome.measure = {name}, which takes {takes}"),
+            ))
+        };
+        let scores = !m.is_discrete();
+        let present = |v: f64| !v.is_nan();
+        let checks: [(&str, bool, String); 12] = [
+            (
+                "outcome.mean",
+                !scores && present(o.mean),
+                o.mean.to_string(),
+            ),
+            ("outcome.sd", !scores && present(o.sd), o.sd.to_string()),
+            (
+                "outcome.icc",
+                m == Measure::Count && present(o.icc),
+                o.icc.to_string(),
+            ),
+            (
+                "outcome.prevalence",
+                m != Measure::Binary && o.prevalence.is_some(),
+                format!("{:?}", o.prevalence.unwrap_or(0.0)),
+            ),
+            (
+                "outcome.rate",
+                m != Measure::Count && o.rate.is_some(),
+                format!("{:?}", o.rate.unwrap_or(0.0)),
+            ),
+            (
+                "outcome.k",
+                scores && o.k.is_some(),
+                format!("{:?}", o.k.unwrap_or(0.0)),
+            ),
+            (
+                "outcome.overdispersion",
+                m != Measure::Count && o.overdispersion != 0.0,
+                o.overdispersion.to_string(),
+            ),
+            (
+                "outcome.threshold",
+                !scores && o.threshold.is_some(),
+                format!("{:?}", o.threshold.unwrap_or(0.0)),
+            ),
+            (
+                "effect.difference",
+                !scores && e.difference != 0.0,
+                e.difference.to_string(),
+            ),
+            (
+                "effect.odds_ratio",
+                m != Measure::Binary && e.odds_ratio.is_some(),
+                format!("{:?}", e.odds_ratio.unwrap_or(0.0)),
+            ),
+            (
+                "effect.risk_difference",
+                m != Measure::Binary && e.risk_difference.is_some(),
+                format!("{:?}", e.risk_difference.unwrap_or(0.0)),
+            ),
+            (
+                "effect.rate_ratio",
+                m != Measure::Count && e.rate_ratio.is_some(),
+                format!("{:?}", e.rate_ratio.unwrap_or(0.0)),
+            ),
+        ];
+        for (key, bad, v) in checks {
+            if bad {
+                return refuse(key, v);
+            }
+        }
+        if m != Measure::Binary && e.treated_prevalence.is_some() {
+            return refuse(
+                "effect.treated_prevalence",
+                format!("{:?}", e.treated_prevalence.unwrap_or(0.0)),
+            );
+        }
+        if scores {
+            for (key, v) in [
+                ("outcome.mean", o.mean),
+                ("outcome.sd", o.sd),
+                ("outcome.icc", o.icc),
+            ] {
+                if v.is_nan() {
+                    return Err(Error::invalid(
+                        key,
+                        "(missing)",
+                        &format!("is required when outcome.measure = {name}"),
+                    ));
+                }
+            }
+        }
+        if let Some(t) = o.threshold {
+            match m {
+                Measure::Qpr15 if !(t > 0.0 && t <= crate::measure::TOTAL_MAX) => {
+                    return Err(Error::invalid(
+                        "outcome.threshold",
+                        t,
+                        "must be in (0, 60]: the binary outcome is a QPR-15 total at or above it",
+                    ));
+                }
+                Measure::Qpr15Items => {
+                    return Err(Error::invalid(
+                        "outcome.threshold",
+                        t,
+                        "applies to outcome.measure = \"qpr15\" or \"continuous\" (the item model has no closed-form cut)",
+                    ));
+                }
+                _ if !t.is_finite() => {
+                    return Err(Error::invalid(
+                        "outcome.threshold",
+                        t,
+                        "must be a finite number",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A binary or count outcome's own keys (the family's keys are checked
+    /// by [`Config::validate_outcome_family`]).
+    fn validate_discrete(&self) -> Result<()> {
+        let o = &self.outcome;
+        let e = &self.effect;
+        let binary = o.measure == Measure::Binary;
+        let unit_open = |key: &str, v: f64, what: &str| -> Result<()> {
+            if v > 0.0 && v < 1.0 {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    key,
+                    v,
+                    &format!("must be in (0, 1): {what}"),
+                ))
+            }
+        };
+        if binary {
+            let Some(p0) = o.prevalence else {
+                return Err(Error::invalid(
+                    "outcome.prevalence",
+                    "(missing)",
+                    "is required when outcome.measure = \"binary\": the control arm's prevalence, e.g. 0.35",
+                ));
+            };
+            unit_open("outcome.prevalence", p0, "the control arm's prevalence")?;
+            match (o.icc.is_nan(), o.k) {
+                (true, None) => {
+                    return Err(Error::invalid(
+                        "outcome.icc",
+                        "(missing)",
+                        "a binary outcome needs outcome.icc (on the latent logit scale) or outcome.k (Hayes & Bennett's between-cluster coefficient of variation)",
+                    ))
+                }
+                (false, Some(k)) => {
+                    return Err(Error::invalid(
+                        "outcome.k",
+                        k,
+                        "give either outcome.icc or outcome.k, not both",
+                    ))
+                }
+                (false, None) if !(0.0..1.0).contains(&o.icc) => {
+                    return Err(Error::invalid("outcome.icc", o.icc, "must be in [0, 1)"))
+                }
+                _ => {}
+            }
+            if let Some(k) = o.k {
+                let kmax = crate::discrete::binary_k_max(p0);
+                if !(k >= 0.0 && k < kmax) {
+                    return Err(Error::invalid(
+                        "outcome.k",
+                        k,
+                        &format!("must be in [0, {kmax:.3}) at prevalence {p0} (k = sqrt((1 - p)/p) would put every cluster at 0 or 1)"),
+                    ));
+                }
+            }
+            if !(0.0..1.0).contains(&o.icc_staff) {
+                return Err(Error::invalid(
+                    "outcome.icc_staff",
+                    o.icc_staff,
+                    "must be in [0, 1)",
+                ));
+            }
+            let icc = if o.icc.is_nan() { 0.0 } else { o.icc };
+            if icc + o.icc_staff >= 1.0 {
+                return Err(Error::invalid(
+                    "outcome.icc_staff",
+                    o.icc_staff,
+                    &format!("icc + icc_staff must be < 1 (icc = {icc})"),
+                ));
+            }
+            let given = [e.odds_ratio, e.risk_difference, e.treated_prevalence];
+            if given.iter().filter(|v| v.is_some()).count() > 1 {
+                return Err(Error::invalid(
+                    "effect",
+                    "(several)",
+                    "give one of effect.odds_ratio, effect.risk_difference and effect.treated_prevalence",
+                ));
+            }
+            if let Some(or) = e.odds_ratio {
+                if !(1e-3..=1e3).contains(&or) {
+                    return Err(Error::invalid(
+                        "effect.odds_ratio",
+                        or,
+                        "must be in [0.001, 1000]",
+                    ));
+                }
+            }
+            if let Some(rd) = e.risk_difference {
+                if !(rd.is_finite() && p0 + rd > 0.0 && p0 + rd < 1.0) {
+                    return Err(Error::invalid(
+                        "effect.risk_difference",
+                        rd,
+                        &format!(
+                            "must keep the treated prevalence {p0} + difference inside (0, 1)"
+                        ),
+                    ));
+                }
+            }
+            if let Some(p1) = e.treated_prevalence {
+                unit_open(
+                    "effect.treated_prevalence",
+                    p1,
+                    "the treated arm's marginal prevalence",
+                )?;
+            }
+        } else {
+            let Some(rate) = o.rate else {
+                return Err(Error::invalid(
+                    "outcome.rate",
+                    "(missing)",
+                    "is required when outcome.measure = \"count\": the control arm's mean count per person, e.g. 2.5",
+                ));
+            };
+            if !(rate > 0.0 && rate <= 1e6) {
+                return Err(Error::invalid("outcome.rate", rate, "must be in (0, 1e6]"));
+            }
+            let Some(k) = o.k else {
+                return Err(Error::invalid(
+                    "outcome.k",
+                    "(missing)",
+                    "is required when outcome.measure = \"count\": the between-cluster coefficient of variation of the true rates (Hayes & Bennett), e.g. 0.25; 0 for none",
+                ));
+            };
+            if !(0.0..=10.0).contains(&k) {
+                return Err(Error::invalid("outcome.k", k, "must be in [0, 10]"));
+            }
+            if o.icc_staff != 0.0 {
+                return Err(Error::invalid(
+                    "outcome.icc_staff",
+                    o.icc_staff,
+                    "is not modelled for counts (leave it out)",
+                ));
+            }
+            if !(0.0..=100.0).contains(&o.overdispersion) {
+                return Err(Error::invalid(
+                    "outcome.overdispersion",
+                    o.overdispersion,
+                    "must be in [0, 100] (the variance of a mean-one multiplier per observation)",
+                ));
+            }
+            if let Some(rr) = e.rate_ratio {
+                if !(1e-3..=1e3).contains(&rr) {
+                    return Err(Error::invalid(
+                        "effect.rate_ratio",
+                        rr,
+                        "must be in [0.001, 1000]",
+                    ));
+                }
+            }
+        }
+        if let Some(iac) = o.iac {
+            return Err(Error::invalid(
+                "outcome.iac",
+                iac,
+                "does not apply to a binary or count outcome (there is no latent individual score to correlate); leave it out",
+            ));
+        }
+        if o.baseline {
+            match o.cac {
+                None if self.trial.design == DesignKind::Parallel => {
+                    return Err(Error::invalid(
+                        "outcome.cac",
+                        "(missing)",
+                        "is required when outcome.baseline = true",
+                    ))
+                }
+                Some(r) if !(-1.0..=1.0).contains(&r) => {
+                    return Err(Error::invalid("outcome.cac", r, "must be in [-1, 1]"))
+                }
+                _ => {}
+            }
+        }
+        if let Some(g) = &o.site_effects {
+            if g.len() != self.clusters.sites.len() {
+                return Err(Error::invalid(
+                    "outcome.site_effects",
+                    format!("{g:?}"),
+                    &format!(
+                        "must have one entry per site ({} sites)",
+                        self.clusters.sites.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `[attrition]`: the rate.
     fn validate_attrition(&self) -> Result<()> {
         let a = &self.attrition;
@@ -312,6 +639,21 @@ impl Config {
                         "analysis.methods",
                         format!("{name:?}"),
                         "is listed twice; name each analysis once",
+                    ));
+                }
+                let glm = self.outcome.measure.is_discrete() || self.outcome.threshold.is_some();
+                if analysis.is_glmm() && !glm {
+                    return Err(Error::invalid(
+                        "analysis.methods",
+                        format!("{name:?}"),
+                        "needs a binary or count outcome (outcome.measure = \"binary\" or \"count\", or outcome.threshold)",
+                    ));
+                }
+                if analysis.is_adherence() && glm {
+                    return Err(Error::invalid(
+                        "analysis.methods",
+                        format!("{name:?}"),
+                        "the adherence analyses are linear mixed models of scores; they are not available for binary or count outcomes yet",
                     ));
                 }
                 if analysis.is_adherence() && self.adherence.is_none() {

@@ -77,11 +77,30 @@ impl GeeFit {
 /// its only random-effects term (`(1|team)` names the clusters), with prior
 /// weights `weights` (binomial trials).
 pub fn fit(fr: &ModelFrame, family: Family, link: Link, weights: &[f64]) -> Result<GeeFit> {
-    let [term] = fr.terms.as_slice() else {
+    if fr.terms.len() != 1 {
         return Err(Error::Usage(format!(
             "--gee needs exactly one term (1|cluster) in the formula to name the clusters; it has {}",
             fr.terms.len()
         )));
+    }
+    fit_by(fr, 0, family, link, weights)
+}
+
+/// [`fit`] clustered by the grouping factor of random-effects term
+/// `cluster` of the frame (the frame's other terms are ignored: a power
+/// run's model may also have, say, cluster-period effects, which the
+/// exchangeable working correlation within clusters leaves to the sandwich).
+pub fn fit_by(
+    fr: &ModelFrame,
+    cluster: usize,
+    family: Family,
+    link: Link,
+    weights: &[f64],
+) -> Result<GeeFit> {
+    let Some(term) = fr.terms.get(cluster) else {
+        return Err(Error::Usage(
+            "the GEE needs a random-effects term (1|cluster) to name the clusters".into(),
+        ));
     };
     if term.k != 1 {
         return Err(Error::Usage(

@@ -535,6 +535,8 @@ fn estimand_words(e: Estimand) -> &'static str {
         Estimand::Itt => "the intention-to-treat difference",
         Estimand::HighLowContrast => "the difference between high- and low-participating teams",
         Estimand::FullParticipation => "the effect of full participation",
+        Estimand::Conditional => "the cluster-specific (conditional) log odds or rate ratio",
+        Estimand::Marginal => "the population-averaged (marginal) log odds or rate ratio",
     }
 }
 
@@ -996,6 +998,13 @@ fn analysis_words(a: Analysis) -> &'static str {
         Analysis::Lmm(LmmDf::Z) => "a linear mixed model with a Wald z test",
         Analysis::Lmm(LmmDf::Residual) => "a linear mixed model with residual degrees of freedom",
         Analysis::ClusterT => "a two-stage cluster-level t-test",
+        Analysis::Glmm(crate::analysis::GlmmAnalysis::Z) => {
+            "a generalised linear mixed model with a Wald z test"
+        }
+        Analysis::Glmm(crate::analysis::GlmmAnalysis::BetweenWithin) => {
+            "a generalised linear mixed model with between-within degrees of freedom"
+        }
+        Analysis::Glmm(_) => "a GEE with a bias-corrected sandwich variance",
         Analysis::Adherence(_) => "an adherence analysis",
     }
 }

@@ -1,7 +1,7 @@
 //! A power run's summary as JSON and as a readable ADEMP table.
 
 use super::{store, PowerStudy, Summary};
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, Estimand};
 use crate::error::Result;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -127,21 +127,97 @@ pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> 
         crate::config::Mechanism::Mcar => "mcar",
         crate::config::Mechanism::Mar => "mar",
     };
+    let outcome = match study.simulator().link_scale() {
+        Some(ls) => {
+            let r = crate::labels::round_sig;
+            let o = &c.outcome;
+            let between = match (ls.family, o.k) {
+                (crate::glmm::Family::Binomial, None) => format!("latent icc {}", r(o.icc)),
+                _ => format!("k {}", r(ls.k())),
+            };
+            format!(
+                "{} outcome, control-arm mean {} (marginal), {between}, cluster SD {:.4} and effect {:.4} on the link scale{}, cac {}",
+                if ls.family == crate::glmm::Family::Binomial { "binary" } else { "count" },
+                r(study.simulator().control_mean()),
+                ls.sd_cluster,
+                ls.effect,
+                if ls.overdispersion > 0.0 {
+                    format!(", overdispersion {}", r(ls.overdispersion))
+                } else {
+                    String::new()
+                },
+                opt(o.cac)
+            )
+        }
+        None => format!(
+            "{}icc {}, cac {}, iac {}, sd {}",
+            c.outcome
+                .threshold
+                .map(|t| format!("score dichotomised at >= {t}, "))
+                .unwrap_or_default(),
+            c.outcome.icc,
+            opt(c.outcome.cac),
+            opt(c.outcome.iac),
+            c.outcome.sd
+        ),
+    };
     let _ = writeln!(
         t,
-        "Data-generating mechanism: {design}; icc {}, cac {}, iac {}, sd {}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
-        c.outcome.icc,
-        opt(c.outcome.cac),
-        opt(c.outcome.iac),
-        c.outcome.sd,
+        "Data-generating mechanism: {design}; {outcome}, attrition {} ({mech}); replicate r uses random stream (seed, r); config hash {}",
         c.attrition.rate,
         study.config_id
     );
-    let _ = writeln!(
-        t,
-        "Estimand: ITT difference in mean outcome on the reported scale, true value {} (0 under the null)",
-        crate::labels::round_sig(s.true_effect)
-    );
+    if study.simulator().family().is_some() {
+        // Each analysis has its own estimand: list every one in the run.
+        let (ratio, diff) = match study.simulator().family() {
+            Some(crate::glmm::Family::Poisson) => ("rate ratio", "rate difference"),
+            _ => ("odds ratio", "risk difference"),
+        };
+        let mut parts: Vec<String> = Vec::new();
+        for (e, words) in [
+            (Estimand::Itt, diff.to_string()),
+            (
+                Estimand::Conditional,
+                format!("conditional (cluster-specific) log {ratio}"),
+            ),
+            (
+                Estimand::Marginal,
+                format!("marginal (population-averaged) log {ratio}"),
+            ),
+        ] {
+            let rows: Vec<&crate::power::AnalysisSummary> = s
+                .rows
+                .iter()
+                .filter(|r| r.analysis.estimand() == e)
+                .collect();
+            if let Some(first) = rows.first() {
+                let v = first.true_value;
+                parts.push(format!(
+                    "{words} {} ({})",
+                    if v.is_finite() {
+                        format!("{v:.4}")
+                    } else {
+                        "not defined".into()
+                    },
+                    rows.iter()
+                        .map(|r| r.analysis.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        let _ = writeln!(
+            t,
+            "Estimands (bias and coverage against each analysis's own; all 0 under the null): {}",
+            parts.join("; ")
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "Estimand: ITT difference in mean outcome on the reported scale, true value {} (0 under the null)",
+            crate::labels::round_sig(s.true_effect)
+        );
+    }
     let _ = writeln!(
         t,
         "Methods: {} with {}",
@@ -216,7 +292,13 @@ pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> 
                 "note: {name}: {} of {} replicates failed (no usable fit: {}); the measures above use the {} that did not",
                 e.n_failed,
                 e.n + e.n_failed,
-                if e.n == 0 { "every one" } else { "too few rows, a non-identifiable variance, or no valid df" },
+                if e.n == 0 {
+                    "every one"
+                } else if r.analysis.is_glmm() {
+                    "PIRLS or GEE divergence, separation, a singular GEE system, or no valid df"
+                } else {
+                    "too few rows, a non-identifiable variance, or no valid df"
+                },
                 e.n
             );
         }
@@ -244,7 +326,16 @@ pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> 
 /// (the table's note and the HTML report's).
 pub fn analytic_gap_reason(study: &PowerStudy, r: &crate::power::AnalysisSummary) -> String {
     let e = &r.effect;
-    if r.analysis == Analysis::ClusterT {
+    if study.simulator().family().is_some() {
+        format!(
+            "the closed form linearises the binary or count outcome on its own scale (a design effect on proportions or rates, for the {} difference in means); {} tests a different scale, and with {} clusters the asymptotics of its variance are not yet reached ({} of {} fits singular)",
+            if study.simulator().family() == Some(crate::glmm::Family::Poisson) { "rate" } else { "risk" },
+            r.analysis.name(),
+            study.simulator().design().teams(),
+            e.n_singular,
+            e.n
+        )
+    } else if r.analysis == Analysis::ClusterT {
         "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()
     } else if study.simulator().adherence().is_active() {
         "varying participation makes the effect vary between treated teams, adding between-team variance the closed form ignores".to_string()

@@ -5,7 +5,7 @@
 
 use super::Tally;
 use super::{config_hash, config_toml, Record, BATCH};
-use crate::analysis::{AdherenceAnalyses, Analysis, Estimand, LmmDf, Outcome};
+use crate::analysis::{AdherenceAnalyses, Analysis, Estimand, GlmmAnalyses, LmmDf, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lmm::data::DataFrame;
@@ -95,6 +95,12 @@ pub struct PowerStudy {
     pub truths: Vec<f64>,
     /// The adherence analyses (when any is requested).
     adherence: Option<AdherenceAnalyses>,
+    /// The GLMM and GEE analyses (when any is requested).
+    glmm: Option<GlmmAnalyses>,
+    /// A binary or count outcome linearised on its own scale (what the
+    /// analytic power formulas read; see
+    /// [`Simulator::linearised_config`]).
+    pub(super) linearised: Option<Config>,
     /// The resolved config as TOML (recorded in manifests and summaries).
     pub config_text: String,
     /// The run identity ([`config_hash`]).
@@ -119,7 +125,7 @@ impl PowerStudy {
         let sim = Simulator::new(config.clone())?;
         let sim_null = if with_null {
             let mut c0 = config.clone();
-            c0.effect.difference = 0.0;
+            c0.effect = crate::config::Effect::null();
             Some(Simulator::new(c0)?)
         } else {
             None
@@ -184,14 +190,48 @@ impl PowerStudy {
         let delta = config.effect.difference;
         let itt = sim.itt_effect();
         let teams = sim.design().teams();
+        let ratios = sim.log_ratios().unwrap_or((f64::NAN, f64::NAN));
         let truths = methods
             .iter()
             .map(|m| match m.estimand() {
                 Estimand::HighLowContrast => delta * sim.adherence().high_low_contrast(teams),
                 Estimand::FullParticipation => delta,
                 Estimand::Itt => itt,
+                Estimand::Conditional => ratios.0,
+                Estimand::Marginal => ratios.1,
             })
             .collect();
+        let glmm = if methods.iter().any(|m| m.is_glmm()) {
+            let family = sim.family().ok_or_else(|| {
+                Error::invalid(
+                    "analysis.methods",
+                    "(glmm_*, gee_*)",
+                    "needs a binary or count outcome (outcome.measure = \"binary\" or \"count\", or outcome.threshold)",
+                )
+            })?;
+            // The GEE's clusters: the term at the cluster level of the
+            // data-generating process (else the first).
+            let cluster_term = model
+                .frame
+                .terms
+                .iter()
+                .position(|t| t.k == 1 && sim.level_of(&t.spec.group) == Some(Level::Cluster))
+                .unwrap_or(0);
+            Some(GlmmAnalyses::new(
+                &formula,
+                &term,
+                family,
+                cluster_term,
+                config.alpha(),
+                methods.iter().filter_map(|m| match m {
+                    Analysis::Glmm(a) => Some(*a),
+                    _ => None,
+                }),
+            ))
+        } else {
+            None
+        };
+        let linearised = sim.linearised_config();
         let lmm_rules: Vec<(usize, LmmDf)> = methods
             .iter()
             .enumerate()
@@ -214,6 +254,8 @@ impl PowerStudy {
             None
         };
         Ok(PowerStudy {
+            glmm,
+            linearised,
             config_text: config_toml(&config)?,
             config_id: config_hash(&config)?,
             vars,
@@ -258,6 +300,11 @@ impl PowerStudy {
         let design = self.sim.design();
         let sw = design.stepped_wedge()?;
         self.config.outcome.cac?;
+        // The variance parameters of an LMM on a binary or count outcome
+        // have no true values.
+        if self.linearised.is_some() {
+            return None;
+        }
         let vc = self.sim.variance();
         let d = self.sim.simulate(seed, 0);
         let data = self.sim.data_frame(&d);
@@ -355,6 +402,14 @@ impl PowerStudy {
         } = ws;
         out.clear();
         out.resize(self.methods.len(), Outcome::failed());
+        if let Some(ga) = &self.glmm {
+            let res = ga.run(data);
+            for (k, m) in self.methods.iter().enumerate() {
+                if let Analysis::Glmm(a) = m {
+                    out[k] = res.pick(*a);
+                }
+            }
+        }
         // The LMM analyses share one fit; without any, only the model frame
         // (X, y, grouping factors) is built. A design that cannot be built
         // fails every analysis of this replicate.

@@ -116,14 +116,26 @@ impl PowerStudy {
         match (expected, analysis.reference()) {
             (Some(p), _) => p,
             (None, None) => f64::NAN,
-            (None, Some(r)) => crate::analytic::power_for(
-                &self.config,
-                self.simulator().design(),
-                self.alpha,
-                r == Reference::Normal,
-                &self.formula,
-                self.true_effect,
-            ),
+            (None, Some(r)) => match &self.linearised {
+                // A binary or count outcome: the formulas for scores on
+                // its linearised config, at the ITT difference in means.
+                Some(lin) => crate::analytic::power_for(
+                    lin,
+                    self.simulator().design(),
+                    self.alpha,
+                    r == Reference::Normal,
+                    &lin.analysis_formula(),
+                    self.true_effect,
+                ),
+                None => crate::analytic::power_for(
+                    &self.config,
+                    self.simulator().design(),
+                    self.alpha,
+                    r == Reference::Normal,
+                    &self.formula,
+                    self.true_effect,
+                ),
+            },
         }
     }
 }
