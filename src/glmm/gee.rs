@@ -175,8 +175,27 @@ pub fn fit_by(
     // Covariances at the solution.
     let (phi, alpha) = information(&mut st, &beta, &mut hinv, &mut u)?;
     let mut meat = [Mat::zeros(p, p), Mat::zeros(p, p), Mat::zeros(p, p)];
+    // B^{1/2}, the symmetric root of B = (Σ D'V⁻¹D)⁻¹.
+    let mut bh = Mat::default();
+    {
+        let (mut vals, mut vecs, mut tmp) = (Vec::new(), Mat::default(), hinv.clone());
+        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
+        dense::spectral_sum(&vals, &vecs, &mut bh, |_| true, |l| l.max(0.0).sqrt());
+    }
+    let mut mw = MeatWork {
+        s: vec![0.0; p],
+        ..MeatWork::default()
+    };
     for c in 0..g {
-        st.meat(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &hinv, &mut meat);
+        st.meat(
+            fr,
+            &rows[ptr[c]..ptr[c + 1]],
+            alpha,
+            phi,
+            &bh,
+            &mut mw,
+            &mut meat,
+        );
     }
     let sandwich = |m: &Mat| -> Vec<f64> {
         let mut t = Mat::default();
@@ -320,93 +339,101 @@ impl State {
         }
     }
 
-    /// Add the cluster's three meat terms D'V⁻¹ c c' V⁻¹D (robust, MD, KC).
+    /// Q = D'V⁻¹D (p × p) and s = D'V⁻¹(y − μ) (p) of one cluster.
+    fn cluster_qs(
+        &self,
+        fr: &ModelFrame,
+        idx: &[usize],
+        alpha: f64,
+        phi: f64,
+        q: &mut Mat,
+        s: &mut [f64],
+    ) {
+        q.reset(self.p, self.p);
+        s.iter_mut().for_each(|v| *v = 0.0);
+        self.cluster_products(fr, idx, alpha, phi, q, s);
+    }
+
+    /// Add the cluster's three meat terms D'V⁻¹ c c' V⁻¹D (robust, MD, KC),
+    /// c = (I − H)^{−k} e with H = D B D'V⁻¹ the cluster's leverage, k = 0,
+    /// 1 (Mancl–DeRouen) and ½ (Kauermann–Carroll, principal root). H has
+    /// rank ≤ p, so everything is p-dimensional: with Q = D'V⁻¹D, the
+    /// symmetric B^{1/2} (`bh`) and M = B^{1/2} Q B^{1/2} = W Λ W',
+    /// (I − H)^{−k} = I + D B^{1/2} W g(Λ) W' B^{1/2} D'V⁻¹ with
+    /// g(λ) = ((1 − λ)^{−k} − 1)/λ, so D'V⁻¹c = s + Q B^{1/2} W g(Λ) W'
+    /// B^{1/2} s with s = D'V⁻¹e. (A direction with λ ≥ 1 has no inverse;
+    /// it is dropped, g = −1/λ.) Cost O(m p²) per cluster, not O(m³).
+    #[allow(clippy::too_many_arguments)]
     fn meat(
         &self,
         fr: &ModelFrame,
         idx: &[usize],
         alpha: f64,
         phi: f64,
-        b: &Mat,
+        bh: &Mat,
+        w: &mut MeatWork,
         meat: &mut [Mat; 3],
     ) {
-        let (n, p, m) = (fr.n, self.p, idx.len());
-        // D (m × p), V⁻¹ (m × m) and V^{±1/2} through R's square root.
-        let mut d = Mat::zeros(m, p);
-        for (k, &i) in idx.iter().enumerate() {
+        let p = self.p;
+        self.cluster_qs(fr, idx, alpha, phi, &mut w.q, &mut w.s);
+        w.m.set_mul3(bh, &w.q, bh, &mut w.t);
+        w.m.symmetrise();
+        dense::sym_eigen(&mut w.m, &mut w.vals, &mut w.vecs);
+        // t = W' B^{1/2} s.
+        w.bs.clear();
+        w.bs.extend((0..p).map(|a| (0..p).map(|b| bh[(a, b)] * w.s[b]).sum::<f64>()));
+        w.ws.clear();
+        w.ws.extend((0..p).map(|k| (0..p).map(|a| w.vecs[(a, k)] * w.bs[a]).sum::<f64>()));
+        for (slot, k) in [(0usize, 0.0f64), (1, 1.0), (2, 0.5)] {
+            // B^{1/2} W g W' B^{1/2} s, then Q times it.
+            w.z.clear();
+            w.z.extend((0..p).map(|a| {
+                (0..p)
+                    .map(|j| {
+                        let l = w.vals[j];
+                        let g = if k == 0.0 {
+                            0.0
+                        } else if l < 1e-12 {
+                            k // the limit of g as λ → 0
+                        } else if l < 1.0 {
+                            ((1.0 - l).powf(-k) - 1.0) / l
+                        } else {
+                            -1.0 / l
+                        };
+                        w.vecs[(a, j)] * g * w.ws[j]
+                    })
+                    .sum::<f64>()
+            }));
+            w.bs2.clear();
+            w.bs2
+                .extend((0..p).map(|a| (0..p).map(|b| bh[(a, b)] * w.z[b]).sum::<f64>()));
+            w.c.clear();
+            w.c.extend(
+                (0..p).map(|a| w.s[a] + (0..p).map(|b| w.q[(a, b)] * w.bs2[b]).sum::<f64>()),
+            );
             for a in 0..p {
-                d[(k, a)] = self.deriv[i] * fr.x[a * n + i];
-            }
-        }
-        let mut vinv = Mat::zeros(m, m);
-        let mut unit = vec![0.0; m];
-        let mut colv = vec![0.0; m];
-        for j in 0..m {
-            unit.iter_mut().for_each(|v| *v = 0.0);
-            unit[j] = 1.0;
-            self.vinv_times(idx, alpha, phi, &unit, &mut colv);
-            for k in 0..m {
-                vinv[(k, j)] = colv[k];
-            }
-        }
-        // Symmetric square roots of V⁻¹ from its spectrum.
-        let (mut vals, mut vecs) = (Vec::new(), Mat::default());
-        let mut tmp = vinv.clone();
-        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
-        let (mut vih, mut vh) = (Mat::default(), Mat::default());
-        dense::spectral_sum(&vals, &vecs, &mut vih, |_| true, |l| l.max(0.0).sqrt());
-        dense::spectral_sum(&vals, &vecs, &mut vh, |l| l > 0.0, |l| 1.0 / l.sqrt());
-        // S = V^{−1/2} D B D' V^{−1/2}, symmetric.
-        let (mut t1, mut t2, mut dbd) = (Mat::default(), Mat::default(), Mat::default());
-        t1.set_mul(&d, b);
-        let mut dt = Mat::zeros(p, m);
-        for k in 0..m {
-            for a in 0..p {
-                dt[(a, k)] = d[(k, a)];
-            }
-        }
-        dbd.set_mul(&t1, &dt);
-        let mut s = Mat::default();
-        s.set_mul3(&vih, &dbd, &vih, &mut t2);
-        s.symmetrise();
-        // (I − S)^{-1} and (I − S)^{-1/2}.
-        let mut ims = Mat::zeros(m, m);
-        for i in 0..m {
-            for j in 0..m {
-                ims[(i, j)] = f64::from(u8::from(i == j)) - s[(i, j)];
-            }
-        }
-        let mut tmp = ims.clone();
-        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
-        let (mut inv1, mut invh) = (Mat::default(), Mat::default());
-        dense::spectral_sum(&vals, &vecs, &mut inv1, |l| l > 0.0, |l| 1.0 / l);
-        dense::spectral_sum(&vals, &vecs, &mut invh, |l| l > 0.0, |l| 1.0 / l.sqrt());
-        // (I − H)^{-k} = V^{1/2} (I − S)^{-k} V^{−1/2}.
-        let e = Mat::from_column(
-            &idx.iter()
-                .map(|&i| fr.y[i] - self.mu[i])
-                .collect::<Vec<_>>(),
-        );
-        let adjust = |core: &Mat| -> Mat {
-            let mut a = Mat::default();
-            let mut t = Mat::default();
-            a.set_mul3(&vh, core, &vih, &mut t);
-            let mut out = Mat::default();
-            out.set_mul(&a, &e);
-            out
-        };
-        let cs = [e.clone(), adjust(&inv1), adjust(&invh)];
-        let mut g = Mat::default();
-        t1.set_tmul(&d, &vinv); // D'V⁻¹ (p × m)
-        for (k, c) in cs.iter().enumerate() {
-            g.set_mul(&t1, c); // p × 1
-            for a in 0..p {
-                for bb in 0..p {
-                    meat[k][(a, bb)] += g[(a, 0)] * g[(bb, 0)];
+                for b in 0..p {
+                    meat[slot][(a, b)] += w.c[a] * w.c[b];
                 }
             }
         }
     }
+}
+
+/// Scratch for [`State::meat`].
+#[derive(Default)]
+struct MeatWork {
+    q: Mat,
+    m: Mat,
+    t: Mat,
+    vecs: Mat,
+    vals: Vec<f64>,
+    s: Vec<f64>,
+    bs: Vec<f64>,
+    ws: Vec<f64>,
+    z: Vec<f64>,
+    bs2: Vec<f64>,
+    c: Vec<f64>,
 }
 
 /// A GEE summary: estimates with the model-based, robust, MD and KC SEs,
