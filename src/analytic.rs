@@ -131,8 +131,33 @@ pub fn power_for(
     formula: &str,
     effect: f64,
 ) -> f64 {
+    let reference = if normal { Ref::Normal } else { Ref::DesignT };
+    power_ref(cfg, design, alpha, reference, formula, effect)
+}
+
+/// The reference distribution of an analytic power figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ref {
+    /// The Wald z.
+    Normal,
+    /// t on the design's between-cluster df (parallel: clusters − 2;
+    /// stepped wedge: the treatment's between-within df).
+    DesignT,
+    /// t on these df (e.g. a GEE's clusters − p).
+    T(f64),
+}
+
+/// [`power_for`] with any [`Ref`].
+pub fn power_ref(
+    cfg: &Config,
+    design: &Design,
+    alpha: f64,
+    reference: Ref,
+    formula: &str,
+    effect: f64,
+) -> f64 {
     if let Some(sw) = design.stepped_wedge() {
-        return sw_power(cfg, design, sw, alpha, normal, effect);
+        return sw_power(cfg, design, sw, alpha, reference, effect);
     }
     let s = parallel_summary(cfg, design);
     let se = if adjusts_for_baseline(cfg, formula) {
@@ -141,11 +166,13 @@ pub fn power_for(
         s.se_unadjusted
     };
     let lambda = effect.abs() / se;
-    if normal {
-        let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
-        crate::stats::normal_power(lambda, z)
-    } else {
-        t_power(lambda, s.k_treated + s.k_control - 2.0, alpha)
+    match reference {
+        Ref::Normal => {
+            let z = crate::stats::normal_quantile(1.0 - alpha / 2.0);
+            crate::stats::normal_power(lambda, z)
+        }
+        Ref::DesignT => t_power(lambda, s.k_treated + s.k_control - 2.0, alpha),
+        Ref::T(df) => t_power(lambda, df, alpha),
     }
 }
 
@@ -346,7 +373,7 @@ pub fn sw_power(
     design: &Design,
     sw: &SteppedWedgeDesign,
     alpha: f64,
-    normal: bool,
+    reference: Ref,
     itt: f64,
 ) -> f64 {
     let nclus = design.teams();
@@ -356,11 +383,14 @@ pub fn sw_power(
     let cells = sw_cells(design, sw);
     let periods = cells.0.first().map_or(0, Vec::len);
     let observed = cells.0.iter().flatten().filter(|e| e.is_some()).count();
-    let df = observed as f64 - nclus as f64 - periods as f64;
+    let df = match reference {
+        Ref::T(df) => df,
+        _ => observed as f64 - nclus as f64 - periods as f64,
+    };
     // Under an implementation lag the analysis estimates κ·δ (κ < 1).
     let at = |(var, kappa): (f64, f64)| {
         let effect = itt * kappa;
-        if normal {
+        if reference == Ref::Normal {
             power_from_variance(effect, var, alpha)
         } else {
             t_power(effect / var.sqrt(), df, alpha)

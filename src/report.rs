@@ -431,12 +431,19 @@ fn discrete_lines(cfg: &Config, design: &Design, s: &mut String, name: &str, df:
     }
     let formula = lin.analysis_formula();
     let at = |normal| crate::analytic::power_for(&lin, design, cfg.alpha(), normal, &formula, itt);
+    let how = if design.stepped_wedge().is_some() {
+        format!("ICC {:.4}, cac {}", lo.icc, lo.cac.unwrap_or(1.0))
+    } else {
+        format!(
+            "design effect {:.3}, ICC {:.4}",
+            parallel_summary(&lin, design).design_effect,
+            lo.icc
+        )
+    };
     let _ = writeln!(
         s,
-        "{name} at alpha {} (linearised on the outcome scale: design effect {:.3}, ICC {:.4}; the {what} {:.4}): {:.3} with a z test, {:.3} with a t test on the {df}",
+        "{name} at alpha {} (linearised on the outcome scale: {how}; the {what} {:.4}): {:.3} with a z test, {:.3} with a t test on the {df}",
         cfg.alpha(),
-        parallel_summary(&lin, design).design_effect,
-        lo.icc,
         itt,
         at(true),
         at(false)

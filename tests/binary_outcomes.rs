@@ -447,3 +447,29 @@ fn the_cli_refuses_with_exit_2() {
         assert!(err.starts_with("error:"), "{err}");
     }
 }
+
+#[test]
+fn count_analytic_power_is_hayes_and_bennetts_formula() {
+    // Equal sizes, no overdispersion: the linearised design effect is
+    // exactly Hayes & Bennett's Var = Σ_arms (λ/m + k²λ²)/clusters.
+    let sim = Simulator::new(cfg(COUNT, &["outcome.overdispersion=0"])).unwrap();
+    let lin = sim.linearised_config().unwrap();
+    let design = crtsim::design::Design::from_config(&lin).unwrap();
+    let itt = sim.itt_effect();
+    assert!((itt - (1.75 - 2.5)).abs() < 1e-9);
+    let power = |normal| {
+        crtsim::analytic::power_for(&lin, &design, 0.05, normal, &lin.analysis_formula(), itt)
+    };
+    let (l0, l1, k, m, c) = (2.5f64, 1.75f64, 0.3f64, 20.0, 20.0);
+    let var = (l0 / m + k * k * l0 * l0) / c + (l1 / m + k * k * l1 * l1) / c;
+    let z = crtsim::stats::normal_quantile(0.975);
+    let want = crtsim::stats::normal_power((l0 - l1) / var.sqrt(), z);
+    assert!(
+        (power(true) - want).abs() < 1e-9,
+        "{} vs {want}",
+        power(true)
+    );
+    // The small-sample column: t on 40 − 2 df.
+    let want_t = crtsim::stats::t_power((l0 - l1) / var.sqrt(), 38.0, 0.05);
+    assert!((power(false) - want_t).abs() < 1e-9);
+}

@@ -70,7 +70,8 @@ impl GlmmAnalysis {
     pub fn reference(self) -> Reference {
         match self {
             GlmmAnalysis::Z => Reference::Normal,
-            _ => Reference::SmallSampleT,
+            GlmmAnalysis::BetweenWithin => Reference::SmallSampleT,
+            GlmmAnalysis::GeeMd | GlmmAnalysis::GeeKc => Reference::ClustersMinusP,
         }
     }
 

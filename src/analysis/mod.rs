@@ -64,6 +64,8 @@ pub enum Reference {
     Normal,
     /// A t test on the design's between-cluster df (the small-sample version).
     SmallSampleT,
+    /// A t test on clusters − p df, p the fixed-effect coefficients (GEE).
+    ClustersMinusP,
 }
 
 impl Analysis {

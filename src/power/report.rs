@@ -327,13 +327,36 @@ pub fn summary_table_for(study: &PowerStudy, s: &Summary, shard: (u64, u64)) -> 
 pub fn analytic_gap_reason(study: &PowerStudy, r: &crate::power::AnalysisSummary) -> String {
     let e = &r.effect;
     if study.simulator().family().is_some() {
+        // Whether the test's own SE over- or understates the spread of
+        // its estimates says which way the small-sample behaviour goes.
+        let ratio = e.mean_model_se / e.empirical_se;
+        let se = if ratio > 1.02 {
+            format!(
+                "its SE overstates the spread of its estimates (mean {:.3} against an empirical {:.3}), so with {} clusters the test is conservative and loses power",
+                e.mean_model_se,
+                e.empirical_se,
+                study.simulator().design().teams()
+            )
+        } else if ratio < 0.98 {
+            format!(
+                "its SE understates the spread of its estimates (mean {:.3} against an empirical {:.3}: {} of {} fits singular), so with {} clusters the test rejects too often",
+                e.mean_model_se,
+                e.empirical_se,
+                e.n_singular,
+                e.n,
+                study.simulator().design().teams()
+            )
+        } else {
+            format!(
+                "with {} clusters the asymptotics are not yet reached ({} of {} fits singular)",
+                study.simulator().design().teams(),
+                e.n_singular,
+                e.n
+            )
+        };
         format!(
-            "the closed form linearises the binary or count outcome on its own scale (a design effect on proportions or rates, for the {} difference in means); {} tests a different scale, and with {} clusters the asymptotics of its variance are not yet reached ({} of {} fits singular)",
+            "the closed form linearises the outcome on its own scale (a design effect on proportions or rates, for the {} difference in means) with known variance components; {se}",
             if study.simulator().family() == Some(crate::glmm::Family::Poisson) { "rate" } else { "risk" },
-            r.analysis.name(),
-            study.simulator().design().teams(),
-            e.n_singular,
-            e.n
         )
     } else if r.analysis == Analysis::ClusterT {
         "the closed form is the LMM's; the cluster-level test weights teams equally, which loses efficiency when team sizes vary".to_string()

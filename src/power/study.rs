@@ -101,6 +101,9 @@ pub struct PowerStudy {
     /// analytic power formulas read; see
     /// [`Simulator::linearised_config`]).
     pub(super) linearised: Option<Config>,
+    /// Fixed-effect coefficients of the analysis model (on the probe
+    /// trial), for the GEE's clusters − p df.
+    pub(super) fixed_p: usize,
     /// The resolved config as TOML (recorded in manifests and summaries).
     pub config_text: String,
     /// The run identity ([`config_hash`]).
@@ -254,6 +257,7 @@ impl PowerStudy {
             None
         };
         Ok(PowerStudy {
+            fixed_p: model.frame.p,
             glmm,
             linearised,
             config_text: config_toml(&config)?,

@@ -116,26 +116,30 @@ impl PowerStudy {
         match (expected, analysis.reference()) {
             (Some(p), _) => p,
             (None, None) => f64::NAN,
-            (None, Some(r)) => match &self.linearised {
+            (None, Some(r)) => {
+                use crate::analytic::Ref;
+                let reference = match r {
+                    Reference::Normal => Ref::Normal,
+                    Reference::SmallSampleT => Ref::DesignT,
+                    Reference::ClustersMinusP => {
+                        Ref::T(self.simulator().design().teams() as f64 - self.fixed_p as f64)
+                    }
+                };
                 // A binary or count outcome: the formulas for scores on
                 // its linearised config, at the ITT difference in means.
-                Some(lin) => crate::analytic::power_for(
-                    lin,
+                let (cfg, formula) = match &self.linearised {
+                    Some(lin) => (lin, lin.analysis_formula()),
+                    None => (&self.config, self.formula.clone()),
+                };
+                crate::analytic::power_ref(
+                    cfg,
                     self.simulator().design(),
                     self.alpha,
-                    r == Reference::Normal,
-                    &lin.analysis_formula(),
+                    reference,
+                    &formula,
                     self.true_effect,
-                ),
-                None => crate::analytic::power_for(
-                    &self.config,
-                    self.simulator().design(),
-                    self.alpha,
-                    r == Reference::Normal,
-                    &self.formula,
-                    self.true_effect,
-                ),
-            },
+                )
+            }
         }
     }
 }

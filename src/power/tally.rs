@@ -51,7 +51,13 @@ impl Acc {
         let var_est = self.m2_est / (nf - 1.0);
         let emp_se = var_est.sqrt();
         let var_se = self.m2_se / (nf - 1.0);
-        let cover = self.cover as f64 / nf;
+        // No true value (e.g. a dichotomised score's conditional odds
+        // ratio): no coverage either.
+        let cover = if truth.is_nan() {
+            f64::NAN
+        } else {
+            self.cover as f64 / nf
+        };
         let nan_if_empty = |x: f64| if n == 0 { f64::NAN } else { x };
         Performance {
             n,
