@@ -145,13 +145,18 @@ impl GlmmAnalyses {
         let Some(j) = g.model.frame.x_names.iter().position(|n| n == &self.term) else {
             return GlmmResults(out);
         };
+        // One GLM start for both fits.
+        let Ok(beta0) = g.glm_start() else {
+            return GlmmResults(out);
+        };
         if self.gee {
-            if let Ok(fit) = gee::fit_by(
+            if let Ok(fit) = gee::fit_by_from(
                 &g.model.frame,
                 self.cluster_term,
                 self.family,
                 link,
                 &g.weights,
+                beta0.clone(),
             ) {
                 for (a, v) in [
                     (GlmmAnalysis::GeeMd, GeeVariance::ManclDeRouen),
@@ -169,7 +174,7 @@ impl GlmmAnalyses {
             }
         }
         if self.glmm {
-            if let Ok(fit) = g.fit() {
+            if let Ok(fit) = g.fit_from(&beta0) {
                 let se = fit.se(j);
                 let converged = fit.optimizer.converged;
                 out[GlmmAnalysis::Z as usize] = Outcome::new(

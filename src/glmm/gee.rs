@@ -97,6 +97,20 @@ pub fn fit_by(
     link: Link,
     weights: &[f64],
 ) -> Result<GeeFit> {
+    let beta0 = glm_irls(fr, family, link, weights)?;
+    fit_by_from(fr, cluster, family, link, weights, beta0)
+}
+
+/// [`fit_by`] from a given start `beta0` (the GLM's, e.g. shared with a
+/// GLMM fit of the same data).
+pub fn fit_by_from(
+    fr: &ModelFrame,
+    cluster: usize,
+    family: Family,
+    link: Link,
+    weights: &[f64],
+    beta0: Vec<f64>,
+) -> Result<GeeFit> {
     let Some(term) = fr.terms.get(cluster) else {
         return Err(Error::Usage(
             "the GEE needs a random-effects term (1|cluster) to name the clusters".into(),
@@ -129,7 +143,13 @@ pub fn fit_by(
         rows[fill[r as usize]] = i;
         fill[r as usize] += 1;
     }
-    let mut beta = glm_irls(fr, family, link, weights)?;
+    let mut beta = beta0;
+    if beta.len() != p {
+        return Err(Error::Usage(format!(
+            "the GEE start has {} coefficients for {p} columns",
+            beta.len()
+        )));
+    }
     let mut st = State::new(n, p);
     let mut converged = false;
     let mut iterations = 0;
@@ -290,23 +310,11 @@ impl State {
         (phi, alpha)
     }
 
-    /// V_i⁻¹ v for the cluster's rows: (1/φ) A^{−1/2} R⁻¹ A^{−1/2} v with
-    /// the exchangeable R⁻¹ = (I − c 11')/(1 − α), c = α/(1 + (m − 1)α).
-    fn vinv_times(&self, idx: &[usize], alpha: f64, phi: f64, v: &[f64], out: &mut [f64]) {
-        let m = idx.len() as f64;
-        let c = alpha / (1.0 + (m - 1.0) * alpha);
-        let s: f64 = idx
-            .iter()
-            .zip(v)
-            .map(|(&i, x)| x / self.var[i].sqrt())
-            .sum();
-        for (k, &i) in idx.iter().enumerate() {
-            let a = 1.0 / self.var[i].sqrt();
-            out[k] = a * (a * v[k] - c * s) / ((1.0 - alpha) * phi);
-        }
-    }
-
-    /// Add D'V⁻¹D into h and D'V⁻¹(y − μ) into u for one cluster.
+    /// Add D'V⁻¹D into h and D'V⁻¹(y − μ) into u for one cluster. With the
+    /// exchangeable V⁻¹ = k·A^{−1/2}(I − c11')A^{−1/2}, k = 1/((1 − α)φ),
+    /// these are k[Σ d_i d_i'/v_i − c t t'] and k[Σ d_i e_i/v_i − c t t_e]
+    /// with d_i = μ'(η_i) x_i, t = Σ d_i/√v_i and t_e = Σ e_i/√v_i:
+    /// O(m p²) with no m × m work.
     fn cluster_products(
         &self,
         fr: &ModelFrame,
@@ -316,26 +324,39 @@ impl State {
         h: &mut Mat,
         u: &mut [f64],
     ) {
-        let (n, p, m) = (fr.n, self.p, idx.len());
-        let mut col = vec![0.0; m];
-        let mut vd = vec![0.0; m];
-        let e: Vec<f64> = idx.iter().map(|&i| fr.y[i] - self.mu[i]).collect();
-        let mut ve = vec![0.0; m];
-        self.vinv_times(idx, alpha, phi, &e, &mut ve);
-        for b in 0..p {
-            for (k, &i) in idx.iter().enumerate() {
-                col[k] = self.deriv[i] * fr.x[b * n + i];
-            }
-            self.vinv_times(idx, alpha, phi, &col, &mut vd);
+        let (n, p) = (fr.n, self.p);
+        let m = idx.len() as f64;
+        let c = alpha / (1.0 + (m - 1.0) * alpha);
+        let k = 1.0 / ((1.0 - alpha) * phi);
+        let mut t: smallvec::SmallVec<[f64; 16]> = smallvec::smallvec![0.0; p];
+        let mut te = 0.0;
+        for &i in idx {
+            let v = self.var[i];
+            let rs = 1.0 / v.sqrt();
+            let e = fr.y[i] - self.mu[i];
+            let di = self.deriv[i];
+            te += e * rs;
             for a in 0..p {
-                let s: f64 = idx
-                    .iter()
-                    .zip(&vd)
-                    .map(|(&i, v)| self.deriv[i] * fr.x[a * n + i] * v)
-                    .sum();
-                h[(a, b)] += s;
+                let da = di * fr.x[a * n + i];
+                t[a] += da * rs;
+                u[a] += k * da * e / v;
+                for b in 0..=a {
+                    h[(a, b)] += k * da * di * fr.x[b * n + i] / v;
+                }
             }
-            u[b] += (0..m).map(|k| col[k] * ve[k]).sum::<f64>();
+        }
+        for a in 0..p {
+            u[a] -= k * c * t[a] * te;
+            for b in 0..=a {
+                h[(a, b)] -= k * c * t[a] * t[b];
+            }
+        }
+        // Mirror the lower triangle (h holds only this cluster's share
+        // plus earlier clusters', all symmetric).
+        for a in 0..p {
+            for b in 0..a {
+                h[(b, a)] = h[(a, b)];
+            }
         }
     }
 

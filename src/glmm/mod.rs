@@ -22,6 +22,7 @@
 pub mod family;
 pub mod gee;
 pub mod report;
+pub mod scalar;
 
 use crate::error::{Error, Result};
 use crate::lmm::data::DataFrame;
@@ -53,6 +54,7 @@ pub struct Glmm {
     beta_old: Vec<f64>,
     nodes: Vec<f64>,
     node_w: Vec<f64>,
+    scalar_work: scalar::ScalarWork,
 }
 
 /// A fitted GLMM.
@@ -164,6 +166,7 @@ impl Glmm {
             nodes,
             node_w,
             model,
+            scalar_work: scalar::ScalarWork::default(),
         })
     }
 
@@ -376,6 +379,27 @@ impl Glmm {
 
     /// Fit by maximum likelihood (Laplace or AGQ).
     pub fn fit(&mut self) -> Result<GlmmFit> {
+        if self.nagq == 1 && scalar::applies(&self.model.frame, self.family, self.link) {
+            let beta0 = self.glm_start()?;
+            return self.fit_scalar(&beta0);
+        }
+        self.fit_general()
+    }
+
+    /// [`Glmm::fit`] from a given GLM start `beta0` (the GLM without random
+    /// effects, e.g. shared with a GEE fit of the same data); the general
+    /// path makes its own.
+    pub fn fit_from(&mut self, beta0: &[f64]) -> Result<GlmmFit> {
+        if self.nagq == 1 && scalar::applies(&self.model.frame, self.family, self.link) {
+            return self.fit_scalar(beta0);
+        }
+        self.fit_general()
+    }
+
+    /// [`Glmm::fit`] by the general path (sparse PIRLS, derivative-free
+    /// optimisation, finite-difference Hessian) whatever the model: what
+    /// the one-scalar-effect path is checked against.
+    pub fn fit_general(&mut self) -> Result<GlmmFit> {
         let nth = self.model.pls.ntheta;
         let p = self.model.frame.p;
         // Stage 1 (glmer's nAGQ = 0): θ alone, β and u jointly by PIRLS,
@@ -430,8 +454,41 @@ impl Glmm {
         })
     }
 
+    /// [`Glmm::fit`] by the one-scalar-effect path ([`scalar`]).
+    fn fit_scalar(&mut self, beta0: &[f64]) -> Result<GlmmFit> {
+        let mut w = std::mem::take(&mut self.scalar_work);
+        let fr = &self.model.frame;
+        let fit = scalar::fit(fr, self.family, self.link, &self.weights, beta0, &mut w);
+        self.scalar_work = w;
+        let fit = fit
+            .ok_or_else(|| {
+                Error::Usage(
+                    "the GLMM fit failed: the deviance is not finite (check the response for separation or extreme counts)".into(),
+                )
+            })?;
+        let p = fr.p;
+        let mut x = vec![fit.theta];
+        x.extend_from_slice(&fit.beta);
+        let mut optimizer = optim::OptResult::given(&x, "newton (analytic gradient)");
+        optimizer.f = fit.deviance;
+        optimizer.evals = fit.evals;
+        optimizer.converged = fit.converged;
+        Ok(GlmmFit {
+            singular: fit.theta < crate::lmm::SINGULAR_TOL,
+            theta: vec![fit.theta],
+            beta: fit.beta,
+            names: fr.x_names.clone(),
+            vcov: fit.vcov,
+            deviance: fit.deviance,
+            n: fr.n,
+            df_model: p + 1,
+            optimizer,
+            b: fit.b,
+        })
+    }
+
     /// Starting β: the GLM without random effects (IRLS).
-    fn glm_start(&mut self) -> Result<Vec<f64>> {
+    pub fn glm_start(&mut self) -> Result<Vec<f64>> {
         glm_irls(&self.model.frame, self.family, self.link, &self.weights)
     }
 
