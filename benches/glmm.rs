@@ -4,6 +4,11 @@
 //! random-effect terms), and cbpp by 25-point quadrature. glmer takes
 //! 110–141 ms, 361 ms and 236–309 ms for these on the development machine
 //! (README, "Binary and count outcomes").
+//!
+//! `replicate_refocus_binary_glmm_gee` is one whole power-run replicate of
+//! `configs/refocus_binary.toml` analysed by `glmm_z` and `gee_md`:
+//! simulate (27 teams, ~297 analysed), build the data and model frames,
+//! fit the Laplace GLMM and the GEE (issue 13, acceptance 4).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,6 +50,20 @@ fn bench(c: &mut Criterion) {
                 "recovered ~ treat + period + (1|cluster) + (1|cluster:period)",
                 1,
             ))
+        })
+    });
+    let cfg = crtsim::config::Config::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/configs/refocus_binary.toml"),
+        &["analysis.methods=[\"glmm_z\",\"gee_md\"]".to_string()],
+    )
+    .unwrap();
+    let study = crtsim::power::PowerStudy::new(cfg, false).unwrap();
+    let mut ws = crtsim::power::Workspace::default();
+    let mut rep = 0u64;
+    c.bench_function("replicate_refocus_binary_glmm_gee", |b| {
+        b.iter(|| {
+            rep += 1;
+            black_box(study.replicate(2011, rep, 0, &mut ws)[0].estimate)
         })
     });
     let cbpp = data("cbpp_bernoulli");
