@@ -72,6 +72,7 @@ fn check(name: &str, se_tol: f64) {
         o["fixed"].as_array().unwrap(),
     );
     assert_eq!(of.len(), rf.len(), "{name}: number of fixed effects");
+    let mut worst = (0.0f64, 0.0f64);
     for (a, b) in rf.iter().zip(of) {
         let term = a["term"].as_str().unwrap();
         assert_eq!(b["term"].as_str().unwrap(), term);
@@ -82,6 +83,7 @@ fn check(name: &str, se_tol: f64) {
         assert!(rel(e1, e2) < 1e-3, "{name} {term}: estimate {e1} vs {e2}");
         let (s1, s2) = (b["se"].as_f64().unwrap(), a["se"].as_f64().unwrap());
         assert!(rel(s1, s2) < se_tol, "{name} {term}: se {s1} vs {s2}");
+        worst = (worst.0.max(rel(e1, e2)), worst.1.max(rel(s1, s2)));
     }
     let th_r: Vec<f64> = match &r["theta"] {
         Value::Array(v) => v.iter().map(|x| x.as_f64().unwrap()).collect(),
@@ -94,6 +96,19 @@ fn check(name: &str, se_tol: f64) {
         .map(|x| x.as_f64().unwrap())
         .collect();
     assert_eq!(th_o.len(), th_r.len(), "{name}: length of theta");
+    let th_worst = th_o
+        .iter()
+        .zip(&th_r)
+        .map(|(a, b)| if *b == 0.0 { a.abs() } else { rel(*a, *b) })
+        .fold(0.0f64, f64::max);
+    // The README's table (visible with --nocapture).
+    eprintln!(
+        "{name}: -2logLik difference {:+.2e}, worst estimate {:.1e}, worst SE {:.1e}, theta {:.1e}",
+        dev - rdev,
+        worst.0,
+        worst.1,
+        th_worst
+    );
     for (a, b) in th_o.iter().zip(&th_r) {
         let ok = if *b == 0.0 {
             a.abs() < 1e-3
