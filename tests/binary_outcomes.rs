@@ -473,3 +473,45 @@ fn count_analytic_power_is_hayes_and_bennetts_formula() {
     let want_t = crtsim::stats::t_power((l0 - l1) / var.sqrt(), 38.0, 0.05);
     assert!((power(false) - want_t).abs() < 1e-9);
 }
+
+#[test]
+fn rare_events_and_separation_are_counted_failures_not_numbers() {
+    // About two events per trial, or almost every user with the outcome:
+    // trials with no events in an arm are separated. Those fits fail and
+    // are counted; no estimate is a runaway number.
+    for sets in [
+        &["outcome.prevalence=0.003"][..],
+        &["outcome.prevalence=0.999", "effect.odds_ratio=1.0"][..],
+    ] {
+        let study = PowerStudy::new(cfg(BINARY, sets), true).unwrap();
+        let s = run_study(&study, 60, 3);
+        let failed: usize = s.rows.iter().map(|r| r.effect.n_failed).sum();
+        assert!(failed > 0, "{sets:?}: some fits should fail");
+        for r in &s.rows {
+            let e = &r.effect;
+            if e.n > 0 {
+                assert!(
+                    e.bias.abs() < 5.0,
+                    "{sets:?} {}: bias {}",
+                    r.analysis,
+                    e.bias
+                );
+                assert!(
+                    e.mean_model_se < 50.0,
+                    "{sets:?} {}: SE {}",
+                    r.analysis,
+                    e.mean_model_se
+                );
+            }
+            let null = r.null.as_ref().unwrap();
+            if null.n > 0 {
+                assert!(
+                    null.reject < 0.5,
+                    "{sets:?} {}: size {}",
+                    r.analysis,
+                    null.reject
+                );
+            }
+        }
+    }
+}

@@ -16,6 +16,11 @@ use crate::glmm::gee::{self, GeeVariance};
 use crate::glmm::{Family, Glmm};
 use crate::lmm::data::DataFrame;
 
+/// The SE (log odds or log rate) beyond which a GLMM's tested coefficient
+/// is taken as not finite (quasi-complete separation, e.g. no events in
+/// one arm): an odds ratio known only to within a factor e^100.
+pub const QUASI_SEPARATION_SE: f64 = 50.0;
+
 /// One GLMM or GEE analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GlmmAnalysis {
@@ -158,10 +163,17 @@ impl GlmmAnalyses {
                 &g.weights,
                 beta0.clone(),
             ) {
-                for (a, v) in [
-                    (GlmmAnalysis::GeeMd, GeeVariance::ManclDeRouen),
-                    (GlmmAnalysis::GeeKc, GeeVariance::KauermannCarroll),
-                ] {
+                // Scoring that did not converge (β drifting off under
+                // separation) is a failed fit, not a huge estimate.
+                let pairs = if fit.converged {
+                    &[
+                        (GlmmAnalysis::GeeMd, GeeVariance::ManclDeRouen),
+                        (GlmmAnalysis::GeeKc, GeeVariance::KauermannCarroll),
+                    ][..]
+                } else {
+                    &[][..]
+                };
+                for &(a, v) in pairs {
                     out[a as usize] = Outcome::new(
                         fit.beta[j],
                         fit.se(j, v),
@@ -174,7 +186,14 @@ impl GlmmAnalyses {
             }
         }
         if self.glmm {
-            if let Ok(fit) = g.fit_from(&beta0) {
+            // A tested coefficient with an SE beyond QUASI_SEPARATION_SE
+            // (log scale) is quasi-separated (e.g. no events in one arm):
+            // its estimate is not finite, so the fit counts as failed.
+            let fit = g
+                .fit_from(&beta0)
+                .ok()
+                .filter(|f| f.se(j) < QUASI_SEPARATION_SE);
+            if let Some(fit) = fit {
                 let se = fit.se(j);
                 let converged = fit.optimizer.converged;
                 out[GlmmAnalysis::Z as usize] = Outcome::new(

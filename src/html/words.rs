@@ -15,14 +15,29 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Order of preference among analyses that hold their size equally well.
-const PREFERENCE: [Analysis; 6] = [
+/// Binary and count outcomes: the GLMM on between-within df, then the
+/// Kauermann–Carroll GEE, ahead of the cluster-level test.
+const PREFERENCE: [Analysis; 10] = [
     Analysis::Lmm(LmmDf::Satterthwaite),
     Analysis::Lmm(LmmDf::KenwardRoger),
     Analysis::Lmm(LmmDf::BetweenWithin),
+    Analysis::Glmm(crate::analysis::GlmmAnalysis::BetweenWithin),
+    Analysis::Glmm(crate::analysis::GlmmAnalysis::GeeKc),
     Analysis::ClusterT,
+    Analysis::Glmm(crate::analysis::GlmmAnalysis::GeeMd),
     Analysis::Lmm(LmmDf::Z),
+    Analysis::Glmm(crate::analysis::GlmmAnalysis::Z),
     Analysis::Lmm(LmmDf::Residual),
 ];
+
+/// The analyses that test the intervention effect itself (every one but
+/// the adherence analyses, which have estimands of their own).
+fn tests_effect(a: Analysis) -> bool {
+    matches!(
+        a.estimand(),
+        Estimand::Itt | Estimand::Conditional | Estimand::Marginal
+    )
+}
 
 /// Whether a type-I error is consistent with alpha or above it (by more
 /// than 2 Monte Carlo SEs).
@@ -36,11 +51,7 @@ fn holds_size(null: &Performance, alpha: f64) -> bool {
 /// than 2 MC SE (without a null run, the first of them that was run; if
 /// none holds its size, the one that rejects a true null least often).
 pub fn recommend(s: &Summary) -> (Analysis, String) {
-    let itt: Vec<_> = s
-        .rows
-        .iter()
-        .filter(|r| r.analysis.estimand() == Estimand::Itt)
-        .collect();
+    let itt: Vec<_> = s.rows.iter().filter(|r| tests_effect(r.analysis)).collect();
     let rank = |a: Analysis| PREFERENCE.iter().position(|&p| p == a).unwrap_or(99);
     if itt.is_empty() {
         let a = s
@@ -68,8 +79,14 @@ pub fn recommend(s: &Summary) -> (Analysis, String) {
         return (
             best.analysis,
             format!(
-                "its simulated type-I error is consistent with the nominal {} or below it, and it is the first such analysis in the order Satterthwaite, Kenward-Roger, between-within, cluster-level t, Wald z (small-sample methods first; {} of {} analyses hold their size)",
+                "its simulated type-I error is consistent with the nominal {} or below it, and it is the first such analysis in the order {} (small-sample methods first; {} of {} analyses hold their size)",
                 pct(s.alpha),
+                PREFERENCE
+                    .iter()
+                    .filter(|a| itt.iter().any(|r| r.analysis == **a))
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 valid.len(),
                 itt.len()
             ),
@@ -97,6 +114,9 @@ pub fn recommend(s: &Summary) -> (Analysis, String) {
 /// "a difference of 3 points on the QPR-15 total (0-60) (SD 10.1)".
 pub fn effect_words(cfg: &Config, s: &Summary) -> String {
     let o = &cfg.outcome;
+    if o.measure.is_discrete() || o.threshold.is_some() {
+        return discrete_effect_words(cfg, s);
+    }
     let mut t = format!(
         "a difference of {} points on {}, SD {}",
         round_sig(s.true_effect),
@@ -111,6 +131,41 @@ pub fn effect_words(cfg: &Config, s: &Summary) -> String {
         );
     }
     t
+}
+
+/// A binary or count outcome's effect: the difference in means the
+/// power refers to, the arms' means, and the effect as configured.
+fn discrete_effect_words(cfg: &Config, s: &Summary) -> String {
+    let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) else {
+        return format!("a difference of {}", round_sig(s.true_effect));
+    };
+    let p0 = sim.control_mean();
+    let count = sim.family() == Some(crate::glmm::Family::Poisson);
+    let (what, mean) = if count {
+        ("rate difference", "mean count")
+    } else {
+        ("risk difference", "prevalence")
+    };
+    let e = &cfg.effect;
+    let given = match (e.odds_ratio, e.rate_ratio) {
+        (Some(v), _) => format!(
+            "; a cluster-specific odds ratio of {} at full adherence",
+            round_sig(v)
+        ),
+        (_, Some(v)) => format!("; a rate ratio of {} at full adherence", round_sig(v)),
+        _ if cfg.outcome.threshold.is_some() => format!(
+            "; a {}-point effect on the score, dichotomised at {} or more",
+            round_sig(e.difference),
+            round_sig(cfg.outcome.threshold.unwrap_or(f64::NAN))
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "a {what} of {} ({mean} {} in the control arm, {} in the intervention arm{given})",
+        round_sig(s.true_effect),
+        round_sig(p0),
+        round_sig(p0 + s.true_effect)
+    )
 }
 
 /// "27 teams of on average 14.9 service users".

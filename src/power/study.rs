@@ -140,13 +140,34 @@ impl PowerStudy {
         let parsed = crate::lmm::formula::Formula::parse(&formula).map_err(|e| {
             Error::invalid("analysis.formula", format!("{formula:?}"), &e.to_string())
         })?;
-        let probe_data = sim.simulate(0, 0);
-        let probe = sim.data_frame(&probe_data);
-        let model = Model::from_formula(&parsed, &probe, true).map_err(|e| {
+        // A binary or count outcome may not vary in one trial (a rare
+        // event): the probe tries up to PROBES trials before refusing.
+        const PROBES: u64 = 20;
+        let tries = if sim.family().is_some() { PROBES } else { 1 };
+        let mut probe_data = sim.simulate(0, 0);
+        let mut probe = sim.data_frame(&probe_data);
+        let mut built = Model::from_formula(&parsed, &probe, true);
+        for rep in 1..tries {
+            if built.is_ok() {
+                break;
+            }
+            probe_data = sim.simulate(0, rep);
+            probe = sim.data_frame(&probe_data);
+            built = Model::from_formula(&parsed, &probe, true);
+        }
+        let model = built.map_err(|e| {
             // A formula that parses but cannot be fitted to the design's data
             // (e.g. attrition leaves too few rows): say which trial was tried.
+            let which = if tries > 1 {
+                format!(
+                    "in none of {tries} simulated trials (seed 0, replicates 0 to {}; the last had",
+                    tries - 1
+                )
+            } else {
+                "to a simulated trial (seed 0, replicate 0:".to_string()
+            };
             let why = format!(
-                "cannot be fitted to a simulated trial (seed 0, replicate 0: {} service users, {} with a follow-up): {e}",
+                "cannot be fitted {which} {} service users, {} with a follow-up): {e}",
                 probe_data.len(),
                 probe_data.n_followup()
             );
