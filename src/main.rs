@@ -444,11 +444,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     "--family fits by maximum likelihood (Laplace or quadrature): drop --ml and --lrt".into(),
                 ));
             }
-            let frame = DataFrame::read_csv(&data)?;
-            let family = family.family();
-            let link = link.map_or(family.canonical(), LinkArg::link);
-            link.check_family(family)?;
-            let bw = match df {
+            let between_within = match df {
                 None => false,
                 Some(DfMethod::BetweenWithin) => true,
                 Some(d) => {
@@ -458,37 +454,16 @@ fn run(cli: Cli) -> Result<(), Error> {
                     )));
                 }
             };
-            if gee.is_some() && bw {
-                return Err(Error::Usage(
-                    "--gee tests on clusters - p df; drop --df".into(),
-                ));
-            }
-            let mut g = crtsim::glmm::Glmm::new(&formula, &frame, family, link, nagq)?;
-            if let Some(v) = gee {
-                use crtsim::glmm::gee;
-                let v = v.variance();
-                let fit = gee::fit(&g.model.frame, family, link, &g.weights)?;
-                return emit(&if json {
-                    let j = gee::to_json(&fit, v, &formula, family, link);
-                    serde_json::to_string_pretty(&j).map_err(|e| Error::Usage(e.to_string()))?
-                        + "\n"
-                } else {
-                    gee::summary(&fit, v, &formula, family, link)
-                });
-            }
-            let fit = g.fit()?;
-            let bw_df = if bw {
-                Some(crtsim::lmm::inference::between_within(&g.model).map_err(Error::Usage)?)
-            } else {
-                None
+            let frame = DataFrame::read_csv(&data)?;
+            let opts = crtsim::glmm::GlmmOptions {
+                family: family.family(),
+                link: link.map(LinkArg::link),
+                nagq,
+                between_within,
+                gee: gee.map(GeeArg::variance),
+                json,
             };
-            emit(&if json {
-                let mut v = crtsim::glmm::report::to_json(&g, &fit);
-                crtsim::glmm::report::add_between_within(&mut v, &fit, bw_df.as_deref());
-                serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
-            } else {
-                crtsim::glmm::report::summary(&g, &fit, bw_df.as_deref())
-            })
+            emit(&crtsim::glmm::analyse(&frame, &formula, &opts)?)
         }
         Command::Fit {
             data,

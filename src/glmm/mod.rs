@@ -19,6 +19,7 @@
 //! the finite-difference Hessian of the deviance in (θ, β) at the optimum
 //! (glmer's default, `use.hessian`).
 
+pub mod analyse;
 pub mod family;
 pub mod gee;
 pub mod report;
@@ -29,6 +30,7 @@ use crate::lmm::data::DataFrame;
 use crate::lmm::dense::{self, Mat};
 use crate::lmm::formula::Formula;
 use crate::lmm::{optim, Model};
+pub use analyse::{analyse, GlmmOptions};
 pub use family::{Family, Link};
 
 /// A GLMM ready to fit.
