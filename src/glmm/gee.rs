@@ -129,20 +129,7 @@ pub fn fit_by_from(
             "--gee: {g} clusters for {p} fixed-effect coefficients; the small-sample t test needs more clusters than coefficients"
         )));
     }
-    // Rows of each cluster, in data order.
-    let mut ptr = vec![0usize; g + 1];
-    for &r in &term.refs {
-        ptr[r as usize + 1] += 1;
-    }
-    for c in 0..g {
-        ptr[c + 1] += ptr[c];
-    }
-    let mut fill = ptr.clone();
-    let mut rows = vec![0usize; n];
-    for (i, &r) in term.refs.iter().enumerate() {
-        rows[fill[r as usize]] = i;
-        fill[r as usize] += 1;
-    }
+    let pt = Patterns::new(fr, &term.refs, g, weights);
     let mut beta = beta0;
     if beta.len() != p {
         return Err(Error::Usage(format!(
@@ -150,20 +137,20 @@ pub fn fit_by_from(
             beta.len()
         )));
     }
-    let mut st = State::new(n, p);
+    let mut st = State::new(pt.len(), p);
     let mut converged = false;
     let mut iterations = 0;
     let (mut h, mut hinv, mut scratch) = (Mat::default(), Mat::default(), Mat::default());
     let mut u = vec![0.0; p];
     // φ, α, B = (Σ D'V⁻¹D)⁻¹ (in hinv) and the score Σ D'V⁻¹(y − μ) at β.
     let mut information = |st: &mut State, beta: &[f64], hinv: &mut Mat, u: &mut [f64]| {
-        st.at(fr, family, link, weights, beta);
-        let (phi, alpha) = st.moments(&ptr, &rows);
-        check_alpha(alpha, &ptr)?;
+        st.at(&pt, family, link, beta);
+        let (phi, alpha) = st.moments(&pt);
+        check_alpha(alpha, &pt.rows)?;
         h.reset(p, p);
         u.iter_mut().for_each(|v| *v = 0.0);
         for c in 0..g {
-            st.cluster_products(fr, &rows[ptr[c]..ptr[c + 1]], alpha, phi, &mut h, u);
+            st.cluster_products(&pt, c, alpha, phi, &mut h, u);
         }
         if !h.inverse_spd_into(hinv, &mut scratch) {
             return Err(Error::Usage(
@@ -207,15 +194,7 @@ pub fn fit_by_from(
         ..MeatWork::default()
     };
     for c in 0..g {
-        st.meat(
-            fr,
-            &rows[ptr[c]..ptr[c + 1]],
-            alpha,
-            phi,
-            &bh,
-            &mut mw,
-            &mut meat,
-        );
+        st.meat(&pt, c, alpha, phi, &bh, &mut mw, &mut meat);
     }
     let sandwich = |m: &Mat| -> Vec<f64> {
         let mut t = Mat::default();
@@ -242,8 +221,8 @@ pub fn fit_by_from(
 
 /// The exchangeable working correlation is a correlation matrix only for
 /// −1/(m − 1) < α < 1 with m the largest cluster.
-fn check_alpha(alpha: f64, ptr: &[usize]) -> Result<()> {
-    let m = ptr.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1) as f64;
+fn check_alpha(alpha: f64, rows: &[usize]) -> Result<()> {
+    let m = rows.iter().copied().max().unwrap_or(1) as f64;
     let lo = if m > 1.0 {
         -1.0 / (m - 1.0)
     } else {
@@ -257,51 +236,139 @@ fn check_alpha(alpha: f64, ptr: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// μ, μ'(η), V(μ) and Pearson residuals at β.
+/// The data by cluster, with the rows of a cluster that share their
+/// covariates merged (they share η, μ and V(μ)): per pattern its x, and
+/// over its rows A = Σ a, S = Σ a y, S₂ = Σ a y², R = Σ √a and T = Σ √a y
+/// (a the prior weights). Every sum the equations need is one of these, so
+/// a trial whose covariates are at the cluster level costs one pattern per
+/// cluster, not one row per person.
+struct Patterns {
+    /// Patterns of each cluster (`ptr[c]..ptr[c + 1]`).
+    ptr: Vec<usize>,
+    /// Rows in each cluster (m, for the exchangeable structure).
+    rows: Vec<usize>,
+    x: Vec<f64>,
+    a: Vec<f64>,
+    s: Vec<f64>,
+    s2: Vec<f64>,
+    r: Vec<f64>,
+    t: Vec<f64>,
+}
+
+impl Patterns {
+    fn new(fr: &ModelFrame, refs: &[u32], clusters: usize, weights: &[f64]) -> Patterns {
+        let (n, p) = (fr.n, fr.p);
+        let xrow = |i: usize, j: usize| fr.x[j * n + i];
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| {
+            refs[a].cmp(&refs[b]).then_with(|| {
+                (0..p)
+                    .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        });
+        let mut pt = Patterns {
+            ptr: vec![0; clusters + 1],
+            rows: vec![0; clusters],
+            x: Vec::new(),
+            a: Vec::new(),
+            s: Vec::new(),
+            s2: Vec::new(),
+            r: Vec::new(),
+            t: Vec::new(),
+        };
+        let mut last: Option<usize> = None;
+        for &i in &order {
+            let c = refs[i] as usize;
+            pt.rows[c] += 1;
+            let same = last
+                .is_some_and(|l| refs[l] == refs[i] && (0..p).all(|j| xrow(l, j) == xrow(i, j)));
+            if !same {
+                pt.ptr[c + 1] += 1;
+                pt.x.extend((0..p).map(|j| xrow(i, j)));
+                pt.a.push(0.0);
+                pt.s.push(0.0);
+                pt.s2.push(0.0);
+                pt.r.push(0.0);
+                pt.t.push(0.0);
+            }
+            let (w, y) = (weights[i], fr.y[i]);
+            let k = pt.a.len() - 1;
+            pt.a[k] += w;
+            pt.s[k] += w * y;
+            pt.s2[k] += w * y * y;
+            pt.r[k] += w.sqrt();
+            pt.t[k] += w.sqrt() * y;
+            last = Some(i);
+        }
+        for c in 0..clusters {
+            pt.ptr[c + 1] += pt.ptr[c];
+        }
+        pt
+    }
+
+    fn len(&self) -> usize {
+        self.a.len()
+    }
+}
+
+/// μ, μ'(η) and V(μ) of each pattern at β.
 struct State {
     mu: Vec<f64>,
     deriv: Vec<f64>,
     var: Vec<f64>,
-    resid: Vec<f64>,
     p: usize,
 }
 
 impl State {
-    fn new(n: usize, p: usize) -> State {
+    fn new(np: usize, p: usize) -> State {
         State {
-            mu: vec![0.0; n],
-            deriv: vec![0.0; n],
-            var: vec![0.0; n],
-            resid: vec![0.0; n],
+            mu: vec![0.0; np],
+            deriv: vec![0.0; np],
+            var: vec![0.0; np],
             p,
         }
     }
 
-    fn at(&mut self, fr: &ModelFrame, family: Family, link: Link, w: &[f64], beta: &[f64]) {
-        let n = fr.n;
-        for i in 0..n {
-            let eta: f64 = (0..self.p).map(|j| fr.x[j * n + i] * beta[j]).sum();
+    fn at(&mut self, pt: &Patterns, family: Family, link: Link, beta: &[f64]) {
+        let p = self.p;
+        for k in 0..pt.len() {
+            let eta: f64 = (0..p).map(|j| pt.x[k * p + j] * beta[j]).sum();
             let mu = link.inverse(eta);
-            self.mu[i] = mu;
-            self.deriv[i] = link.mu_eta(eta);
-            self.var[i] = family.variance(mu) / w[i];
-            self.resid[i] = (fr.y[i] - mu) / self.var[i].sqrt();
+            self.mu[k] = mu;
+            self.deriv[k] = link.mu_eta(eta);
+            self.var[k] = family.variance(mu);
         }
     }
 
+    /// Σ e² and Σ e over pattern k's rows, e the Pearson residual
+    /// √a (y − μ)/√V.
+    #[inline]
+    fn pearson(&self, pt: &Patterns, k: usize) -> (f64, f64) {
+        let (mu, v) = (self.mu[k], self.var[k]);
+        let e2 = (pt.s2[k] - 2.0 * mu * pt.s[k] + mu * mu * pt.a[k]) / v;
+        let e = (pt.t[k] - mu * pt.r[k]) / v.sqrt();
+        (e2, e)
+    }
+
     /// φ = Σe²/N and α = Σ pairs e e / (φ · pairs), as geepack.
-    fn moments(&self, ptr: &[usize], rows: &[usize]) -> (f64, f64) {
-        let n = self.resid.len() as f64;
-        let phi = self.resid.iter().map(|e| e * e).sum::<f64>() / n;
-        let (mut num, mut pairs) = (0.0, 0.0);
-        for c in 0..ptr.len() - 1 {
-            let idx = &rows[ptr[c]..ptr[c + 1]];
-            let s: f64 = idx.iter().map(|&i| self.resid[i]).sum();
-            let s2: f64 = idx.iter().map(|&i| self.resid[i] * self.resid[i]).sum();
+    fn moments(&self, pt: &Patterns) -> (f64, f64) {
+        let n: usize = pt.rows.iter().sum();
+        let (mut sum_e2, mut num, mut pairs) = (0.0, 0.0, 0.0);
+        for c in 0..pt.rows.len() {
+            let (mut s, mut s2) = (0.0, 0.0);
+            for k in pt.ptr[c]..pt.ptr[c + 1] {
+                let (e2, e) = self.pearson(pt, k);
+                s += e;
+                s2 += e2;
+            }
+            sum_e2 += s2;
             num += 0.5 * (s * s - s2);
-            let m = idx.len() as f64;
+            let m = pt.rows[c] as f64;
             pairs += 0.5 * m * (m - 1.0);
         }
+        let phi = sum_e2 / n as f64;
         let alpha = if pairs > 0.0 {
             num / (pairs * phi)
         } else {
@@ -310,38 +377,38 @@ impl State {
         (phi, alpha)
     }
 
-    /// Add D'V⁻¹D into h and D'V⁻¹(y − μ) into u for one cluster. With the
+    /// Add D'V⁻¹D into h and D'V⁻¹(y − μ) into u for cluster `c`. With the
     /// exchangeable V⁻¹ = k·A^{−1/2}(I − c11')A^{−1/2}, k = 1/((1 − α)φ),
-    /// these are k[Σ d_i d_i'/v_i − c t t'] and k[Σ d_i e_i/v_i − c t t_e]
-    /// with d_i = μ'(η_i) x_i, t = Σ d_i/√v_i and t_e = Σ e_i/√v_i:
-    /// O(m p²) with no m × m work.
+    /// c = α/(1 + (m − 1)α), these are k[Σ d_i d_i'/v_i − c t t'] and
+    /// k[Σ d_i e_i/v_i − c t t_e] with d_i = μ'(η_i) x_i, v_i = V/a_i,
+    /// t = Σ d_i/√v_i and t_e = Σ e_i/√v_i: O(patterns · p²), no m × m work.
     fn cluster_products(
         &self,
-        fr: &ModelFrame,
-        idx: &[usize],
+        pt: &Patterns,
+        cl: usize,
         alpha: f64,
         phi: f64,
         h: &mut Mat,
         u: &mut [f64],
     ) {
-        let (n, p) = (fr.n, self.p);
-        let m = idx.len() as f64;
+        let p = self.p;
+        let m = pt.rows[cl] as f64;
         let c = alpha / (1.0 + (m - 1.0) * alpha);
         let k = 1.0 / ((1.0 - alpha) * phi);
         let mut t: smallvec::SmallVec<[f64; 16]> = smallvec::smallvec![0.0; p];
         let mut te = 0.0;
-        for &i in idx {
-            let v = self.var[i];
-            let rs = 1.0 / v.sqrt();
-            let e = fr.y[i] - self.mu[i];
-            let di = self.deriv[i];
-            te += e * rs;
+        for q in pt.ptr[cl]..pt.ptr[cl + 1] {
+            let (mu, v, di) = (self.mu[q], self.var[q], self.deriv[q]);
+            let rv = pt.r[q] / v.sqrt();
+            let res = pt.s[q] - mu * pt.a[q];
+            te += (pt.t[q] - mu * pt.r[q]) / v.sqrt();
+            let x = &pt.x[q * p..(q + 1) * p];
             for a in 0..p {
-                let da = di * fr.x[a * n + i];
-                t[a] += da * rs;
-                u[a] += k * da * e / v;
+                let da = di * x[a];
+                t[a] += da * rv;
+                u[a] += k * da * res / v;
                 for b in 0..=a {
-                    h[(a, b)] += k * da * di * fr.x[b * n + i] / v;
+                    h[(a, b)] += k * da * di * x[b] * pt.a[q] / v;
                 }
             }
         }
@@ -351,8 +418,6 @@ impl State {
                 h[(a, b)] -= k * c * t[a] * t[b];
             }
         }
-        // Mirror the lower triangle (h holds only this cluster's share
-        // plus earlier clusters', all symmetric).
         for a in 0..p {
             for b in 0..a {
                 h[(b, a)] = h[(a, b)];
@@ -360,11 +425,11 @@ impl State {
         }
     }
 
-    /// Q = D'V⁻¹D (p × p) and s = D'V⁻¹(y − μ) (p) of one cluster.
+    /// Q = D'V⁻¹D (p × p) and s = D'V⁻¹(y − μ) (p) of cluster `c`.
     fn cluster_qs(
         &self,
-        fr: &ModelFrame,
-        idx: &[usize],
+        pt: &Patterns,
+        cl: usize,
         alpha: f64,
         phi: f64,
         q: &mut Mat,
@@ -372,7 +437,7 @@ impl State {
     ) {
         q.reset(self.p, self.p);
         s.iter_mut().for_each(|v| *v = 0.0);
-        self.cluster_products(fr, idx, alpha, phi, q, s);
+        self.cluster_products(pt, cl, alpha, phi, q, s);
     }
 
     /// Add the cluster's three meat terms D'V⁻¹ c c' V⁻¹D (robust, MD, KC),
@@ -387,8 +452,8 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     fn meat(
         &self,
-        fr: &ModelFrame,
-        idx: &[usize],
+        pt: &Patterns,
+        cl: usize,
         alpha: f64,
         phi: f64,
         bh: &Mat,
@@ -396,7 +461,7 @@ impl State {
         meat: &mut [Mat; 3],
     ) {
         let p = self.p;
-        self.cluster_qs(fr, idx, alpha, phi, &mut w.q, &mut w.s);
+        self.cluster_qs(pt, cl, alpha, phi, &mut w.q, &mut w.s);
         w.m.set_mul3(bh, &w.q, bh, &mut w.t);
         w.m.symmetrise();
         dense::sym_eigen(&mut w.m, &mut w.vals, &mut w.vecs);
