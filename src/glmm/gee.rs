@@ -259,15 +259,8 @@ impl Patterns {
     fn new(fr: &ModelFrame, refs: &[u32], clusters: usize, weights: &[f64]) -> Patterns {
         let (n, p) = (fr.n, fr.p);
         let xrow = |i: usize, j: usize| fr.x[j * n + i];
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| {
-            refs[a].cmp(&refs[b]).then_with(|| {
-                (0..p)
-                    .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
-                    .find(|o| o.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-        });
+        let mut order = Vec::new();
+        super::pattern_order(fr, refs, None, &mut order);
         let mut pt = Patterns {
             ptr: vec![0; clusters + 1],
             rows: vec![0; clusters],
@@ -282,8 +275,7 @@ impl Patterns {
         for &i in &order {
             let c = refs[i] as usize;
             pt.rows[c] += 1;
-            let same = last
-                .is_some_and(|l| refs[l] == refs[i] && (0..p).all(|j| xrow(l, j) == xrow(i, j)));
+            let same = last.is_some_and(|l| super::same_pattern(fr, refs, None, l, i));
             if !same {
                 pt.ptr[c + 1] += 1;
                 pt.x.extend((0..p).map(|j| xrow(i, j)));

@@ -677,6 +677,46 @@ fn link_of(link: Link, family: Family, mu: f64) -> f64 {
     }
 }
 
+/// The frame's rows ordered by cluster (`refs`), then by their row of X,
+/// then by `z` (when given): rows that share all of these are adjacent, so
+/// a pass can merge them into patterns (see [`same_pattern`]).
+pub(crate) fn pattern_order(
+    fr: &crate::lmm::frame::ModelFrame,
+    refs: &[u32],
+    z: Option<&[f64]>,
+    order: &mut Vec<usize>,
+) {
+    let (n, p) = (fr.n, fr.p);
+    let xrow = |i: usize, j: usize| fr.x[j * n + i];
+    order.clear();
+    order.extend(0..n);
+    order.sort_by(|&a, &b| {
+        refs[a]
+            .cmp(&refs[b])
+            .then_with(|| {
+                (0..p)
+                    .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .then_with(|| z.map_or(std::cmp::Ordering::Equal, |z| z[a].total_cmp(&z[b])))
+    });
+}
+
+/// Whether rows `a` and `b` share their cluster, row of X and `z`.
+pub(crate) fn same_pattern(
+    fr: &crate::lmm::frame::ModelFrame,
+    refs: &[u32],
+    z: Option<&[f64]>,
+    a: usize,
+    b: usize,
+) -> bool {
+    let n = fr.n;
+    refs[a] == refs[b]
+        && z.is_none_or(|z| z[a] == z[b])
+        && (0..fr.p).all(|j| fr.x[j * n + a] == fr.x[j * n + b])
+}
+
 /// v ← (v + old)/2.
 fn halve(v: &mut [f64], old: &[f64]) {
     for (x, &o) in v.iter_mut().zip(old) {

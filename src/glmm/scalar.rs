@@ -98,20 +98,8 @@ impl ScalarWork {
         let term = &fr.terms[0];
         let q = term.nlevels();
         let xrow = |i: usize, j: usize| fr.x[j * n + i];
-        self.order.clear();
-        self.order.extend(0..n);
-        // By level, then x row and z (total order on the values).
-        self.order.sort_by(|&a, &b| {
-            term.refs[a]
-                .cmp(&term.refs[b])
-                .then_with(|| {
-                    (0..p)
-                        .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
-                        .find(|o| o.is_ne())
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-                .then_with(|| term.z[a].total_cmp(&term.z[b]))
-        });
+        let mut order = std::mem::take(&mut self.order);
+        super::pattern_order(fr, &term.refs, Some(&term.z), &mut order);
         self.ptr.clear();
         self.ptr.resize(q + 1, 0);
         self.px.clear();
@@ -120,13 +108,9 @@ impl ScalarWork {
         self.ps.clear();
         self.constant = 0.0;
         let mut last: Option<usize> = None;
-        for k in 0..n {
-            let i = self.order[k];
-            let same = last.is_some_and(|l| {
-                term.refs[l] == term.refs[i]
-                    && term.z[l] == term.z[i]
-                    && (0..p).all(|j| xrow(l, j) == xrow(i, j))
-            });
+        for &i in &order {
+            let same =
+                last.is_some_and(|l| super::same_pattern(fr, &term.refs, Some(&term.z), l, i));
             let a = weights[i];
             let (s, c) = match family {
                 Family::Binomial => {
@@ -148,6 +132,7 @@ impl ScalarWork {
             }
             last = Some(i);
         }
+        self.order = order;
         for c in 0..q {
             self.ptr[c + 1] += self.ptr[c];
         }
