@@ -96,6 +96,24 @@ pub fn expected_arms(cfg: &Config, design: &Design) -> (f64, f64) {
 /// Analytic power of the two-sided test of the treatment effect at `alpha`,
 /// for the latent ITT effect δ·E[g(a)] (see [`power_for`]).
 pub fn power(cfg: &Config, design: &Design, alpha: f64, normal: bool, formula: &str) -> f64 {
+    // A binary or count outcome (or a dichotomised score): the formulas
+    // on its linearised config, at its ITT difference in means.
+    if cfg.outcome.measure.is_discrete() || cfg.outcome.threshold.is_some() {
+        let Ok(sim) = crate::simulate::Simulator::new(cfg.clone()) else {
+            return f64::NAN;
+        };
+        let Some(lin) = sim.linearised_config() else {
+            return f64::NAN;
+        };
+        return power_for(
+            &lin,
+            design,
+            alpha,
+            normal,
+            &lin.analysis_formula(),
+            sim.itt_effect(),
+        );
+    }
     let eg = crate::adherence::AdherenceModel::new(cfg.adherence.as_ref()).mean_g(design.teams());
     power_for(
         cfg,

@@ -968,6 +968,9 @@ pub fn calibrate_intercept(p: f64, beta: f64) -> f64 {
         } else {
             hi = mid;
         }
+        if hi - lo < 1e-13 {
+            break;
+        }
     }
     0.5 * (lo + hi)
 }
