@@ -469,6 +469,11 @@ fn count_analytic_power_is_hayes_and_bennetts_formula() {
         "{} vs {want}",
         power(true)
     );
+    // The sample-size search's bracket reads the same figure from the
+    // config itself.
+    let c = cfg(COUNT, &["outcome.overdispersion=0"]);
+    let bracket = crtsim::analytic::power(&c, &design, 0.05, true, &c.analysis_formula());
+    assert!((bracket - want).abs() < 1e-9, "{bracket} vs {want}");
     // The small-sample column: t on 40 − 2 df.
     let want_t = crtsim::stats::t_power((l0 - l1) / var.sqrt(), 38.0, 0.05);
     assert!((power(false) - want_t).abs() < 1e-9);
