@@ -422,6 +422,16 @@ fn bad_keys_name_the_key_and_what_is_allowed() {
         msg.contains("outcome.threshold = 70") && msg.contains("(0, 60]"),
         "{msg}"
     );
+    let pulsar = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/pulsar_binary.toml"
+    ))
+    .unwrap();
+    let msg = refused(&pulsar, &["stepped_wedge.sampling=\"cohort\""]);
+    assert!(
+        msg.contains("stepped_wedge.sampling") && msg.contains("cross_sectional"),
+        "{msg}"
+    );
     let msg = refused(&refocus, &["outcome.prevalence=0.3"]);
     assert!(
         msg.contains("outcome.prevalence") && msg.contains("\"qpr15\""),

@@ -872,6 +872,13 @@ impl SteppedWedge {
                 ));
             }
         }
+        if self.sampling == Sampling::Cohort && o.measure.is_discrete() {
+            return Err(Error::invalid(
+                "stepped_wedge.sampling",
+                "\"cohort\"",
+                "is not modelled yet for binary and count outcomes (a person's repeated outcomes need a person-level effect, which the simulator does not draw for them); use \"cross_sectional\"",
+            ));
+        }
         if self.sampling == Sampling::Cohort {
             let iac = required_unit("outcome.iac", o.iac, "cohort sampling")?;
             // As for a parallel baseline: the measurement noise is carved out
