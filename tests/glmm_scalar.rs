@@ -88,27 +88,46 @@ fn simulated_trials() {
         &["outcome.icc=0.2", "effect.odds_ratio=3"],
         &["outcome.prevalence=0.08"],
     ];
-    let mut singular = 0;
+    let (mut singular, mut compared, mut refused) = (0, 0, 0);
     for set in sets {
         let sets: Vec<String> = set.iter().map(|s| s.to_string()).collect();
         let sim = Simulator::new(crtsim::config::Config::load(base, &sets).unwrap()).unwrap();
         for r in 0..15 {
             let data = sim.data_frame(&sim.simulate(3, r));
-            let Ok(mut g) = Glmm::new(
+            let mut g = match Glmm::new(
                 "qpr ~ arm + site + (1|team)",
                 &data,
                 Family::Binomial,
                 Link::Logit,
                 1,
-            ) else {
-                continue; // separation in a rare-outcome replicate
+            ) {
+                Ok(g) => g,
+                // Only separation (a rare-outcome replicate) may refuse.
+                Err(e) => {
+                    assert!(e.to_string().contains("separation"), "{set:?} {r}: {e}");
+                    refused += 1;
+                    continue;
+                }
             };
-            let (Ok(f), Ok(gen)) = (g.fit(), g.fit_general()) else {
-                continue;
-            };
-            singular += usize::from(gen.singular);
-            agree(&format!("{set:?} replicate {r}"), &f, &gen);
+            // Both paths fit, or both refuse.
+            match (g.fit(), g.fit_general()) {
+                (Ok(f), Ok(gen)) => {
+                    singular += usize::from(gen.singular);
+                    compared += 1;
+                    agree(&format!("{set:?} replicate {r}"), &f, &gen);
+                }
+                (Err(_), Err(_)) => refused += 1,
+                (a, b) => panic!(
+                    "{set:?} replicate {r}: fast path {:?}, general path {:?}",
+                    a.is_ok(),
+                    b.is_ok()
+                ),
+            }
         }
     }
+    assert!(
+        compared >= 40 && compared + refused == 45,
+        "{compared} of 45 trials compared ({refused} refused by separation)"
+    );
     assert!(singular > 0, "the checks include singular fits");
 }
