@@ -10,7 +10,7 @@
 use crate::config::{Config, Measure, Mechanism};
 use crate::design::{Design, SteppedWedgeDesign};
 use crate::error::Result;
-use crate::measure::{self, observe};
+use crate::measure::{self, expit, observe};
 use crate::rng::{replicate_rng, TrialRng};
 use crate::variance::{Latent, Level, VarianceComponents};
 use rand::Rng;
@@ -933,10 +933,6 @@ impl Simulator {
         };
         rng.random::<f64>() < p
     }
-}
-
-fn expit(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// Expected value of expit(α + βz) over z ~ N(0, 1) (Simpson's rule on ±10).

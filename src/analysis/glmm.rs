@@ -79,10 +79,6 @@ impl GlmmAnalysis {
             GlmmAnalysis::GeeMd | GlmmAnalysis::GeeKc => Reference::ClustersMinusP,
         }
     }
-
-    fn is_gee(self) -> bool {
-        matches!(self, GlmmAnalysis::GeeMd | GlmmAnalysis::GeeKc)
-    }
 }
 
 /// The GLMM and GEE analyses of a study: the formula, family and tested
@@ -95,8 +91,8 @@ pub struct GlmmAnalyses {
     /// The random-effects term naming the clusters (the GEE's clustering).
     cluster_term: usize,
     alpha: f64,
-    glmm: bool,
-    gee: bool,
+    /// Which analyses were asked for, by [`GlmmAnalysis`] index.
+    wanted: [bool; 4],
 }
 
 /// The results of one replicate: one outcome per [`GlmmAnalysis`].
@@ -121,13 +117,9 @@ impl GlmmAnalyses {
         alpha: f64,
         wanted: impl IntoIterator<Item = GlmmAnalysis>,
     ) -> GlmmAnalyses {
-        let (mut glmm, mut gee) = (false, false);
+        let mut asked = [false; 4];
         for a in wanted {
-            if a.is_gee() {
-                gee = true;
-            } else {
-                glmm = true;
-            }
+            asked[a as usize] = true;
         }
         GlmmAnalyses {
             formula: formula.to_string(),
@@ -135,8 +127,7 @@ impl GlmmAnalyses {
             family,
             cluster_term,
             alpha,
-            glmm,
-            gee,
+            wanted: asked,
         }
     }
 
@@ -154,7 +145,8 @@ impl GlmmAnalyses {
         let Ok(beta0) = g.glm_start() else {
             return GlmmResults(out);
         };
-        if self.gee {
+        let asked = |a: GlmmAnalysis| self.wanted[a as usize];
+        if asked(GlmmAnalysis::GeeMd) || asked(GlmmAnalysis::GeeKc) {
             if let Ok(fit) = gee::fit_by_from(
                 &g.model.frame,
                 self.cluster_term,
@@ -185,7 +177,7 @@ impl GlmmAnalyses {
                 }
             }
         }
-        if self.glmm {
+        if asked(GlmmAnalysis::Z) || asked(GlmmAnalysis::BetweenWithin) {
             // A tested coefficient with an SE beyond QUASI_SEPARATION_SE
             // (log scale) is quasi-separated (e.g. no events in one arm):
             // its estimate is not finite, so the fit counts as failed.
@@ -204,12 +196,15 @@ impl GlmmAnalyses {
                     converged,
                     self.alpha,
                 );
-                let df = crate::lmm::inference::between_within(&g.model)
-                    .ok()
-                    .and_then(|d| d.get(j).copied())
-                    .unwrap_or(f64::NAN);
-                out[GlmmAnalysis::BetweenWithin as usize] =
-                    Outcome::new(fit.beta[j], se, df, fit.singular, converged, self.alpha);
+                // The between-within df only when that test was asked for.
+                if asked(GlmmAnalysis::BetweenWithin) {
+                    let df = crate::lmm::inference::between_within(&g.model)
+                        .ok()
+                        .and_then(|d| d.get(j).copied())
+                        .unwrap_or(f64::NAN);
+                    out[GlmmAnalysis::BetweenWithin as usize] =
+                        Outcome::new(fit.beta[j], se, df, fit.singular, converged, self.alpha);
+                }
             }
         }
         GlmmResults(out)

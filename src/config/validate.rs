@@ -170,7 +170,6 @@ impl Config {
 
     /// `[outcome]`: ICCs, autocorrelations, site effects, measurement noise.
     fn validate_outcome(&self) -> Result<()> {
-        let c = &self.clusters;
         let o = &self.outcome;
         self.validate_outcome_family()?;
         if o.measure.is_discrete() {
@@ -210,15 +209,7 @@ impl Config {
                 }
             }
         }
-        if let Some(g) = &o.site_effects {
-            if g.len() != c.sites.len() {
-                return Err(Error::invalid(
-                    "outcome.site_effects",
-                    format!("{g:?}"),
-                    &format!("must have one entry per site ({} sites)", c.sites.len()),
-                ));
-            }
-        }
+        self.validate_site_effects()?;
         if !(o.item_noise.is_finite() && o.item_noise >= 0.0) {
             return Err(Error::invalid(
                 "outcome.item_noise",
@@ -387,6 +378,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `outcome.site_effects`: one per site (scores and binary/count alike).
+    fn validate_site_effects(&self) -> Result<()> {
+        let n = self.clusters.sites.len();
+        match &self.outcome.site_effects {
+            Some(g) if g.len() != n => Err(Error::invalid(
+                "outcome.site_effects",
+                format!("{g:?}"),
+                &format!("must have one entry per site ({n} sites)"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A binary or count outcome's own keys (the family's keys are checked
@@ -562,18 +566,7 @@ impl Config {
                 _ => {}
             }
         }
-        if let Some(g) = &o.site_effects {
-            if g.len() != self.clusters.sites.len() {
-                return Err(Error::invalid(
-                    "outcome.site_effects",
-                    format!("{g:?}"),
-                    &format!(
-                        "must have one entry per site ({} sites)",
-                        self.clusters.sites.len()
-                    ),
-                ));
-            }
-        }
+        self.validate_site_effects()?;
         Ok(())
     }
 

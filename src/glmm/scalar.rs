@@ -75,6 +75,8 @@ pub struct ScalarWork {
     order: Vec<usize>,
     offset: Vec<f64>,
     u: Vec<f64>,
+    /// The modes a Hessian's differences restart from.
+    u0: Vec<f64>,
     grad: Vec<f64>,
     gp: Vec<f64>,
     gm: Vec<f64>,
@@ -510,7 +512,8 @@ fn hessian(prob: &Problem, w: &mut ScalarWork, x: &[f64], evals: &mut usize) {
     let mut xp = std::mem::take(&mut w.xp);
     let mut gp = std::mem::take(&mut w.gp);
     let mut gm = std::mem::take(&mut w.gm);
-    let u0 = w.u.clone();
+    let mut u0 = std::mem::take(&mut w.u0);
+    u0.clone_from(&w.u);
     xp.clear();
     xp.extend_from_slice(x);
     for a in 0..d {
@@ -529,6 +532,7 @@ fn hessian(prob: &Problem, w: &mut ScalarWork, x: &[f64], evals: &mut usize) {
     }
     w.hess.symmetrise();
     w.u.clone_from(&u0);
+    w.u0 = u0;
     w.xp = xp;
     w.gp = gp;
     w.gm = gm;
