@@ -445,15 +445,6 @@ impl Effect {
     pub fn null() -> Effect {
         Effect::default()
     }
-
-    /// Whether any effect key is set to a non-null value.
-    pub fn is_null(&self) -> bool {
-        self.difference == 0.0
-            && self.odds_ratio.is_none_or(|v| v == 1.0)
-            && self.risk_difference.is_none_or(|v| v == 0.0)
-            && self.treated_prevalence.is_none()
-            && self.rate_ratio.is_none_or(|v| v == 1.0)
-    }
 }
 
 /// `[attrition]`: loss of the follow-up outcome.
