@@ -194,10 +194,12 @@ impl Moments {
         sd_u: f64,
         sd_w: f64,
     ) -> Moments {
-        let (z, wt) = crate::glmm::gauss_hermite(GH_POINTS);
+        // The rule is computed once per process (an eigendecomposition).
+        static RULE: std::sync::OnceLock<(Vec<f64>, Vec<f64>)> = std::sync::OnceLock::new();
+        let (z, wt) = RULE.get_or_init(|| crate::glmm::gauss_hermite(GH_POINTS));
         let nodes = |sd: f64| -> Vec<(f64, f64)> {
             if sd > 0.0 {
-                z.iter().zip(&wt).map(|(&z, &w)| (sd * z, w)).collect()
+                z.iter().zip(wt).map(|(&z, &w)| (sd * z, w)).collect()
             } else {
                 vec![(0.0, 1.0)]
             }

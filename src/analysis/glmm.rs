@@ -131,11 +131,12 @@ impl GlmmAnalyses {
         }
     }
 
-    /// Fit and test one data set.
-    pub fn run(&self, data: &DataFrame) -> GlmmResults {
+    /// Fit and test one data set, the model kept in `slot` for the next
+    /// (see [`Glmm::update_or_build`]).
+    pub fn run(&self, data: &DataFrame, slot: &mut Option<Glmm>) -> GlmmResults {
         let mut out = [Outcome::failed(); 4];
         let link = self.family.canonical();
-        let Ok(mut g) = Glmm::new(&self.formula, data, self.family, link, 1) else {
+        let Ok(g) = Glmm::update_or_build(slot, &self.formula, data, self.family, link) else {
             return GlmmResults(out);
         };
         let Some(j) = g.model.frame.x_names.iter().position(|n| n == &self.term) else {
@@ -154,6 +155,10 @@ impl GlmmAnalyses {
                 link,
                 &g.weights,
                 beta0.clone(),
+                gee::Corrections {
+                    mancl_derouen: asked(GlmmAnalysis::GeeMd),
+                    kauermann_carroll: asked(GlmmAnalysis::GeeKc),
+                },
             ) {
                 // Scoring that did not converge (β drifting off under
                 // separation) is a failed fit, not a huge estimate.
@@ -165,7 +170,7 @@ impl GlmmAnalyses {
                 } else {
                     &[][..]
                 };
-                for &(a, v) in pairs {
+                for &(a, v) in pairs.iter().filter(|(a, _)| asked(*a)) {
                     out[a as usize] = Outcome::new(
                         fit.beta[j],
                         fit.se(j, v),

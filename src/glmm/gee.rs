@@ -32,6 +32,23 @@ pub enum GeeVariance {
     KauermannCarroll,
 }
 
+/// The bias-corrected covariances a fit computes, besides the model-based
+/// and robust ones (Kauermann–Carroll's needs an eigendecomposition per
+/// cluster, Mancl–DeRouen's a p × p solve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corrections {
+    pub mancl_derouen: bool,
+    pub kauermann_carroll: bool,
+}
+
+impl Corrections {
+    /// Both.
+    pub const ALL: Corrections = Corrections {
+        mancl_derouen: true,
+        kauermann_carroll: true,
+    };
+}
+
 /// A GEE fit.
 #[derive(Debug, Clone)]
 pub struct GeeFit {
@@ -40,11 +57,12 @@ pub struct GeeFit {
     /// Working correlation and scale.
     pub alpha: f64,
     pub phi: f64,
-    /// p × p covariances, row-major: model-based, robust, MD, KC.
+    /// p × p covariances, row-major: model-based, robust, and the MD and
+    /// KC ones when the fit was asked for them ([`Corrections`]).
     pub vcov_model: Vec<f64>,
     pub vcov_robust: Vec<f64>,
-    pub vcov_md: Vec<f64>,
-    pub vcov_kc: Vec<f64>,
+    pub vcov_md: Option<Vec<f64>>,
+    pub vcov_kc: Option<Vec<f64>>,
     pub n: usize,
     pub clusters: usize,
     pub iterations: usize,
@@ -52,19 +70,20 @@ pub struct GeeFit {
 }
 
 impl GeeFit {
-    /// The covariance a test uses.
-    pub fn vcov(&self, v: GeeVariance) -> &[f64] {
+    /// The covariance a test uses; None when the fit did not compute it.
+    pub fn vcov(&self, v: GeeVariance) -> Option<&[f64]> {
         match v {
-            GeeVariance::Robust => &self.vcov_robust,
-            GeeVariance::ManclDeRouen => &self.vcov_md,
-            GeeVariance::KauermannCarroll => &self.vcov_kc,
+            GeeVariance::Robust => Some(&self.vcov_robust),
+            GeeVariance::ManclDeRouen => self.vcov_md.as_deref(),
+            GeeVariance::KauermannCarroll => self.vcov_kc.as_deref(),
         }
     }
 
-    /// SE of coefficient j under `v`.
+    /// SE of coefficient j under `v` (NaN when the fit did not compute
+    /// that covariance: [`fit`] computes all of them).
     pub fn se(&self, j: usize, v: GeeVariance) -> f64 {
         let p = self.beta.len();
-        self.vcov(v)[j * p + j].sqrt()
+        self.vcov(v).map_or(f64::NAN, |m| m[j * p + j].sqrt())
     }
 
     /// The df of its t tests: clusters − p.
@@ -98,11 +117,12 @@ pub fn fit_by(
     weights: &[f64],
 ) -> Result<GeeFit> {
     let beta0 = glm_irls(fr, family, link, weights)?;
-    fit_by_from(fr, cluster, family, link, weights, beta0)
+    fit_by_from(fr, cluster, family, link, weights, beta0, Corrections::ALL)
 }
 
 /// [`fit_by`] from a given start `beta0` (the GLM's, e.g. shared with a
-/// GLMM fit of the same data).
+/// GLMM fit of the same data), computing the corrected covariances
+/// `corrections` asks for.
 pub fn fit_by_from(
     fr: &ModelFrame,
     cluster: usize,
@@ -110,6 +130,7 @@ pub fn fit_by_from(
     link: Link,
     weights: &[f64],
     beta0: Vec<f64>,
+    corrections: Corrections,
 ) -> Result<GeeFit> {
     let Some(term) = fr.terms.get(cluster) else {
         return Err(Error::Usage(
@@ -182,19 +203,35 @@ pub fn fit_by_from(
     // Covariances at the solution.
     let (phi, alpha) = information(&mut st, &beta, &mut hinv, &mut u)?;
     let mut meat = [Mat::zeros(p, p), Mat::zeros(p, p), Mat::zeros(p, p)];
-    // B^{1/2}, the symmetric root of B = (Σ D'V⁻¹D)⁻¹.
-    let mut bh = Mat::default();
-    {
-        let (mut vals, mut vecs, mut tmp) = (Vec::new(), Mat::default(), hinv.clone());
-        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
-        dense::spectral_sum(&vals, &vecs, &mut bh, |_| true, |l| l.max(0.0).sqrt());
-    }
     let mut mw = MeatWork {
         s: vec![0.0; p],
         ..MeatWork::default()
     };
+    // B^{1/2}, the symmetric root of B = (Σ D'V⁻¹D)⁻¹, for the corrections
+    // by eigendecomposition.
+    let mut bh = Mat::default();
+    let root = |bh: &mut Mat| {
+        let (mut vals, mut vecs, mut tmp) = (Vec::new(), Mat::default(), hinv.clone());
+        dense::sym_eigen(&mut tmp, &mut vals, &mut vecs);
+        dense::spectral_sum(&vals, &vecs, bh, |_| true, |l| l.max(0.0).sqrt());
+    };
+    if corrections.kauermann_carroll {
+        root(&mut bh);
+    }
     for c in 0..g {
-        st.meat(&pt, c, alpha, phi, &bh, &mut mw, &mut meat);
+        st.cluster_qs(&pt, c, alpha, phi, &mut mw.q, &mut mw.s);
+        add_outer(&mut meat[0], &mw.s);
+        if corrections.mancl_derouen && !mancl_derouen(&h, &mut mw, &mut meat[1]) {
+            // A leverage of 1 or more: the directions without an inverse
+            // are dropped, by the eigendecomposition.
+            if bh.nrows() == 0 {
+                root(&mut bh);
+            }
+            st.meat(&bh, 1.0, &mut mw, &mut meat[1]);
+        }
+        if corrections.kauermann_carroll {
+            st.meat(&bh, 0.5, &mut mw, &mut meat[2]);
+        }
     }
     let sandwich = |m: &Mat| -> Vec<f64> {
         let mut t = Mat::default();
@@ -210,13 +247,46 @@ pub fn fit_by_from(
         phi,
         vcov_model: hinv.as_slice().to_vec(),
         vcov_robust: sandwich(&meat[0]),
-        vcov_md: sandwich(&meat[1]),
-        vcov_kc: sandwich(&meat[2]),
+        vcov_md: corrections.mancl_derouen.then(|| sandwich(&meat[1])),
+        vcov_kc: corrections.kauermann_carroll.then(|| sandwich(&meat[2])),
         n,
         clusters: g,
         iterations,
         converged,
     })
+}
+
+/// m += s s'.
+fn add_outer(m: &mut Mat, s: &[f64]) {
+    for a in 0..s.len() {
+        for b in 0..s.len() {
+            m[(a, b)] += s[a] * s[b];
+        }
+    }
+}
+
+/// Add a cluster's Mancl–DeRouen meat term to `meat`, with Q and s of the
+/// cluster in `w` and the information `h` = B⁻¹ = Σ Q: by Woodbury,
+/// (I − D B D'V⁻¹)⁻¹ = I + D (B⁻¹ − Q)⁻¹ D'V⁻¹, so D'V⁻¹c = s + Q y with
+/// (B⁻¹ − Q) y = s, a p × p solve. False (nothing added) when B⁻¹ − Q is
+/// not positive definite, i.e. a leverage of 1 or more.
+fn mancl_derouen(h: &Mat, w: &mut MeatWork, meat: &mut Mat) -> bool {
+    let p = w.s.len();
+    w.m.assign(h);
+    for a in 0..p {
+        for b in 0..p {
+            w.m[(a, b)] -= w.q[(a, b)];
+        }
+    }
+    if !w.m.inverse_spd_into(&mut w.t, &mut w.vecs) {
+        return false;
+    }
+    w.z.clear();
+    w.z.extend((0..p).map(|a| (0..p).map(|b| w.t[(a, b)] * w.s[b]).sum::<f64>()));
+    w.c.clear();
+    w.c.extend((0..p).map(|a| w.s[a] + (0..p).map(|b| w.q[(a, b)] * w.z[b]).sum::<f64>()));
+    add_outer(meat, &w.c);
+    true
 }
 
 /// The exchangeable working correlation is a correlation matrix only for
@@ -391,16 +461,18 @@ impl State {
         let mut te = 0.0;
         for q in pt.ptr[cl]..pt.ptr[cl + 1] {
             let (mu, v, di) = (self.mu[q], self.var[q], self.deriv[q]);
-            let rv = pt.r[q] / v.sqrt();
+            let (iv, isv) = (1.0 / v, 1.0 / v.sqrt());
+            let rv = pt.r[q] * isv;
             let res = pt.s[q] - mu * pt.a[q];
-            te += (pt.t[q] - mu * pt.r[q]) / v.sqrt();
+            te += (pt.t[q] - mu * pt.r[q]) * isv;
             let x = &pt.x[q * p..(q + 1) * p];
+            let (ku, kh) = (k * res * iv, k * di * pt.a[q] * iv);
             for a in 0..p {
                 let da = di * x[a];
                 t[a] += da * rv;
-                u[a] += k * da * res / v;
+                u[a] += ku * da;
                 for b in 0..=a {
-                    h[(a, b)] += k * da * di * x[b] * pt.a[q] / v;
+                    h[(a, b)] += kh * da * x[b];
                 }
             }
         }
@@ -432,28 +504,18 @@ impl State {
         self.cluster_products(pt, cl, alpha, phi, q, s);
     }
 
-    /// Add the cluster's three meat terms D'V⁻¹ c c' V⁻¹D (robust, MD, KC),
-    /// c = (I − H)^{−k} e with H = D B D'V⁻¹ the cluster's leverage, k = 0,
-    /// 1 (Mancl–DeRouen) and ½ (Kauermann–Carroll, principal root). H has
-    /// rank ≤ p, so everything is p-dimensional: with Q = D'V⁻¹D, the
-    /// symmetric B^{1/2} (`bh`) and M = B^{1/2} Q B^{1/2} = W Λ W',
+    /// Add a cluster's corrected meat term D'V⁻¹ c c' V⁻¹D to `meat`,
+    /// c = (I − H)^{−k} e with H = D B D'V⁻¹ the cluster's leverage, k = 1
+    /// (Mancl–DeRouen) or ½ (Kauermann–Carroll, principal root), with Q and
+    /// s of the cluster in `w` ([`State::cluster_qs`]). H has rank ≤ p, so
+    /// everything is p-dimensional: with Q = D'V⁻¹D, the symmetric B^{1/2}
+    /// (`bh`) and M = B^{1/2} Q B^{1/2} = W Λ W',
     /// (I − H)^{−k} = I + D B^{1/2} W g(Λ) W' B^{1/2} D'V⁻¹ with
     /// g(λ) = ((1 − λ)^{−k} − 1)/λ, so D'V⁻¹c = s + Q B^{1/2} W g(Λ) W'
     /// B^{1/2} s with s = D'V⁻¹e. (A direction with λ ≥ 1 has no inverse;
-    /// it is dropped, g = −1/λ.) Cost O(m p²) per cluster, not O(m³).
-    #[allow(clippy::too_many_arguments)]
-    fn meat(
-        &self,
-        pt: &Patterns,
-        cl: usize,
-        alpha: f64,
-        phi: f64,
-        bh: &Mat,
-        w: &mut MeatWork,
-        meat: &mut [Mat; 3],
-    ) {
+    /// it is dropped, g = −1/λ.) Cost O(p³) per cluster, not O(m³).
+    fn meat(&self, bh: &Mat, k: f64, w: &mut MeatWork, meat: &mut Mat) {
         let p = self.p;
-        self.cluster_qs(pt, cl, alpha, phi, &mut w.q, &mut w.s);
         w.m.set_mul3(bh, &w.q, bh, &mut w.t);
         w.m.symmetrise();
         dense::sym_eigen(&mut w.m, &mut w.vals, &mut w.vecs);
@@ -462,39 +524,29 @@ impl State {
         w.bs.extend((0..p).map(|a| (0..p).map(|b| bh[(a, b)] * w.s[b]).sum::<f64>()));
         w.ws.clear();
         w.ws.extend((0..p).map(|k| (0..p).map(|a| w.vecs[(a, k)] * w.bs[a]).sum::<f64>()));
-        for (slot, k) in [(0usize, 0.0f64), (1, 1.0), (2, 0.5)] {
-            // B^{1/2} W g W' B^{1/2} s, then Q times it.
-            w.z.clear();
-            w.z.extend((0..p).map(|a| {
-                (0..p)
-                    .map(|j| {
-                        let l = w.vals[j];
-                        let g = if k == 0.0 {
-                            0.0
-                        } else if l < 1e-12 {
-                            k // the limit of g as λ → 0
-                        } else if l < 1.0 {
-                            ((1.0 - l).powf(-k) - 1.0) / l
-                        } else {
-                            -1.0 / l
-                        };
-                        w.vecs[(a, j)] * g * w.ws[j]
-                    })
-                    .sum::<f64>()
-            }));
-            w.bs2.clear();
-            w.bs2
-                .extend((0..p).map(|a| (0..p).map(|b| bh[(a, b)] * w.z[b]).sum::<f64>()));
-            w.c.clear();
-            w.c.extend(
-                (0..p).map(|a| w.s[a] + (0..p).map(|b| w.q[(a, b)] * w.bs2[b]).sum::<f64>()),
-            );
-            for a in 0..p {
-                for b in 0..p {
-                    meat[slot][(a, b)] += w.c[a] * w.c[b];
-                }
-            }
-        }
+        // B^{1/2} W g W' B^{1/2} s, then Q times it.
+        w.z.clear();
+        w.z.extend((0..p).map(|a| {
+            (0..p)
+                .map(|j| {
+                    let l = w.vals[j];
+                    let g = if l < 1e-12 {
+                        k // the limit of g as λ → 0
+                    } else if l < 1.0 {
+                        ((1.0 - l).powf(-k) - 1.0) / l
+                    } else {
+                        -1.0 / l
+                    };
+                    w.vecs[(a, j)] * g * w.ws[j]
+                })
+                .sum::<f64>()
+        }));
+        w.bs2.clear();
+        w.bs2
+            .extend((0..p).map(|a| (0..p).map(|b| bh[(a, b)] * w.z[b]).sum::<f64>()));
+        w.c.clear();
+        w.c.extend((0..p).map(|a| w.s[a] + (0..p).map(|b| w.q[(a, b)] * w.bs2[b]).sum::<f64>()));
+        add_outer(meat, &w.c);
     }
 }
 

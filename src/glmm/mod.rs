@@ -44,6 +44,8 @@ pub struct Glmm {
     pub nagq: usize,
     /// Prior weights (binomial trials per row; 1 otherwise).
     pub weights: Vec<f64>,
+    /// Whether the response is `cbind(successes, failures)`.
+    aggregated: bool,
     // Workspace.
     u: Vec<f64>,
     b: Vec<f64>,
@@ -57,6 +59,8 @@ pub struct Glmm {
     nodes: Vec<f64>,
     node_w: Vec<f64>,
     scalar_work: scalar::ScalarWork,
+    /// Whether `scalar_work` holds this data's patterns ([`Glmm::glm_start`]).
+    patterns_ready: bool,
 }
 
 /// A fitted GLMM.
@@ -117,25 +121,7 @@ impl Glmm {
             Some((_, _, totals)) => fr.rows.iter().map(|&i| totals[i]).collect(),
             None => vec![1.0; fr.n],
         };
-        for (k, &y) in fr.y.iter().enumerate() {
-            let ok = match family {
-                Family::Binomial if agg.is_some() => (0.0..=1.0).contains(&y),
-                Family::Binomial => y == 0.0 || y == 1.0,
-                Family::Poisson => y >= 0.0 && y.fract() == 0.0 && y < 9.0e15,
-            };
-            if !ok {
-                let what = match family {
-                    Family::Binomial => "0 or 1 for --family binomial",
-                    Family::Poisson => "a non-negative whole number (a count) for --family poisson",
-                };
-                return Err(Error::Usage(format!(
-                    "the response `{}` is {y} in data row {} (CSV line {}): it must be {what}",
-                    parsed.response,
-                    fr.rows[k] + 1,
-                    fr.rows[k] + 2
-                )));
-            }
-        }
+        check_response(fr, family, agg.is_some(), &parsed.response)?;
         if nagq == 0 || nagq > 100 {
             return Err(Error::Usage(format!(
                 "--nagq {nagq}: use 1 (Laplace) to 100 quadrature points"
@@ -153,6 +139,7 @@ impl Glmm {
         let (nodes, node_w) = gauss_hermite(nagq);
         Ok(Glmm {
             weights,
+            aggregated: agg.is_some(),
             family,
             link,
             nagq,
@@ -169,7 +156,58 @@ impl Glmm {
             node_w,
             model,
             scalar_work: scalar::ScalarWork::default(),
+            patterns_ready: false,
         })
+    }
+
+    /// The GLMM of `formula` on `data` in `slot`: the slot's model given the
+    /// new data in place when it has this formula, family and link (a power
+    /// run's next replicate reuses the frame's and buffers' allocations),
+    /// else built afresh. The checks of [`Glmm::new`] apply either way.
+    pub fn update_or_build<'g>(
+        slot: &'g mut Option<Glmm>,
+        formula: &str,
+        data: &DataFrame,
+        family: Family,
+        link: Link,
+    ) -> Result<&'g mut Glmm> {
+        let reuse = slot.as_ref().is_some_and(|g| {
+            !g.aggregated
+                && g.nagq == 1
+                && g.family == family
+                && g.link == link
+                && g.model.formula.text == formula
+        });
+        if reuse {
+            let g = slot.as_mut().expect("checked");
+            if let Err(e) = g.update_data(data) {
+                *slot = None;
+                return Err(e);
+            }
+        } else {
+            *slot = None;
+            *slot = Some(Glmm::new(formula, data, family, link, 1)?);
+        }
+        Ok(slot.as_mut().expect("set above"))
+    }
+
+    /// Replace the data of a GLMM without a `cbind` response.
+    fn update_data(&mut self, data: &DataFrame) -> Result<()> {
+        self.model.update_data(data)?;
+        let fr = &self.model.frame;
+        check_response(fr, self.family, false, &self.model.formula.response)?;
+        check_separation(&self.model, self.family)?;
+        let n = fr.n;
+        self.weights.clear();
+        self.weights.resize(n, 1.0);
+        for v in [&mut self.offset, &mut self.eta, &mut self.w, &mut self.r] {
+            v.clear();
+            v.resize(n, 0.0);
+        }
+        self.u.clear();
+        self.u.resize(self.model.pls.q, 0.0);
+        self.patterns_ready = false;
+        Ok(())
     }
 
     /// η = offset + Z Λ u for the current u and θ.
@@ -381,7 +419,7 @@ impl Glmm {
 
     /// Fit by maximum likelihood (Laplace or AGQ).
     pub fn fit(&mut self) -> Result<GlmmFit> {
-        if self.nagq == 1 && scalar::applies(&self.model.frame, self.family, self.link) {
+        if self.scalar_applies() {
             let beta0 = self.glm_start()?;
             return self.fit_scalar(&beta0);
         }
@@ -392,7 +430,7 @@ impl Glmm {
     /// effects, e.g. shared with a GEE fit of the same data); the general
     /// path makes its own.
     pub fn fit_from(&mut self, beta0: &[f64]) -> Result<GlmmFit> {
-        if self.nagq == 1 && scalar::applies(&self.model.frame, self.family, self.link) {
+        if self.scalar_applies() {
             return self.fit_scalar(beta0);
         }
         self.fit_general()
@@ -460,7 +498,10 @@ impl Glmm {
     fn fit_scalar(&mut self, beta0: &[f64]) -> Result<GlmmFit> {
         let mut w = std::mem::take(&mut self.scalar_work);
         let fr = &self.model.frame;
-        let fit = scalar::fit(fr, self.family, self.link, &self.weights, beta0, &mut w);
+        if !std::mem::take(&mut self.patterns_ready) {
+            w.prepare(fr, self.family, &self.weights);
+        }
+        let fit = scalar::fit(fr, self.family, self.link, beta0, &mut w);
         self.scalar_work = w;
         let fit = fit
             .ok_or_else(|| {
@@ -489,9 +530,30 @@ impl Glmm {
         })
     }
 
-    /// Starting β: the GLM without random effects (IRLS).
+    /// Starting β: the GLM without random effects (IRLS). When the model
+    /// takes the one-scalar-effect path this groups the rows into the
+    /// patterns that path works on and fits the GLM on them; a
+    /// [`Glmm::fit_from`] that follows (with the frame and weights
+    /// unchanged) reuses them.
     pub fn glm_start(&mut self) -> Result<Vec<f64>> {
+        if self.scalar_applies() {
+            let fr = &self.model.frame;
+            self.scalar_work.prepare(fr, self.family, &self.weights);
+            self.patterns_ready = true;
+            return scalar::glm(&mut self.scalar_work, self.family, self.link, fr.p).ok_or_else(
+                || {
+                    Error::Usage(
+                        "the GLM start for the fixed effects failed: check the response and predictors (separation, or a predictor constant within the data)".into(),
+                    )
+                },
+            );
+        }
         glm_irls(&self.model.frame, self.family, self.link, &self.weights)
+    }
+
+    /// Whether [`Glmm::fit`] takes the one-scalar-effect path.
+    fn scalar_applies(&self) -> bool {
+        self.nagq == 1 && scalar::applies(&self.model.frame, self.family, self.link)
     }
 
     /// 2·H⁻¹ restricted to β, H the central-difference Hessian of the
@@ -661,7 +723,7 @@ pub fn glm_irls(
     }
     Ok(beta)
 }
-fn link_of(link: Link, family: Family, mu: f64) -> f64 {
+pub(crate) fn link_of(link: Link, family: Family, mu: f64) -> f64 {
     let mu = mu.clamp(
         1e-6,
         if family == Family::Binomial {
@@ -688,19 +750,33 @@ pub(crate) fn pattern_order(
 ) {
     let (n, p) = (fr.n, fr.p);
     let xrow = |i: usize, j: usize| fr.x[j * n + i];
+    // A counting sort by cluster, then each cluster's rows sorted by their
+    // row of X and z: O(n) when the covariates are at the cluster level
+    // (the sort finds one run).
+    let q = refs.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
+    let mut start = vec![0usize; q + 1];
+    for &r in refs {
+        start[r as usize + 1] += 1;
+    }
+    for c in 0..q {
+        start[c + 1] += start[c];
+    }
     order.clear();
-    order.extend(0..n);
-    order.sort_by(|&a, &b| {
-        refs[a]
-            .cmp(&refs[b])
-            .then_with(|| {
-                (0..p)
-                    .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
-                    .find(|o| o.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .then_with(|| z.map_or(std::cmp::Ordering::Equal, |z| z[a].total_cmp(&z[b])))
-    });
+    order.resize(n, 0);
+    let mut next = start.clone();
+    for (i, &r) in refs.iter().enumerate() {
+        order[next[r as usize]] = i;
+        next[r as usize] += 1;
+    }
+    for c in 0..q {
+        order[start[c]..start[c + 1]].sort_by(|&a, &b| {
+            (0..p)
+                .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| z.map_or(std::cmp::Ordering::Equal, |z| z[a].total_cmp(&z[b])))
+        });
+    }
 }
 
 /// Whether rows `a` and `b` share their cluster, row of X and `z`.
@@ -755,6 +831,35 @@ pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
 /// that a 0/1 indicator column predicts perfectly (every row with the
 /// indicator has the same response, and it differs from... ) makes the
 /// estimate infinite. Reported by name.
+/// The response is 0/1 (a proportion with `cbind`) for binomial, a count
+/// for Poisson; else one line naming the data row.
+fn check_response(
+    fr: &crate::lmm::frame::ModelFrame,
+    family: Family,
+    aggregated: bool,
+    response: &str,
+) -> Result<()> {
+    for (k, &y) in fr.y.iter().enumerate() {
+        let ok = match family {
+            Family::Binomial if aggregated => (0.0..=1.0).contains(&y),
+            Family::Binomial => y == 0.0 || y == 1.0,
+            Family::Poisson => y >= 0.0 && y.fract() == 0.0 && y < 9.0e15,
+        };
+        if !ok {
+            let what = match family {
+                Family::Binomial => "0 or 1 for --family binomial",
+                Family::Poisson => "a non-negative whole number (a count) for --family poisson",
+            };
+            return Err(Error::Usage(format!(
+                "the response `{response}` is {y} in data row {} (CSV line {}): it must be {what}",
+                fr.rows[k] + 1,
+                fr.rows[k] + 2
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_separation(model: &Model, family: Family) -> Result<()> {
     if family != Family::Binomial {
         return Ok(());

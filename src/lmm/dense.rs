@@ -49,6 +49,10 @@ impl Mat {
     }
 
     /// The values, row-major.
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        &mut self.d
+    }
+
     pub fn as_slice(&self) -> &[f64] {
         &self.d
     }

@@ -71,6 +71,8 @@ pub struct Workspace {
     frame_data: DataFrame,
     cluster_t: crate::analysis::cluster_t::ClusterTWork,
     adherence: crate::analysis::adherence::AdherenceWork,
+    /// The GLMM (and GEE) analyses' model, refilled per replicate.
+    glmm: Option<crate::glmm::Glmm>,
 }
 
 /// A configured power study.
@@ -423,12 +425,13 @@ impl PowerStudy {
             frame_data: data,
             cluster_t: ctw,
             adherence: adh,
+            glmm,
             ..
         } = ws;
         out.clear();
         out.resize(self.methods.len(), Outcome::failed());
         if let Some(ga) = &self.glmm {
-            let res = ga.run(data);
+            let res = ga.run(data, glmm);
             for (k, m) in self.methods.iter().enumerate() {
                 if let Analysis::Glmm(a) = m {
                     out[k] = res.pick(*a);
