@@ -76,6 +76,10 @@ pub struct ScalarWork {
     order: Vec<usize>,
     offset: Vec<f64>,
     u: Vec<f64>,
+    /// The modes at the current x and their derivatives dû/dx (q × d),
+    /// from which a trial point's modes start (first-order prediction).
+    ux: Vec<f64>,
+    du: Vec<f64>,
     grad: Vec<f64>,
     xp: Vec<f64>,
     x: Vec<f64>,
@@ -304,11 +308,14 @@ impl Problem {
             ps,
             offset,
             u: modes,
+            du,
             ak: e,
             bk: g1,
             g234,
             ..
         } = w;
+        du.clear();
+        du.resize(modes.len() * d, 0.0);
         e.resize(m, 0.0);
         g1.resize(m, 0.0);
         g234.resize(3 * m * m, 0.0);
@@ -364,6 +371,7 @@ impl Problem {
             for a in 1..m {
                 let ua = -gt[at(0, a)] * ig;
                 e[a] = ua;
+                du[c * d + a - 1] = ua;
                 grad[a - 1] += g1[a] + (gt[at(0, a) + 1] + guuu * ua) * ig;
                 // L_au, kept in the unused lower entry (a, u).
                 gt[at(a, 0)] = (gt[at(0, a) + 2] - lu * gt[at(0, a) + 1]) * ig;
@@ -505,11 +513,16 @@ pub fn fit(
         let slope: f64 = (0..d).map(|a| w.step[a] * grad[a]).sum();
         let mut t = 1.0;
         let mut accepted = false;
+        w.ux.clone_from(&w.u);
         for _ in 0..40 {
             w.xp.clear();
             w.xp.extend(x.iter().zip(&w.step).map(|(a, s)| a + t * s));
             let xp = std::mem::take(&mut w.xp);
-            // Modes restart from the current ones.
+            // Modes start from their first-order prediction at xp.
+            for c in 0..q {
+                let du = &w.du[c * d..(c + 1) * d];
+                w.u[c] = w.ux[c] + t * du.iter().zip(&w.step).map(|(a, b)| a * b).sum::<f64>();
+            }
             let fp = prob.deviance(w, &xp);
             evals += 1;
             let ok =
@@ -543,6 +556,7 @@ pub fn fit(
             // rounding, or stuck.
             converged = gmax(&grad) < 1e-4;
             // The modes and derivatives at x.
+            w.u.clone_from(&w.ux);
             f = prob.deviance(w, &x);
             if f.is_finite() {
                 prob.derivs(w, &x, &mut grad, &mut hess);

@@ -439,8 +439,13 @@ impl PowerStudy {
             }
         }
         // The LMM analyses share one fit; without any, only the model frame
-        // (X, y, grouping factors) is built. A design that cannot be built
-        // fails every analysis of this replicate.
+        // (X, y, grouping factors) is built, and only when `cluster_t` or an
+        // adherence analysis needs it. A design that cannot be built fails
+        // every analysis of this replicate.
+        let frame_used = self.adherence.is_some() || self.methods.contains(&Analysis::ClusterT);
+        if self.lmm_rules.is_empty() && !frame_used {
+            return;
+        }
         let fr: &ModelFrame = if self.lmm_rules.is_empty() {
             let Some(f) = update_frame(frame, &self.parsed, data) else {
                 return;
