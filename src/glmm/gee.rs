@@ -173,6 +173,7 @@ pub fn fit_by_from(
         for c in 0..g {
             st.cluster_products(&pt, c, alpha, phi, &mut h, u);
         }
+        fill_upper(&mut h);
         if !h.inverse_spd_into(hinv, &mut scratch) {
             return Err(Error::Usage(
                 "--gee: the estimating equations are singular (a predictor constant within the data, or separation)".into(),
@@ -254,6 +255,16 @@ pub fn fit_by_from(
         iterations,
         converged,
     })
+}
+
+/// Copy a square matrix's lower triangle to its upper.
+fn fill_upper(h: &mut Mat) {
+    let p = h.nrows();
+    for a in 0..p {
+        for b in 0..a {
+            h[(b, a)] = h[(a, b)];
+        }
+    }
 }
 
 /// m += s s'.
@@ -444,6 +455,7 @@ impl State {
     /// c = α/(1 + (m − 1)α), these are k[Σ d_i d_i'/v_i − c t t'] and
     /// k[Σ d_i e_i/v_i − c t t_e] with d_i = μ'(η_i) x_i, v_i = V/a_i,
     /// t = Σ d_i/√v_i and t_e = Σ e_i/√v_i: O(patterns · p²), no m × m work.
+    /// Only h's lower triangle is added to: see [`fill_upper`].
     fn cluster_products(
         &self,
         pt: &Patterns,
@@ -457,7 +469,16 @@ impl State {
         let m = pt.rows[cl] as f64;
         let c = alpha / (1.0 + (m - 1.0) * alpha);
         let k = 1.0 / ((1.0 - alpha) * phi);
-        let mut t: smallvec::SmallVec<[f64; 16]> = smallvec::smallvec![0.0; p];
+        let mut t = [0.0f64; 16];
+        let mut t_heap = Vec::new();
+        let t: &mut [f64] = if p <= t.len() {
+            &mut t[..p]
+        } else {
+            t_heap.resize(p, 0.0);
+            &mut t_heap
+        };
+        let hs = &mut h.as_mut_slice()[..p * p];
+        let u = &mut u[..p];
         let mut te = 0.0;
         for q in pt.ptr[cl]..pt.ptr[cl + 1] {
             let (mu, v, di) = (self.mu[q], self.var[q], self.deriv[q]);
@@ -471,20 +492,18 @@ impl State {
                 let da = di * x[a];
                 t[a] += da * rv;
                 u[a] += ku * da;
-                for b in 0..=a {
-                    h[(a, b)] += kh * da * x[b];
+                let row = &mut hs[a * p..a * p + a + 1];
+                for (hb, &xb) in row.iter_mut().zip(x) {
+                    *hb += kh * da * xb;
                 }
             }
         }
+        let kc = k * c;
         for a in 0..p {
-            u[a] -= k * c * t[a] * te;
-            for b in 0..=a {
-                h[(a, b)] -= k * c * t[a] * t[b];
-            }
-        }
-        for a in 0..p {
-            for b in 0..a {
-                h[(b, a)] = h[(a, b)];
+            u[a] -= kc * t[a] * te;
+            let row = &mut hs[a * p..a * p + a + 1];
+            for (hb, &tb) in row.iter_mut().zip(t.iter()) {
+                *hb -= kc * t[a] * tb;
             }
         }
     }
@@ -502,6 +521,7 @@ impl State {
         q.reset(self.p, self.p);
         s.iter_mut().for_each(|v| *v = 0.0);
         self.cluster_products(pt, cl, alpha, phi, q, s);
+        fill_upper(q);
     }
 
     /// Add a cluster's corrected meat term D'V⁻¹ c c' V⁻¹D to `meat`,
