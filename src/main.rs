@@ -11,7 +11,7 @@ use crtsim::analysis::Analysis;
 use crtsim::config::Config;
 use crtsim::design::Design;
 use crtsim::lmm::data::DataFrame;
-use crtsim::lmm::inference::DfMethod;
+use crtsim::lmm::inference::{DfMethod, DfRequest};
 use crtsim::plot::PlotKind;
 use crtsim::simulate::Simulator;
 use crtsim::{lmm, output, plot, power, report, sweep, Error};
@@ -185,12 +185,19 @@ enum Command {
         /// Fit by maximum likelihood instead of REML.
         #[arg(long)]
         ml: bool,
-        /// Degrees of freedom for the t tests in the summary:
-        /// satterthwaite, kenward-roger, between-within or residual.
-        /// (With --family: between-within adds t tests on those df to the
-        /// GLMM's Wald z, as Li & Redden 2015 recommend with few clusters.)
+        /// Degrees of freedom for the t tests and Wald intervals:
+        /// satterthwaite (the default), kenward-roger, between-within,
+        /// residual or z; only that method is computed. `all` computes
+        /// every one (all appear in --json; the summary shows
+        /// Satterthwaite's). (With --family: between-within adds t tests on
+        /// those df to the GLMM's Wald z, as Li & Redden 2015 recommend
+        /// with few clusters.)
         #[arg(long)]
-        df: Option<DfMethod>,
+        df: Option<DfRequest>,
+        /// Confidence level of the fixed effects' Wald intervals (0.95 unless
+        /// given; linear mixed models).
+        #[arg(long)]
+        level: Option<f64>,
         /// Likelihood-ratio test (ML) against this nested null formula.
         #[arg(long, value_name = "NULL_FORMULA")]
         lrt: Option<String>,
@@ -437,6 +444,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             ml,
             lrt,
             df,
+            level,
             ..
         } => {
             if ml || lrt.is_some() {
@@ -444,13 +452,21 @@ fn run(cli: Cli) -> Result<(), Error> {
                     "--family fits by maximum likelihood (Laplace or quadrature): drop --ml and --lrt".into(),
                 ));
             }
+            if level.is_some() {
+                return Err(Error::Usage(
+                    "--level sets the Wald intervals of a linear mixed model's summary; a GLMM (--family) reports Wald z tests without intervals: drop --level".into(),
+                ));
+            }
             let between_within = match df {
                 None => false,
-                Some(DfMethod::BetweenWithin) => true,
+                Some(DfRequest::One(DfMethod::BetweenWithin)) => true,
                 Some(d) => {
+                    let name = match d {
+                        DfRequest::One(m) => m.name(),
+                        DfRequest::All => "all",
+                    };
                     return Err(Error::Usage(format!(
-                        "--df {} is for linear mixed models; a GLMM reports Wald z, and --df between-within adds t tests on between-within df",
-                        d.name()
+                        "--df {name} is for linear mixed models; a GLMM reports Wald z, and --df between-within adds t tests on between-within df",
                     )));
                 }
             };
@@ -472,22 +488,33 @@ fn run(cli: Cli) -> Result<(), Error> {
             df,
             lrt,
             json,
+            level,
             ..
         } => {
-            let df = df.unwrap_or(DfMethod::Satterthwaite);
-            if df == DfMethod::KenwardRoger && ml {
+            let df = df.unwrap_or(DfRequest::One(DfMethod::Satterthwaite));
+            if df == DfRequest::One(DfMethod::KenwardRoger) && ml {
                 return Err(Error::Usage(
                     "--df kenward-roger needs a REML fit: drop --ml".into(),
                 ));
             }
+            let level = level.unwrap_or(0.95);
+            if !(level > 0.0 && level < 1.0) {
+                return Err(Error::Usage(format!(
+                    "--level {level}: the confidence level must be between 0 and 1 (exclusive), e.g. 0.95"
+                )));
+            }
             let frame = DataFrame::read_csv(&data)?;
-            let a = lmm::analyse(&frame, &formula, ml, lrt.as_deref())?;
+            let a = lmm::analyse(&frame, &formula, ml, lrt.as_deref(), df.tests())?;
             let lrt_ref = a.lrt.as_ref().map(|(f, l)| (f.as_str(), l));
+            let ci = lmm::report::Intervals {
+                method: df.shown(),
+                level,
+            };
             emit(&if json {
-                let v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref);
+                let v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref, ci);
                 serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
             } else {
-                lmm::report::summary(&a.model, &a.fit, &a.tests, df, lrt_ref)
+                lmm::report::summary(&a.model, &a.fit, &a.tests, ci, lrt_ref)
             })
         }
         Command::Report(r) => report_cmd(r),

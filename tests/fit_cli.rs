@@ -49,7 +49,7 @@ fn every_reference_case_gives_summary_and_json() {
         if r["singular"].as_bool().unwrap() {
             assert!(text.contains("singular"), "{text}");
         }
-        args.push("--json");
+        args.extend(["--json", "--df", "all"]);
         let (code, json, err) = run(&args);
         assert_eq!(code, 0, "{err}");
         let ours: Value = serde_json::from_str(&json).unwrap();
@@ -238,5 +238,140 @@ fn bad_input_is_a_clear_error() {
         assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(!err.contains("panicked"));
+    }
+}
+
+/// `--df` computes only the method asked for (the JSON leaves the others
+/// out), `--df all` every one.
+#[test]
+fn only_the_df_method_asked_for_is_computed() {
+    let data = reference().join("data/crt_parallel.csv");
+    let f = "qpr ~ arm + baseline + site + (1|team)";
+    let fields = ["df_satterthwaite", "df_kenward_roger", "df_between_within"];
+    for (df, want) in [
+        ("residual", [false, false, false]),
+        ("z", [false, false, false]),
+        ("satterthwaite", [true, false, false]),
+        ("kenward-roger", [false, true, false]),
+        ("between-within", [false, false, true]),
+        ("all", [true, true, true]),
+    ] {
+        let (code, json, err) = run(&[
+            "fit",
+            data.to_str().unwrap(),
+            "--formula",
+            f,
+            "--df",
+            df,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&json).unwrap();
+        for row in v["fixed"].as_array().unwrap() {
+            for (k, w) in fields.iter().zip(want) {
+                assert_eq!(row.get(*k).is_some(), w, "--df {df}: {k} in {row}");
+            }
+            assert!(row["df_residual"].is_number() && row["p_z"].is_number());
+        }
+    }
+}
+
+/// The Wald intervals are β̂ ± t_{(1+level)/2, df}·SE with each method's SE
+/// and df (Kenward–Roger's adjusted SE; the normal quantile for z).
+#[test]
+fn wald_intervals_follow_the_se_and_df() {
+    use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+    let data = reference().join("data/crt_parallel.csv");
+    let f = "qpr ~ arm + baseline + site + (1|team)";
+    for (df, level) in [
+        ("satterthwaite", 0.95),
+        ("kenward-roger", 0.9),
+        ("between-within", 0.99),
+        ("residual", 0.8),
+        ("z", 0.95),
+    ] {
+        let lv = level.to_string();
+        let (code, json, err) = run(&[
+            "fit",
+            data.to_str().unwrap(),
+            "--formula",
+            f,
+            "--df",
+            df,
+            "--level",
+            &lv,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&json).unwrap();
+        for row in v["fixed"].as_array().unwrap() {
+            let g = |k: &str| row[k].as_f64().unwrap_or_else(|| panic!("{k} in {row}"));
+            let (se, d) = match df {
+                "satterthwaite" => (g("se"), g("df_satterthwaite")),
+                "kenward-roger" => (g("se_kenward_roger"), g("df_kenward_roger")),
+                "between-within" => (g("se"), g("df_between_within")),
+                "residual" => (g("se"), g("df_residual")),
+                _ => (g("se"), f64::INFINITY),
+            };
+            let q = 0.5 + 0.5 * level;
+            let crit = if d.is_finite() {
+                StudentsT::new(0.0, 1.0, d).unwrap().inverse_cdf(q)
+            } else {
+                Normal::new(0.0, 1.0).unwrap().inverse_cdf(q)
+            };
+            let est = g("estimate");
+            for (k, want) in [("ci_lower", est - crit * se), ("ci_upper", est + crit * se)] {
+                assert!(
+                    (g(k) - want).abs() <= 1e-7 * (1.0 + want.abs()),
+                    "--df {df}: {k} {} against {want}",
+                    g(k)
+                );
+            }
+            assert_eq!(row["ci_level"].as_f64(), Some(level));
+            assert_eq!(row["ci_df"].as_str(), Some(df));
+        }
+        // The summary shows the same interval for `arm`.
+        let (_, text, _) = run(&[
+            "fit",
+            data.to_str().unwrap(),
+            "--formula",
+            f,
+            "--df",
+            df,
+            "--level",
+            &lv,
+        ]);
+        let arm = &v["fixed"][1];
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("arm"))
+            .unwrap();
+        let lo = format!("{:.5}", arm["ci_lower"].as_f64().unwrap());
+        assert!(line.contains(&lo), "--df {df}: {line} lacks {lo}");
+    }
+}
+
+/// A level outside (0, 1), an unknown df method, and --level with a GLMM
+/// are refused with one line and exit code 2.
+#[test]
+fn bad_level_and_df_are_refused() {
+    let data = reference().join("data/crt_parallel.csv");
+    let d = data.to_str().unwrap();
+    let f = "qpr ~ arm + (1|team)";
+    for (args, needle) in [
+        (vec!["--level", "1.5"], "--level 1.5"),
+        (vec!["--level", "0"], "--level 0"),
+        (vec!["--level", "NaN"], "--level NaN"),
+        (
+            vec!["--df", "fancy"],
+            "satterthwaite, kenward-roger, between-within, residual, z or all",
+        ),
+    ] {
+        let mut a = vec!["fit", d, "--formula", f];
+        a.extend(args);
+        let (code, _, err) = run(&a);
+        assert_eq!(code, 2, "{a:?}: {err}");
+        assert!(err.contains(needle), "{a:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }

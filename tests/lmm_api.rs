@@ -73,7 +73,7 @@ fn aliased_columns_are_dropped_and_named() {
         &m,
         &fit,
         &tests,
-        crtsim::lmm::inference::DfMethod::Satterthwaite,
+        crtsim::lmm::report::Intervals::default(),
         None,
     );
     assert!(

@@ -32,6 +32,8 @@ pub enum DfMethod {
     KenwardRoger,
     BetweenWithin,
     Residual,
+    /// Wald z (infinite df).
+    Z,
 }
 
 impl DfMethod {
@@ -42,6 +44,56 @@ impl DfMethod {
             DfMethod::KenwardRoger => "kenward-roger",
             DfMethod::BetweenWithin => "between-within",
             DfMethod::Residual => "residual",
+            DfMethod::Z => "z",
+        }
+    }
+
+    /// The tests this method needs computed (Kenward–Roger only for REML).
+    pub fn tests(self) -> TestOptions {
+        TestOptions {
+            satterthwaite: self == DfMethod::Satterthwaite,
+            kenward_roger: self == DfMethod::KenwardRoger,
+            between_within: self == DfMethod::BetweenWithin,
+        }
+    }
+}
+
+/// What `crtsim fit --df` asks for: one df method, or every one (`all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DfRequest {
+    One(DfMethod),
+    All,
+}
+
+impl DfRequest {
+    /// The tests to compute: only the method asked for, or all.
+    pub fn tests(self) -> TestOptions {
+        match self {
+            DfRequest::One(m) => m.tests(),
+            DfRequest::All => TestOptions::ALL,
+        }
+    }
+
+    /// The method of the summary's table and of the Wald intervals: the
+    /// one asked for, or Satterthwaite's when all are.
+    pub fn shown(self) -> DfMethod {
+        match self {
+            DfRequest::One(m) => m,
+            DfRequest::All => DfMethod::Satterthwaite,
+        }
+    }
+}
+
+impl std::str::FromStr for DfRequest {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "all" => Ok(DfRequest::All),
+            other => other.parse::<DfMethod>().map(DfRequest::One).map_err(|_| {
+                format!(
+                    "unknown df method `{other}`: use satterthwaite, kenward-roger, between-within, residual, z or all"
+                )
+            }),
         }
     }
 }
@@ -54,8 +106,9 @@ impl std::str::FromStr for DfMethod {
             "kenward-roger" | "kr" => Ok(DfMethod::KenwardRoger),
             "between-within" | "bw" => Ok(DfMethod::BetweenWithin),
             "residual" => Ok(DfMethod::Residual),
+            "z" => Ok(DfMethod::Z),
             other => Err(format!(
-                "unknown df method `{other}`: use satterthwaite, kenward-roger, between-within or residual"
+                "unknown df method `{other}`: use satterthwaite, kenward-roger, between-within, residual or z"
             )),
         }
     }
@@ -80,6 +133,43 @@ pub struct CoefTests {
     pub sat_cut: usize,
     /// Terms (inner, outer) that stopped the between-within df: not nested.
     pub bw_unnested: Option<(usize, usize)>,
+}
+
+impl CoefTests {
+    /// Coefficient j's SE, df and two-sided p under `method` (NaN where the
+    /// method was not computed: see [`TestOptions`]).
+    pub fn test(&self, fit: &Fit, method: DfMethod, j: usize) -> (f64, f64, f64) {
+        let at = |v: &[f64]| v.get(j).copied().unwrap_or(f64::NAN);
+        let t = fit.beta[j] / fit.se(j);
+        match method {
+            DfMethod::Satterthwaite => (
+                fit.se(j),
+                at(&self.df_satterthwaite),
+                at(&self.p_satterthwaite),
+            ),
+            DfMethod::KenwardRoger => (
+                at(&self.se_kenward_roger),
+                at(&self.df_kenward_roger),
+                at(&self.p_kenward_roger),
+            ),
+            DfMethod::BetweenWithin => (
+                fit.se(j),
+                at(&self.df_between_within),
+                at(&self.p_between_within),
+            ),
+            DfMethod::Residual => (fit.se(j), self.df_residual, p_t(t, self.df_residual)),
+            DfMethod::Z => (fit.se(j), f64::INFINITY, p_t(t, f64::INFINITY)),
+        }
+    }
+
+    /// The Wald interval β̂_j ± t_{1−(1−level)/2, df}·SE under `method`,
+    /// with the method's SE and df (Kenward–Roger's adjusted SE; z for
+    /// [`DfMethod::Z`]).
+    pub fn wald_interval(&self, fit: &Fit, method: DfMethod, j: usize, level: f64) -> (f64, f64) {
+        let (se, df, _) = self.test(fit, method, j);
+        let crit = crate::stats::t_quantile(0.5 + 0.5 * level, df);
+        (fit.beta[j] - crit * se, fit.beta[j] + crit * se)
+    }
 }
 
 /// Two-sided p-value of t with `df` degrees of freedom (df = ∞ gives z).

@@ -404,13 +404,15 @@ pub struct Analysis {
     pub lrt: Option<(String, inference::Lrt)>,
 }
 
-/// Fit `formula` to `data` (REML unless `ml`), with all coefficient tests and,
-/// if `null_formula` is given, an ML likelihood-ratio test against it.
+/// Fit `formula` to `data` (REML unless `ml`), with the coefficient tests
+/// `tests` asks for (z and residual-df tests always) and, if `null_formula`
+/// is given, an ML likelihood-ratio test against it.
 pub fn analyse(
     data: &DataFrame,
     formula: &str,
     ml: bool,
     null_formula: Option<&str>,
+    tests: inference::TestOptions,
 ) -> Result<Analysis> {
     // A response of extreme magnitude (its squares overflow or underflow)
     // is fitted in units of a power of two, which is exact, and the results
@@ -454,7 +456,7 @@ pub fn analyse(
             y.len()
         )));
     }
-    let mut tests = inference::coef_tests(&model, &fit);
+    let mut tests = inference::coef_tests_with(&model, &fit, tests);
     if scale != 1.0 {
         unscale(&mut fit, &mut tests, &model, scale);
         let s2 = fit.sigma * fit.sigma;

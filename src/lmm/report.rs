@@ -14,8 +14,32 @@ fn num(x: f64) -> Value {
     }
 }
 
-/// The fit as JSON, in the reference schema.
-pub fn to_json(model: &Model, fit: &Fit, tests: &CoefTests, lrt: Option<(&str, &Lrt)>) -> Value {
+/// The Wald intervals a report shows: the df method and the level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Intervals {
+    pub method: super::inference::DfMethod,
+    pub level: f64,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Intervals {
+            method: super::inference::DfMethod::Satterthwaite,
+            level: 0.95,
+        }
+    }
+}
+
+/// The fit as JSON, in the reference schema: the df, SE and p of each
+/// method `tests` computed (the others are left out), and the Wald
+/// interval of `ci`.
+pub fn to_json(
+    model: &Model,
+    fit: &Fit,
+    tests: &CoefTests,
+    lrt: Option<(&str, &Lrt)>,
+    ci: Intervals,
+) -> Value {
     let p = fit.beta.len();
     let fixed: Vec<Value> = (0..p)
         .map(|j| {
@@ -25,17 +49,25 @@ pub fn to_json(model: &Model, fit: &Fit, tests: &CoefTests, lrt: Option<(&str, &
             o.insert("estimate".into(), num(fit.beta[j]));
             o.insert("se".into(), num(se));
             o.insert("t".into(), num(fit.beta[j] / se));
-            o.insert("df_satterthwaite".into(), num(tests.df_satterthwaite[j]));
-            o.insert("p_satterthwaite".into(), num(tests.p_satterthwaite[j]));
-            if fit.reml {
-                o.insert("df_kenward_roger".into(), num(tests.df_kenward_roger[j]));
-                o.insert("se_kenward_roger".into(), num(tests.se_kenward_roger[j]));
-                o.insert("p_kenward_roger".into(), num(tests.p_kenward_roger[j]));
-            }
-            o.insert("df_between_within".into(), num(tests.df_between_within[j]));
-            o.insert("p_between_within".into(), num(tests.p_between_within[j]));
+            let mut put = |k: &str, v: &[f64]| {
+                if let Some(&x) = v.get(j) {
+                    o.insert(k.into(), num(x));
+                }
+            };
+            put("df_satterthwaite", &tests.df_satterthwaite);
+            put("p_satterthwaite", &tests.p_satterthwaite);
+            put("df_kenward_roger", &tests.df_kenward_roger);
+            put("se_kenward_roger", &tests.se_kenward_roger);
+            put("p_kenward_roger", &tests.p_kenward_roger);
+            put("df_between_within", &tests.df_between_within);
+            put("p_between_within", &tests.p_between_within);
             o.insert("df_residual".into(), num(tests.df_residual));
             o.insert("p_z".into(), num(tests.p_z[j]));
+            let (lo, hi) = tests.wald_interval(fit, ci.method, j, ci.level);
+            o.insert("ci_lower".into(), num(lo));
+            o.insert("ci_upper".into(), num(hi));
+            o.insert("ci_level".into(), json!(ci.level));
+            o.insert("ci_df".into(), json!(ci.method.name()));
             Value::Object(o)
         })
         .collect();
@@ -156,10 +188,11 @@ pub fn summary(
     model: &Model,
     fit: &Fit,
     tests: &CoefTests,
-    df: super::inference::DfMethod,
+    ci: Intervals,
     lrt: Option<(&str, &Lrt)>,
 ) -> String {
     use super::inference::DfMethod::*;
+    let df = ci.method;
     let mut s = String::new();
     let method = if fit.reml {
         "REML"
@@ -194,48 +227,36 @@ pub fn summary(
         KenwardRoger => "Kenward-Roger",
         BetweenWithin => "between-within",
         Residual => "residual (n - p)",
+        Z => "z (Wald, infinite)",
     };
-    let _ = writeln!(s, "\nFixed effects (df: {label}):");
+    let pct = format!("{}%", 100.0 * ci.level);
     let _ = writeln!(
         s,
-        " {:<16} {:>12} {:>11} {:>9} {:>8} {:>10}",
-        "", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"
+        "\nFixed effects (df: {label}; Wald {pct} intervals on these df):"
+    );
+    let _ = writeln!(
+        s,
+        " {:<16} {:>12} {:>11} {:>9} {:>8} {:>10} {:>11} {:>11}",
+        "", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)", "lower", "upper"
     );
     for j in 0..fit.beta.len() {
-        let (se, d, p) = match df {
-            Satterthwaite => (
-                fit.se(j),
-                tests.df_satterthwaite[j],
-                tests.p_satterthwaite[j],
-            ),
-            KenwardRoger => (
-                tests.se_kenward_roger[j],
-                tests.df_kenward_roger[j],
-                tests.p_kenward_roger[j],
-            ),
-            BetweenWithin => (
-                fit.se(j),
-                tests.df_between_within[j],
-                tests.p_between_within[j],
-            ),
-            Residual => {
-                let t = fit.beta[j] / fit.se(j);
-                (
-                    fit.se(j),
-                    tests.df_residual,
-                    super::inference::p_t(t, tests.df_residual),
-                )
-            }
-        };
+        let (se, d, p) = tests.test(fit, df, j);
+        let (lo, hi) = tests.wald_interval(fit, df, j, ci.level);
         let _ = writeln!(
             s,
-            " {:<16} {:>12} {:>11} {:>9} {:>8} {:>10}",
+            " {:<16} {:>12} {:>11} {:>9} {:>8} {:>10} {:>11} {:>11}",
             fit.names[j],
             fmt_num(fit.beta[j], 5),
             fmt_num(se, 5),
-            fmt_num(d, 2),
+            if d == f64::INFINITY {
+                "Inf".to_string()
+            } else {
+                fmt_num(d, 2)
+            },
             fmt_num(fit.beta[j] / se, 3),
-            fmt_p(p)
+            fmt_p(p),
+            fmt_num(lo, 5),
+            fmt_num(hi, 5)
         );
     }
     let _ = writeln!(s, "Residual SD (sigma): {}", fmt_num(fit.sigma, 5));
