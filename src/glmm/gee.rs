@@ -406,12 +406,15 @@ impl State {
 
     fn at(&mut self, pt: &Patterns, family: Family, link: Link, beta: &[f64]) {
         let p = self.p;
+        // For a canonical link dμ/dη = V(μ).
+        let canonical = link == family.canonical();
         for k in 0..pt.len() {
             let eta: f64 = (0..p).map(|j| pt.x[k * p + j] * beta[j]).sum();
             let mu = link.inverse(eta);
+            let var = family.variance(mu);
             self.mu[k] = mu;
-            self.deriv[k] = link.mu_eta(eta);
-            self.var[k] = family.variance(mu);
+            self.deriv[k] = if canonical { var } else { link.mu_eta(eta) };
+            self.var[k] = var;
         }
     }
 
