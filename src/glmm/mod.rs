@@ -112,6 +112,11 @@ impl Glmm {
             Some((f, d, _)) => (Formula::parse(f)?, d),
             None => (Formula::parse(formula)?, data),
         };
+        if parsed.offset.is_some() {
+            return Err(Error::Usage(
+                "offset() is supported for linear mixed models only so far; for a count's exposure in a GLMM, model the rate without it or use an LMM".into(),
+            ));
+        }
         let mut model = Model::from_formula(&parsed, data, false)?;
         if agg.is_some() {
             model.formula.text = formula.to_string();

@@ -4,8 +4,12 @@
 //! states it), numeric and categorical columns, `a:b` interactions, `a*b`
 //! (= `a + b + a:b`), and random terms `(1|g)`, `(x|g)`, `(1 + x|g)`,
 //! `(0 + x|g)`, `(1|g1:g2)` and `(1|g1/g2)` (= `(1|g1) + (1|g2:g1)`, lme4's
-//! naming). Names are R-style identifiers or `back-quoted`.
+//! naming), `(1 + x || g)` (= `(1|g) + (0 + x|g)`, uncorrelated), and the
+//! functions of [`super::transform`] (`factor(x)`, `I(x^2)`, `log(x)`,
+//! `poly(x, 2)`, `offset(x)`, ...). Names are R-style identifiers or
+//! `back-quoted`.
 
+use super::transform::{Derivation, Derived, Expr, Func, Op, SUPPORTED};
 use crate::error::{Error, Result};
 
 /// A parsed model formula.
@@ -19,6 +23,10 @@ pub struct Formula {
     pub fixed: Vec<Vec<String>>,
     /// Random-effects terms.
     pub random: Vec<RandomTerm>,
+    /// Columns computed from the data (formula functions), in order.
+    pub derived: Vec<Derived>,
+    /// The derived column of `offset(...)`, if any.
+    pub offset: Option<String>,
     /// The text it was parsed from.
     pub text: String,
 }
@@ -54,6 +62,8 @@ enum Tok {
     Bar,
     LParen,
     RParen,
+    Caret,
+    Comma,
 }
 
 fn syntax(text: &str, pos: usize, what: &str) -> Error {
@@ -95,6 +105,8 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>> {
             '|' => out.push((Tok::Bar, i)),
             '(' => out.push((Tok::LParen, i)),
             ')' => out.push((Tok::RParen, i)),
+            '^' => out.push((Tok::Caret, i)),
+            ',' => out.push((Tok::Comma, i)),
             '`' => {
                 let mut j = i + 1;
                 while j < b.len() && b[j] != '`' {
@@ -111,6 +123,19 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>> {
                 let mut j = i;
                 while j < b.len() && (b[j].is_ascii_digit() || b[j] == '.') {
                     j += 1;
+                }
+                // An exponent: 1e-3, 2E5.
+                if j + 1 < b.len()
+                    && (b[j] == 'e' || b[j] == 'E')
+                    && (b[j + 1].is_ascii_digit()
+                        || ((b[j + 1] == '-' || b[j + 1] == '+')
+                            && j + 2 < b.len()
+                            && b[j + 2].is_ascii_digit()))
+                {
+                    j += 2;
+                    while j < b.len() && b[j].is_ascii_digit() {
+                        j += 1;
+                    }
                 }
                 out.push((Tok::Num(b[i..j].iter().collect()), start));
                 i = j;
@@ -136,6 +161,8 @@ struct Parser<'a> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     text: &'a str,
+    /// Columns the formula's functions compute, in order of appearance.
+    derived: Vec<Derived>,
 }
 
 /// A summand on the right-hand side before expansion.
@@ -143,6 +170,8 @@ enum Summand {
     Intercept(bool),
     Fixed(Vec<Vec<String>>),
     Random(Vec<RandomTerm>),
+    /// `offset(e)`: the derived column's name.
+    Offset(String),
 }
 
 impl<'a> Parser<'a> {
@@ -172,6 +201,170 @@ impl<'a> Parser<'a> {
         match self.next() {
             Some(Tok::Name(n)) => Ok(n),
             _ => Err(syntax(self.text, at, "expected a column name")),
+        }
+    }
+
+    /// A model variable: a column, or a function of columns (its derived
+    /// column registered); `poly(x, k)` gives k variables.
+    fn variable(&mut self) -> Result<Vec<String>> {
+        let at = self.at();
+        let name = self.name()?;
+        if self.peek() != Some(&Tok::LParen) {
+            return Ok(vec![name]);
+        }
+        self.next();
+        let out = match name.as_str() {
+            "factor" | "as.numeric" => {
+                let col = self.name()?;
+                let how = if name == "factor" {
+                    Derivation::Factor(col.clone())
+                } else {
+                    Derivation::AsNumeric(col.clone())
+                };
+                vec![self.register(format!("{name}({col})"), how)]
+            }
+            "I" => {
+                let e = self.expr()?;
+                vec![self.register(format!("I({})", e.deparse()), Derivation::Numeric(e))]
+            }
+            "log" | "exp" | "sqrt" => {
+                let f = Func::from_name(&name).expect("listed");
+                let e = Expr::Call(f, Box::new(self.expr()?));
+                vec![self.register(e.deparse(), Derivation::Numeric(e))]
+            }
+            "scale" => {
+                let e = self.expr()?;
+                vec![self.register(format!("scale({})", e.deparse()), Derivation::Scale(e))]
+            }
+            "poly" => {
+                let e = self.expr()?;
+                self.expect(Tok::Comma, "`, degree` in poly(x, degree)")?;
+                let kat = self.at();
+                let k = match self.next() {
+                    Some(Tok::Num(n)) => n.parse::<usize>().ok().filter(|k| (1..=20).contains(k)),
+                    _ => None,
+                }
+                .ok_or_else(|| syntax(self.text, kat, "poly's degree must be a whole number from 1 to 20"))?;
+                let base = format!("poly({}, {k})", e.deparse());
+                (1..=k)
+                    .map(|index| {
+                        self.register(
+                            format!("{base}{index}"),
+                            Derivation::Poly {
+                                x: e.clone(),
+                                degree: k,
+                                index,
+                            },
+                        )
+                    })
+                    .collect()
+            }
+            "offset" => {
+                return Err(syntax(
+                    self.text,
+                    at,
+                    "offset() is a term of its own: write `+ offset(x)`, not inside an interaction or a random-effects term",
+                ))
+            }
+            other => {
+                return Err(syntax(
+                    self.text,
+                    at,
+                    &format!("unsupported function `{other}()`: formulas may use {SUPPORTED}"),
+                ))
+            }
+        };
+        self.expect(Tok::RParen, "`)` closing the function call")?;
+        Ok(out)
+    }
+
+    /// The name of a derived column, registered once.
+    fn register(&mut self, name: String, how: Derivation) -> String {
+        if !self.derived.iter().any(|d| d.name == name) {
+            self.derived.push(Derived {
+                name: name.clone(),
+                how,
+            });
+        }
+        name
+    }
+
+    /// expr := product (('+'|'-') product)*
+    fn expr(&mut self) -> Result<Expr> {
+        let mut e = self.product()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Plus) => Op::Add,
+                Some(Tok::Minus) => Op::Sub,
+                _ => return Ok(e),
+            };
+            self.next();
+            e = Expr::Bin(op, Box::new(e), Box::new(self.product()?));
+        }
+    }
+
+    /// product := unary (('*'|'/') unary)*
+    fn product(&mut self) -> Result<Expr> {
+        let mut e = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Star) => Op::Mul,
+                Some(Tok::Slash) => Op::Div,
+                _ => return Ok(e),
+            };
+            self.next();
+            e = Expr::Bin(op, Box::new(e), Box::new(self.unary()?));
+        }
+    }
+
+    /// unary := '-' unary | atom ['^' unary]
+    fn unary(&mut self) -> Result<Expr> {
+        if self.peek() == Some(&Tok::Minus) {
+            self.next();
+            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        }
+        let a = self.atom()?;
+        if self.peek() == Some(&Tok::Caret) {
+            self.next();
+            return Ok(Expr::Bin(Op::Pow, Box::new(a), Box::new(self.unary()?)));
+        }
+        Ok(a)
+    }
+
+    /// atom := number | column | log|exp|sqrt '(' expr ')' | '(' expr ')'
+    fn atom(&mut self) -> Result<Expr> {
+        let at = self.at();
+        match self.next() {
+            Some(Tok::Num(n)) => n
+                .parse::<f64>()
+                .map(Expr::Num)
+                .map_err(|_| syntax(self.text, at, &format!("`{n}` is not a number"))),
+            Some(Tok::LParen) => {
+                let e = self.expr()?;
+                self.expect(Tok::RParen, "`)`")?;
+                Ok(Expr::Paren(Box::new(e)))
+            }
+            Some(Tok::Name(n)) => {
+                if self.peek() != Some(&Tok::LParen) {
+                    return Ok(Expr::Col(n));
+                }
+                let Some(f) = Func::from_name(&n) else {
+                    return Err(syntax(
+                        self.text,
+                        at,
+                        &format!("unsupported function `{n}()` in an expression: use log(), exp() or sqrt() (formulas may use {SUPPORTED})"),
+                    ));
+                };
+                self.next();
+                let e = self.expr()?;
+                self.expect(Tok::RParen, "`)` closing the function call")?;
+                Ok(Expr::Call(f, Box::new(e)))
+            }
+            _ => Err(syntax(
+                self.text,
+                at,
+                "expected a number, a column or `(` in the expression",
+            )),
         }
     }
 
@@ -224,12 +417,10 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 self.next();
-                if self.peek() == Some(&Tok::Bar) {
-                    return Err(syntax(
-                        self.text,
-                        self.at(),
-                        "`||` (uncorrelated terms) is not supported; write (1|g) + (0 + x|g)",
-                    ));
+                // `||`: uncorrelated, one term per column.
+                let uncorrelated = self.peek() == Some(&Tok::Bar);
+                if uncorrelated {
+                    self.next();
                 }
                 let mut groups = vec![vec![self.name()?]];
                 loop {
@@ -269,6 +460,11 @@ impl<'a> Parser<'a> {
                             }
                         }
                         Summand::Random(_) => unreachable!("random terms are not parsed inside"),
+                        Summand::Offset(_) => return Err(syntax(
+                            self.text,
+                            at,
+                            "offset() belongs in the fixed part, not inside a random-effects term",
+                        )),
                     }
                 }
                 if !intercept && slopes.is_empty() {
@@ -285,11 +481,29 @@ impl<'a> Parser<'a> {
                     let mut name = g.clone();
                     name.extend(acc.iter().cloned());
                     acc = name.clone();
-                    terms.push(RandomTerm {
-                        intercept,
-                        slopes: slopes.clone(),
-                        group: name,
-                    });
+                    if uncorrelated {
+                        // (1 + x || g) = (1|g) + (0 + x|g), as lme4 expands it.
+                        if intercept {
+                            terms.push(RandomTerm {
+                                intercept: true,
+                                slopes: Vec::new(),
+                                group: name.clone(),
+                            });
+                        }
+                        for sl in &slopes {
+                            terms.push(RandomTerm {
+                                intercept: false,
+                                slopes: vec![sl.clone()],
+                                group: name.clone(),
+                            });
+                        }
+                    } else {
+                        terms.push(RandomTerm {
+                            intercept,
+                            slopes: slopes.clone(),
+                            group: name,
+                        });
+                    }
                 }
                 Ok(Summand::Random(terms))
             }
@@ -298,39 +512,76 @@ impl<'a> Parser<'a> {
                 at,
                 "parentheses are only for random-effects terms",
             )),
+            Some(Tok::Name(n))
+                if n == "offset"
+                    && matches!(self.toks.get(self.pos + 1), Some((Tok::LParen, _))) =>
+            {
+                self.next();
+                self.next();
+                let e = self.expr()?;
+                self.expect(Tok::RParen, "`)` closing offset(")?;
+                if matches!(self.peek(), Some(Tok::Colon | Tok::Star)) {
+                    return Err(syntax(
+                        self.text,
+                        self.at(),
+                        "offset() is a term of its own: it cannot be in an interaction",
+                    ));
+                }
+                let name =
+                    self.register(format!("offset({})", e.deparse()), Derivation::Numeric(e));
+                Ok(Summand::Offset(name))
+            }
             Some(Tok::Name(_)) => {
-                let mut factors = vec![self.name()?];
+                // Each factor's variables (poly gives several).
+                let mut factors = vec![self.variable()?];
                 let mut star = false;
                 loop {
                     match self.peek() {
                         Some(Tok::Colon) => {
                             self.next();
-                            factors.push(self.name()?);
+                            factors.push(self.variable()?);
                         }
                         Some(Tok::Star) => {
                             self.next();
                             star = true;
-                            factors.push(self.name()?);
+                            factors.push(self.variable()?);
                         }
                         _ => break,
                     }
                 }
+                // The products of the factors' variables, one from each.
+                let product = |fs: &[&Vec<String>]| -> Vec<Vec<String>> {
+                    let mut out: Vec<Vec<String>> = vec![Vec::new()];
+                    for f in fs {
+                        out = out
+                            .iter()
+                            .flat_map(|t| {
+                                f.iter().map(move |v| {
+                                    let mut t = t.clone();
+                                    t.push(v.clone());
+                                    t
+                                })
+                            })
+                            .collect();
+                    }
+                    out
+                };
                 if star {
                     // a*b*c = all non-empty subsets, by order.
                     let k = factors.len();
                     let mut terms: Vec<Vec<String>> = Vec::new();
                     for mask in 1u32..(1 << k) {
-                        terms.push(
-                            (0..k)
-                                .filter(|i| mask & (1 << i) != 0)
-                                .map(|i| factors[i].clone())
-                                .collect(),
-                        );
+                        let fs: Vec<&Vec<String>> = (0..k)
+                            .filter(|i| mask & (1 << i) != 0)
+                            .map(|i| &factors[i])
+                            .collect();
+                        terms.extend(product(&fs));
                     }
                     terms.sort_by_key(|t| t.len());
                     Ok(Summand::Fixed(terms))
                 } else {
-                    Ok(Summand::Fixed(vec![factors]))
+                    let fs: Vec<&Vec<String>> = factors.iter().collect();
+                    Ok(Summand::Fixed(product(&fs)))
                 }
             }
             _ => Err(syntax(self.text, at, "expected a term")),
@@ -342,7 +593,12 @@ impl Formula {
     /// Parse a formula such as `qpr ~ arm + baseline + site + (1|team)`.
     pub fn parse(text: &str) -> Result<Formula> {
         let toks = lex(text)?;
-        let mut p = Parser { toks, pos: 0, text };
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            text,
+            derived: Vec::new(),
+        };
         let response = p.name().map_err(|_| {
             syntax(
                 text,
@@ -358,8 +614,19 @@ impl Formula {
         let mut intercept = true;
         let mut fixed: Vec<Vec<String>> = Vec::new();
         let mut random: Vec<RandomTerm> = Vec::new();
+        let mut offset: Option<String> = None;
         for (sign, s) in rhs {
             match s {
+                Summand::Offset(name) => {
+                    if !sign || offset.is_some() {
+                        return Err(syntax(
+                            text,
+                            0,
+                            "give one offset(...), added (+): combine several in one, e.g. offset(log(a) + b)",
+                        ));
+                    }
+                    offset = Some(name);
+                }
                 Summand::Intercept(i) => intercept = if sign { i } else { !i },
                 Summand::Fixed(ts) => {
                     for t in ts {
@@ -405,12 +672,15 @@ impl Formula {
             intercept,
             fixed,
             random,
+            derived: p.derived,
+            offset,
             text: text.to_string(),
         })
     }
 
-    /// Every column the formula uses.
-    pub fn variables(&self) -> Vec<String> {
+    /// Every variable of the model, by its name in the model (a function's
+    /// derived column by its name, e.g. `log(x)`), the offset last.
+    pub fn model_variables(&self) -> Vec<String> {
         let mut v = vec![self.response.clone()];
         let mut add = |s: &String| {
             if !v.contains(s) {
@@ -424,7 +694,27 @@ impl Formula {
             r.slopes.iter().for_each(&mut add);
             r.group.iter().for_each(&mut add);
         }
+        if let Some(o) = &self.offset {
+            add(o);
+        }
         v
+    }
+
+    /// Every data column the formula reads (a function's columns in place
+    /// of its derived column).
+    pub fn variables(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for v in self.model_variables() {
+            match self.derived.iter().find(|d| d.name == v) {
+                Some(d) => d.columns(&mut out),
+                None => {
+                    if !out.contains(&v) {
+                        out.push(v)
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

@@ -460,7 +460,16 @@ impl ModelFrame {
         prev: Option<&ModelFrame>,
     ) -> Result<ModelFrame> {
         check_terms(formula)?;
-        let vars = formula.variables();
+        // Formula functions: their columns are computed over all the data
+        // rows first, as R's model.frame does.
+        let augmented;
+        let data = if formula.derived.is_empty() {
+            data
+        } else {
+            augmented = super::transform::augment(data, &formula.derived)?;
+            &augmented
+        };
+        let vars = formula.model_variables();
         let mut used: Vec<&Column> = Vec::with_capacity(vars.len());
         for v in &vars {
             used.push(data.column(v)?);
@@ -487,9 +496,15 @@ impl ModelFrame {
         }
         let n = rows.len();
 
-        // Response.
+        // Response, less the offset.
         let ycol = numeric_column(col(&formula.response), "the response")?;
-        let y: Vec<f64> = rows.iter().map(|&i| ycol[i]).collect();
+        let mut y: Vec<f64> = rows.iter().map(|&i| ycol[i]).collect();
+        if let Some(o) = &formula.offset {
+            let ocol = numeric_column(col(o), "the offset")?;
+            for (v, &i) in y.iter_mut().zip(&rows) {
+                *v -= ocol[i];
+            }
+        }
         if let Some(k) = y.iter().position(|v| !v.is_finite()) {
             return Err(Error::Usage(format!(
                 "the response `{}` is {} in data row {} (CSV line {}): every value must be a finite number (or NA for missing)",
@@ -831,7 +846,11 @@ impl ModelFrame {
     fn try_refill(&mut self, formula: &Formula, data: &DataFrame) -> Refilled {
         use Refilled::No;
         let rf = &mut self.refill;
-        if !rf.valid || formula.response != self.response || rf.vars.is_empty() {
+        if !rf.valid
+            || formula.response != self.response
+            || rf.vars.is_empty()
+            || !formula.derived.is_empty()
+        {
             return No;
         }
         let mut cols: smallvec::SmallVec<[&Column; 8]> = smallvec::SmallVec::new();
@@ -1030,8 +1049,14 @@ impl ModelFrame {
 /// among its own predictors, and a random-effects term given twice.
 fn check_terms(formula: &Formula) -> Result<()> {
     let resp = &formula.response;
+    let reads_response = formula.derived.iter().any(|d| {
+        let mut cols = Vec::new();
+        d.columns(&mut cols);
+        cols.contains(resp)
+    });
     if formula.fixed.iter().flatten().any(|v| v == resp)
         || formula.random.iter().any(|r| r.slopes.contains(resp))
+        || reads_response
     {
         return Err(Error::Usage(format!(
             "the response `{resp}` also appears on the right-hand side of the formula: a variable cannot predict itself; remove it there"

@@ -17,6 +17,7 @@ pub mod inference;
 pub mod optim;
 pub mod pls;
 pub mod report;
+pub mod transform;
 
 use crate::error::{Error, Result};
 use data::DataFrame;

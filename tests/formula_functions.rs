@@ -1,0 +1,176 @@
+//! Formula functions (issue 14): `crtsim fit` on models with poly(),
+//! scale(), I(), log(), exp(), sqrt(), factor(), as.numeric(), offset() and
+//! (x || g) against lme4's lmer (tests/data/lme4/functions/functions.json,
+//! made by make_functions.R beside it), and the errors for what it cannot do.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crtsim");
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/lme4")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn formula_functions_match_lmer() {
+    let path = dir().join("functions/functions.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is missing: {e}", path.display()));
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(cases.len(), 10);
+    for c in &cases {
+        let data = dir().join("data").join(c["data"].as_str().unwrap());
+        let formula = c["formula"].as_str().unwrap();
+        let (code, out, err) = run(&[
+            "fit",
+            data.to_str().unwrap(),
+            "--formula",
+            formula,
+            "--df",
+            "z",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{formula}: {err}");
+        let ours: Value = serde_json::from_str(&out).unwrap();
+        let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * (1.0 + b.abs());
+        let (o, r) = (
+            ours["objective"].as_f64().unwrap(),
+            c["objective"].as_f64().unwrap(),
+        );
+        assert!(
+            close(o, r, 1e-7),
+            "{formula}: REML criterion {o} against {r}"
+        );
+        let ours_fixed = ours["fixed"].as_array().unwrap();
+        let ref_fixed = c["fixed"].as_array().unwrap();
+        let names = |v: &[Value]| -> Vec<String> {
+            v.iter()
+                .map(|f| f["term"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(ours_fixed), names(ref_fixed), "{formula}");
+        for (a, b) in ours_fixed.iter().zip(ref_fixed) {
+            let g = |v: &Value, k: &str| v[k].as_f64().unwrap();
+            assert!(
+                close(g(a, "estimate"), g(b, "estimate"), 1e-6),
+                "{formula}: {} estimate {} against {}",
+                b["term"],
+                g(a, "estimate"),
+                g(b, "estimate")
+            );
+            assert!(
+                close(g(a, "se"), g(b, "se"), 1e-5),
+                "{formula}: {} SE {} against {}",
+                b["term"],
+                g(a, "se"),
+                g(b, "se")
+            );
+        }
+    }
+}
+
+#[test]
+fn unsupported_and_invalid_functions_are_one_line_errors() {
+    for (file, formula, needle) in [
+        (
+            "sleepstudy.csv",
+            "Reaction ~ foo(Days) + (1|Subject)",
+            "unsupported function `foo()`",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ I(bar(Days)) + (1|Subject)",
+            "unsupported function `bar()`",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ log(Days) + (1|Subject)",
+            "`log(Days)` is -inf in data row 1",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ sqrt(Days - 5) + (1|Subject)",
+            "`sqrt(Days - 5)` is NaN in data row 1",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ poly(Days, 0) + (1|Subject)",
+            "poly's degree",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ poly(Days, 12) + (1|Subject)",
+            "needs at least 13 distinct values",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ Days + (1 + offset(Days)|Subject)",
+            "offset()",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ offset(Days):Days + (1|Subject)",
+            "offset() is a term of its own",
+        ),
+        (
+            "sleepstudy.csv",
+            "Reaction ~ log(Reaction) + (1|Subject)",
+            "cannot predict itself",
+        ),
+        (
+            "crt_parallel.csv",
+            "qpr ~ as.numeric(site) + (1|team)",
+            "`site` has the value `S1`, which is not a number",
+        ),
+        (
+            "crt_parallel.csv",
+            "qpr ~ scale(site) + (1|team)",
+            "`site` is a categorical column",
+        ),
+    ] {
+        let data = dir().join("data").join(file);
+        let (code, _, err) = run(&["fit", data.to_str().unwrap(), "--formula", formula]);
+        assert_eq!(code, 2, "{formula}: {err}");
+        assert!(err.contains(needle), "{formula}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// The basis of poly(x, 4) equals R's to 1e-10 (poly.json, by
+/// make_functions.R).
+#[test]
+fn poly_basis_matches_r() {
+    let path = dir().join("functions/poly.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is missing: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let f = |a: &Value| -> Vec<f64> {
+        a.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let x = f(&v["x"]);
+    let ours = crtsim::lmm::transform::poly(&x, 4).unwrap();
+    for (k, col) in v["basis"].as_array().unwrap().iter().enumerate() {
+        for (a, b) in ours[k].iter().zip(f(col)) {
+            assert!(
+                (a - b).abs() < 1e-10,
+                "degree {}: {a} against R's {b}",
+                k + 1
+            );
+        }
+    }
+}
