@@ -375,3 +375,45 @@ fn bad_level_and_df_are_refused() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// A categorical predictor with one level in the rows used (`site` in a
+/// one-site trial) is dropped with a note in the summary and the JSON,
+/// never silently.
+#[test]
+fn a_one_level_predictor_is_dropped_with_a_note() {
+    let src = std::fs::read_to_string(reference().join("data/crt_parallel.csv")).unwrap();
+    let mut lines = src.lines();
+    let header = lines.next().unwrap();
+    let site = header
+        .split(',')
+        .position(|h| h.trim_matches('"') == "site")
+        .unwrap();
+    let mut out = vec![header.to_string()];
+    out.extend(
+        lines
+            .filter(|l| l.split(',').nth(site).map(|s| s.trim_matches('"')) == Some("S1"))
+            .map(str::to_string),
+    );
+    let path = std::env::temp_dir().join(format!("crtsim_one_site_{}.csv", std::process::id()));
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    let p = path.to_str().unwrap();
+    let f = "qpr ~ arm + site + (1|team)";
+    let (code, text, err) = run(&["fit", p, "--formula", f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains("note: `site` has one level (`S1`)") && !text.contains("siteS"),
+        "{text}"
+    );
+    let (code, json, err) = run(&["fit", p, "--formula", f, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("`site` has one level")),
+        "{json}"
+    );
+    std::fs::remove_file(&path).ok();
+}

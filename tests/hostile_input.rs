@@ -188,7 +188,13 @@ fn response_scale_does_not_change_tests_or_df() {
         // df, t value and p of each coefficient (the interval is in units).
         out.lines()
             .filter(|l| l.starts_with(" arm") || l.starts_with(" x "))
-            .map(|l| l.split_whitespace().skip(3).take(3).collect::<Vec<_>>().join(" "))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(3)
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect()
     };
     let (c1, o1, e1) = fit_table(&write("y1.csv", 1.0, false));

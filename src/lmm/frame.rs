@@ -161,6 +161,9 @@ pub struct ModelFrame {
     pub xtx: Vec<f64>,
     /// Names of columns dropped as linearly dependent on earlier ones.
     pub dropped: Vec<String>,
+    /// Categorical predictors with one level in the rows used (name,
+    /// level): they add no column (R refuses to fit them).
+    pub single_level: Vec<(String, String)>,
     /// Random-effects terms, in lme4's order (decreasing number of levels, stable).
     pub terms: Vec<ReTerm>,
     /// Indices (0-based) of the data rows used.
@@ -446,6 +449,20 @@ enum VarCols {
 }
 
 impl ModelFrame {
+    /// Notes about the design, in words: predictors dropped because they
+    /// have one level in the rows used.
+    pub fn notes(&self) -> Vec<String> {
+        self.single_level
+            .iter()
+            .map(|(v, l)| {
+                format!(
+                    "`{v}` has one level (`{l}`) in the {} rows used, so it adds no column and was dropped from the model (R refuses to fit it: a factor needs two or more levels)",
+                    self.n
+                )
+            })
+            .collect()
+    }
+
     /// Build the model frame for a formula on a data frame.
     pub fn new(formula: &Formula, data: &DataFrame) -> Result<ModelFrame> {
         Self::build(formula, data, None)
@@ -526,6 +543,7 @@ impl ModelFrame {
         let mut names: Vec<String> = Vec::new();
         let mut recipes: Vec<Recipe> = Vec::new();
         let mut fixed_levels: Vec<Option<Levels>> = vec![None; vars.len()];
+        let mut single_level: Vec<(String, String)> = Vec::new();
         if formula.intercept {
             xcols.push(vec![1.0; n]);
             names.push("(Intercept)".into());
@@ -552,6 +570,9 @@ impl ModelFrame {
                     ));
                 } else {
                     let (codes, levels) = factor_codes(col, &rows);
+                    if levels.len() == 1 && !single_level.iter().any(|(n, _)| n == v) {
+                        single_level.push((v.clone(), levels.name(0).to_string()));
+                    }
                     let vi = vars
                         .iter()
                         .position(|u| u == v)
@@ -757,6 +778,7 @@ impl ModelFrame {
             x_names,
             xtx,
             dropped,
+            single_level,
             terms,
             rows,
             n_missing,

@@ -114,7 +114,7 @@ pub fn to_json(
         "dropped_columns": model.frame.dropped,
         "optimizer": {"converged": fit.optimizer.converged, "gradient": num(fit.optimizer.grad),
                       "evaluations": fit.optimizer.evals, "method": fit.optimizer.message()},
-        "notes": tests.notes,
+        "notes": model.frame.notes().into_iter().chain(tests.notes.iter().cloned()).collect::<Vec<_>>(),
         "ranef": ranef,
     });
     if let Some((null_formula, l)) = lrt {
@@ -260,6 +260,9 @@ pub fn summary(
         );
     }
     let _ = writeln!(s, "Residual SD (sigma): {}", fmt_num(fit.sigma, 5));
+    for note in model.frame.notes() {
+        let _ = writeln!(s, "note: {note}");
+    }
     if !model.frame.dropped.is_empty() {
         let _ = writeln!(
             s,
