@@ -204,6 +204,10 @@ enum Command {
         /// Print JSON (the schema of the lme4 reference fits) instead of a summary.
         #[arg(long)]
         json: bool,
+        /// F tests of the fixed-effect terms (lmerTest's Type III table with
+        /// Satterthwaite's df); linear mixed models.
+        #[arg(long)]
+        anova: bool,
         /// A generalised linear mixed model (as lme4's glmer) for a binary
         /// (0/1) or count response: binomial or poisson.
         #[arg(long, value_enum)]
@@ -445,8 +449,14 @@ fn run(cli: Cli) -> Result<(), Error> {
             lrt,
             df,
             level,
+            anova,
             ..
         } => {
+            if anova {
+                return Err(Error::Usage(
+                    "--anova is for linear mixed models; a GLMM (--family) reports Wald z tests of each coefficient".into(),
+                ));
+            }
             if ml || lrt.is_some() {
                 return Err(Error::Usage(
                     "--family fits by maximum likelihood (Laplace or quadrature): drop --ml and --lrt".into(),
@@ -489,9 +499,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             lrt,
             json,
             level,
+            anova,
             ..
         } => {
             let df = df.unwrap_or(DfRequest::One(DfMethod::Satterthwaite));
+            if anova && df.shown() != DfMethod::Satterthwaite {
+                return Err(Error::Usage(
+                    "--anova uses Satterthwaite's denominator df (Kenward-Roger's F is not implemented yet): drop --df or use --df satterthwaite".into(),
+                ));
+            }
             if df == DfRequest::One(DfMethod::KenwardRoger) && ml {
                 return Err(Error::Usage(
                     "--df kenward-roger needs a REML fit: drop --ml".into(),
@@ -510,11 +526,19 @@ fn run(cli: Cli) -> Result<(), Error> {
                 method: df.shown(),
                 level,
             };
+            let table = anova.then(|| lmm::anova::type3(&a.model, &a.fit));
             emit(&if json {
-                let v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref, ci);
+                let mut v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref, ci);
+                if let Some(t) = &table {
+                    v["anova"] = lmm::report::anova_json(t);
+                }
                 serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
             } else {
-                lmm::report::summary(&a.model, &a.fit, &a.tests, ci, lrt_ref)
+                let mut s = lmm::report::summary(&a.model, &a.fit, &a.tests, ci, lrt_ref);
+                if let Some(t) = &table {
+                    s.push_str(&lmm::report::anova_table(t));
+                }
+                s
             })
         }
         Command::Report(r) => report_cmd(r),

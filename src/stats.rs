@@ -60,6 +60,18 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Upper tail P(F > x) of the F distribution with (df1, df2) df (NaN for
+/// invalid arguments).
+pub fn f_sf(x: f64, df1: f64, df2: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, FisherSnedecor};
+    if !(x.is_finite() && x >= 0.0) {
+        return f64::NAN;
+    }
+    FisherSnedecor::new(df1, df2)
+        .map(|d| d.sf(x))
+        .unwrap_or(f64::NAN)
+}
+
 /// Upper tail P(T > x) of Student's t with `df` df (NaN for invalid df).
 pub fn t_sf(x: f64, df: f64) -> f64 {
     if !valid_df(df) || x.is_nan() {

@@ -161,6 +161,9 @@ pub struct ModelFrame {
     pub xtx: Vec<f64>,
     /// Names of columns dropped as linearly dependent on earlier ones.
     pub dropped: Vec<String>,
+    /// For each column of X, the index of its term in the formula's
+    /// `fixed` (None for the intercept).
+    pub x_terms: Vec<Option<usize>>,
     /// Categorical predictors with one level in the rows used (name,
     /// level): they add no column (R refuses to fit them).
     pub single_level: Vec<(String, String)>,
@@ -543,11 +546,13 @@ impl ModelFrame {
         let mut names: Vec<String> = Vec::new();
         let mut recipes: Vec<Recipe> = Vec::new();
         let mut fixed_levels: Vec<Option<Levels>> = vec![None; vars.len()];
+        let mut col_terms: Vec<Option<usize>> = Vec::new();
         let mut single_level: Vec<(String, String)> = Vec::new();
         if formula.intercept {
             xcols.push(vec![1.0; n]);
             names.push("(Intercept)".into());
             recipes.push(Recipe::new());
+            col_terms.push(None);
         }
         let in_model = |t: &[String]| -> bool {
             if t.is_empty() {
@@ -558,7 +563,7 @@ impl ModelFrame {
                 .iter()
                 .any(|u| u.len() == t.len() && t.iter().all(|x| u.contains(x)))
         };
-        for term in &formula.fixed {
+        for (ti, term) in formula.fixed.iter().enumerate() {
             let mut parts: Vec<(String, VarCols)> = Vec::new();
             for v in term {
                 let col = col(v);
@@ -632,6 +637,7 @@ impl ModelFrame {
                 names.push(nm);
                 xcols.push(v);
                 recipes.push(r);
+                col_terms.push(Some(ti));
             }
         }
         // Drop columns linearly dependent on earlier ones: a Cholesky of the
@@ -778,6 +784,7 @@ impl ModelFrame {
             x_names,
             xtx,
             dropped,
+            x_terms: kept.iter().map(|&j| col_terms[j]).collect(),
             single_level,
             terms,
             rows,

@@ -930,24 +930,63 @@ fn satterthwaite(
         w.inv[(i, last)] *= sd;
         w.inv[(last, i)] *= sd;
     }
-    // A = 2 H⁻; ∂Φ_jj/∂φ_a = Σ_k ∂Φ_jj/∂γ_k J[k, a].
     for j in coefs.iter(w.b.p) {
         w.dphi_jj(j);
-        w.g.clear();
-        for col in 0..nphi {
-            let v: f64 = (0..w.dd.len()).map(|k| w.dd[k] * w.jac[(k, col)]).sum();
-            w.g.push(v);
-        }
-        let mut denom = 0.0;
-        for a in 0..nphi {
-            for c in 0..nphi {
-                denom += w.g[a] * 2.0 * w.inv[(a, c)] * w.g[c];
-            }
-        }
-        let v = w.b.phi[(j, j)];
-        df[j] = 2.0 * v * v / denom;
+        df[j] = df_from_dd(w, w.b.phi[(j, j)]);
     }
     nphi - kept
+}
+
+/// Satterthwaite's df from dd[k] = ∂Var/∂γ_k of an estimate with variance
+/// `v`: A = 2 H⁻ (in `w.inv`), ∂Var/∂φ_a = Σ_k dd[k] J[k, a], df =
+/// 2 v² / (∇' A ∇).
+fn df_from_dd(w: &mut TestWork, v: f64) -> f64 {
+    let nphi = w.jac.ncols();
+    w.g.clear();
+    for col in 0..nphi {
+        let g: f64 = (0..w.dd.len()).map(|k| w.dd[k] * w.jac[(k, col)]).sum();
+        w.g.push(g);
+    }
+    let mut denom = 0.0;
+    for a in 0..nphi {
+        for c in 0..nphi {
+            denom += w.g[a] * 2.0 * w.inv[(a, c)] * w.g[c];
+        }
+    }
+    2.0 * v * v / denom
+}
+
+/// Satterthwaite's df of each contrast l'β̂ in `ls` (each of length p), as
+/// lmerTest's `contest1D`, and the number of eigenvalues cut from the
+/// Hessian (a variance on the boundary).
+pub fn contrast_df(model: &Model, fit: &Fit, ls: &[Vec<f64>]) -> (Vec<f64>, usize) {
+    let mut w = TestWork::default();
+    w.b.fill(model, fit);
+    w.gterms(model);
+    w.term_pieces(model);
+    w.gamma_derivs(model, fit.reml);
+    let p = w.b.p;
+    let mut scratch = vec![f64::NAN; p];
+    let cut = satterthwaite(model, fit, &mut w, Coefs::One(p), &mut scratch);
+    let dfs = ls
+        .iter()
+        .map(|l| {
+            let phil: Vec<f64> = (0..p)
+                .map(|a| (0..p).map(|b| w.b.phi[(a, b)] * l[b]).sum())
+                .collect();
+            let v: f64 = (0..p).map(|a| l[a] * phil[a]).sum();
+            w.dd.clear();
+            for k in 0..w.gt.len() {
+                let pm = &w.phim[k];
+                let d: f64 = (0..p)
+                    .map(|i| l[i] * (0..p).map(|a| pm[(i, a)] * phil[a]).sum::<f64>())
+                    .sum();
+                w.dd.push(d);
+            }
+            df_from_dd(&mut w, v)
+        })
+        .collect();
+    (dfs, cut)
 }
 
 /// Kenward–Roger (pbkrtest's method): adjusted SE and df of the

@@ -9,6 +9,7 @@
 //! A [`Model`] is built once per design and can be refitted with new
 //! responses ([`Model::set_response`]), which reuses all symbolic structure.
 
+pub mod anova;
 pub mod data;
 pub mod dense;
 pub mod formula;

@@ -123,6 +123,49 @@ pub fn to_json(
     out
 }
 
+/// The Type III F tests as lmerTest prints them.
+pub fn anova_table(rows: &[super::anova::AnovaRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nType III Analysis of Variance Table with Satterthwaite's method:"
+    );
+    let _ = writeln!(
+        s,
+        " {:<24} {:>6} {:>9} {:>9} {:>10}",
+        "", "NumDF", "DenDF", "F value", "Pr(>F)"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            " {:<24} {:>6} {:>9} {:>9} {:>10}",
+            r.term,
+            r.num_df,
+            fmt_num(r.den_df, 3),
+            fmt_num(r.f, 4),
+            fmt_p(r.p)
+        );
+    }
+    for r in rows {
+        if let Some(why) = &r.not_tested {
+            let _ = writeln!(s, "note: {why}");
+        }
+    }
+    s
+}
+
+/// The Type III F tests as JSON rows.
+pub fn anova_json(rows: &[super::anova::AnovaRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({"term": r.term, "num_df": r.num_df, "den_df": num(r.den_df),
+                       "f": num(r.f), "p": num(r.p), "not_tested": r.not_tested})
+            })
+            .collect(),
+    )
+}
+
 /// A p-value as lme4 prints it (`<2e-16`, scientific below 1e-4).
 pub fn fmt_p(p: f64) -> String {
     if p.is_nan() {
