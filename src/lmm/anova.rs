@@ -10,12 +10,13 @@
 //! ν_i; the F's df is ν₁ when q = 1 or all ν_i agree, else 2E/(E − q) with
 //! E = Σ ν_i/(ν_i − 2) (and 2 when some ν_i ≤ 2 or E ≤ q).
 //!
-//! Selecting a term's columns is lmerTest's Type III hypothesis for every
-//! term not contained in a higher-order term (main effects without
-//! interactions, and the highest-order interactions). A term contained in
-//! an interaction (`recipe` beside `recipe:temperature`) needs lmerTest's
-//! coding-invariant Type III contrasts, which crtsim does not compute yet:
-//! its row is reported as not tested, with a note.
+//! For a term not contained in a higher-order term, L selects its columns.
+//! For a term contained in interactions (`recipe` beside
+//! `recipe:temperature`), each of its rows also takes the matching columns
+//! of the containing terms, weighted 1/Π(levels of their other factors):
+//! equal marginal means averaged with equal weights over the other
+//! factors (SAS's and lmerTest's Type III, whatever the coding). A term
+//! contained in an interaction with a numeric variable is not tested yet.
 
 use super::inference::contrast_df;
 use super::{dense, Fit, Model};
@@ -80,31 +81,80 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
             rows.push(row);
             continue;
         }
-        if contained {
+        // L (q × p): the term's columns, and for a term contained in
+        // interactions, each containing column whose levels on the term's
+        // variables match, weighted 1/Π(levels of its other factors): the
+        // hypothesis of equal marginal means, averaged with equal weights
+        // over the other factors' levels (SAS's and lmerTest's Type III).
+        let mut ls: Vec<Vec<f64>> = Vec::with_capacity(q);
+        let restrict = |j: usize| -> Vec<(String, Option<u32>)> {
+            fr.x_parts[j]
+                .iter()
+                .filter(|(v, _)| term.contains(v))
+                .map(|(v, l)| (v.clone(), l.map(|l| l.0)))
+                .collect()
+        };
+        let containers: Vec<usize> = (0..p)
+            .filter(|&j| {
+                fr.x_terms[j].is_some_and(|u| {
+                    let u = &formula.fixed[u];
+                    u.len() > term.len() && term.iter().all(|v| u.contains(v))
+                })
+            })
+            .collect();
+        let numeric_other = containers.iter().any(|&j| {
+            fr.x_parts[j]
+                .iter()
+                .any(|(v, l)| l.is_none() && !term.contains(v))
+        });
+        if contained && numeric_other {
             row.not_tested = Some(format!(
-                "`{name}` is contained in an interaction; its Type III test needs lmerTest's coding-invariant contrasts, which crtsim does not compute yet"
+                "`{name}` is contained in an interaction with a numeric variable; its Type III test is not computed yet"
             ));
             rows.push(row);
             continue;
         }
+        for &c in &cols {
+            let mut l = vec![0.0; p];
+            l[c] = 1.0;
+            let key = restrict(c);
+            for &d in &containers {
+                if restrict(d) == key {
+                    let w: f64 = fr.x_parts[d]
+                        .iter()
+                        .filter(|(v, _)| !term.contains(v))
+                        .map(|(_, lv)| 1.0 / lv.map_or(1.0, |l| l.1 as f64))
+                        .product();
+                    l[d] += w;
+                }
+            }
+            ls.push(l);
+        }
         // L Φ L' = P D P'.
         let mut m = dense::Mat::zeros(q, q);
-        for (a, &ja) in cols.iter().enumerate() {
-            for (b, &jb) in cols.iter().enumerate() {
-                m[(a, b)] = fit.vcov[ja * p + jb];
+        for a in 0..q {
+            for b in 0..q {
+                m[(a, b)] = (0..p)
+                    .map(|i| ls[a][i] * (0..p).map(|k| fit.vcov[i * p + k] * ls[b][k]).sum::<f64>())
+                    .sum();
             }
         }
         let (mut vals, mut vecs) = (Vec::new(), dense::Mat::default());
         dense::sym_eigen(&mut m, &mut vals, &mut vecs);
-        let lb: Vec<f64> = cols.iter().map(|&j| fit.beta[j]).collect();
+        let lb: Vec<f64> = ls
+            .iter()
+            .map(|l| l.iter().zip(&fit.beta).map(|(a, b)| a * b).sum())
+            .collect();
         let mut f = 0.0;
         let mut contrasts = Vec::with_capacity(q);
         for i in 0..q {
             let pl: f64 = (0..q).map(|a| vecs[(a, i)] * lb[a]).sum();
             f += pl * pl / vals[i];
             let mut l = vec![0.0; p];
-            for (a, &j) in cols.iter().enumerate() {
-                l[j] = vecs[(a, i)];
+            for (a, la) in ls.iter().enumerate() {
+                for (k, v) in la.iter().enumerate() {
+                    l[k] += vecs[(a, i)] * v;
+                }
             }
             contrasts.push(l);
         }

@@ -164,6 +164,9 @@ pub struct ModelFrame {
     /// For each column of X, the index of its term in the formula's
     /// `fixed` (None for the intercept).
     pub x_terms: Vec<Option<usize>>,
+    /// For each column of X, its variables: (name, Some((level, number of
+    /// levels)) for a factor's indicator, None for a numeric variable).
+    pub x_parts: Vec<Vec<(String, Option<(u32, usize)>)>>,
     /// Categorical predictors with one level in the rows used (name,
     /// level): they add no column (R refuses to fit them).
     pub single_level: Vec<(String, String)>,
@@ -785,6 +788,18 @@ impl ModelFrame {
             xtx,
             dropped,
             x_terms: kept.iter().map(|&j| col_terms[j]).collect(),
+            x_parts: kept
+                .iter()
+                .map(|&j| {
+                    recipes[j]
+                        .iter()
+                        .map(|&(vi, code)| {
+                            let lv = fixed_levels[vi].as_ref().filter(|_| code != NUMERIC);
+                            (vars[vi].clone(), lv.map(|l| (code, l.len())))
+                        })
+                        .collect()
+                })
+                .collect(),
             single_level,
             terms,
             rows,

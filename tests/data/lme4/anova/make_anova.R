@@ -1,5 +1,5 @@
 # Reference Type III F tests (issue 14, acceptance 5): lmerTest's
-# anova(fit, type = 3, ddf = "Satterthwaite") on three designs, written to
+# anova(fit, type = 3, ddf = "Satterthwaite") on four designs, written to
 # anova.json beside this script; Oats (nlme) and cake (lme4) are exported
 # to tests/data/lme4/data/ with their factors as text. Run from the
 # repository root:
@@ -19,7 +19,8 @@ cases <- list(
   list(data = "crt_stepped_wedge.csv",
        formula = "qpr ~ treat + period + (1|cluster) + (1|cluster:period)"),
   list(data = "oats.csv", formula = "yield ~ nitro + Variety + (1|Block) + (1|Block:Variety)"),
-  list(data = "cake.csv", formula = "angle ~ recipe * temp + (1|recipe:replicate)")
+  list(data = "cake.csv", formula = "angle ~ recipe * temp + (1|recipe:replicate)"),
+  list(data = "crt_parallel.csv", formula = "qpr ~ factor(arm) * site + baseline + (1|team)")
 )
 ctl <- lmerControl(optimizer = "bobyqa",
                    optCtrl = list(rhobeg = 2e-4, rhoend = 2e-11, maxfun = 1e5))
