@@ -90,8 +90,8 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
         let restrict = |j: usize| -> Vec<(String, Option<u32>)> {
             fr.x_parts[j]
                 .iter()
-                .filter(|(v, _)| term.contains(v))
-                .map(|(v, l)| (v.clone(), l.map(|l| l.0)))
+                .filter(|x| term.contains(&x.var))
+                .map(|x| (x.var.clone(), x.level.map(|l| l.0)))
                 .collect()
         };
         let containers: Vec<usize> = (0..p)
@@ -105,7 +105,7 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
         let numeric_other = containers.iter().any(|&j| {
             fr.x_parts[j]
                 .iter()
-                .any(|(v, l)| l.is_none() && !term.contains(v))
+                .any(|x| x.level.is_none() && !term.contains(&x.var))
         });
         if contained && numeric_other {
             row.not_tested = Some(format!(
@@ -122,8 +122,8 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
                 if restrict(d) == key {
                     let w: f64 = fr.x_parts[d]
                         .iter()
-                        .filter(|(v, _)| !term.contains(v))
-                        .map(|(_, lv)| 1.0 / lv.map_or(1.0, |l| l.1 as f64))
+                        .filter(|x| !term.contains(&x.var))
+                        .map(|x| 1.0 / x.level.map_or(1.0, |l| l.1 as f64))
                         .product();
                     l[d] += w;
                 }

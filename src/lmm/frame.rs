@@ -144,6 +144,15 @@ impl ReTerm {
     }
 }
 
+/// One variable of a column of X.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XPart {
+    pub var: String,
+    /// For a factor's indicator: its level (code) and the factor's number
+    /// of levels; None for a numeric variable.
+    pub level: Option<(u32, usize)>,
+}
+
 /// Rows, design matrices and names ready for fitting.
 #[derive(Debug, Clone)]
 pub struct ModelFrame {
@@ -164,9 +173,8 @@ pub struct ModelFrame {
     /// For each column of X, the index of its term in the formula's
     /// `fixed` (None for the intercept).
     pub x_terms: Vec<Option<usize>>,
-    /// For each column of X, its variables: (name, Some((level, number of
-    /// levels)) for a factor's indicator, None for a numeric variable).
-    pub x_parts: Vec<Vec<(String, Option<(u32, usize)>)>>,
+    /// For each column of X, its variables.
+    pub x_parts: Vec<Vec<XPart>>,
     /// Categorical predictors with one level in the rows used (name,
     /// level): they add no column (R refuses to fit them).
     pub single_level: Vec<(String, String)>,
@@ -795,7 +803,10 @@ impl ModelFrame {
                         .iter()
                         .map(|&(vi, code)| {
                             let lv = fixed_levels[vi].as_ref().filter(|_| code != NUMERIC);
-                            (vars[vi].clone(), lv.map(|l| (code, l.len())))
+                            XPart {
+                                var: vars[vi].clone(),
+                                level: lv.map(|l| (code, l.len())),
+                            }
                         })
                         .collect()
                 })
