@@ -11,6 +11,7 @@ use crtsim::analysis::Analysis;
 use crtsim::config::Config;
 use crtsim::design::Design;
 use crtsim::lmm::data::DataFrame;
+use crtsim::lmm::formula::Contrasts;
 use crtsim::lmm::inference::{DfMethod, DfRequest};
 use crtsim::plot::PlotKind;
 use crtsim::simulate::Simulator;
@@ -208,6 +209,11 @@ enum Command {
         /// Satterthwaite's df); linear mixed models.
         #[arg(long)]
         anova: bool,
+        /// Coding of categorical predictors: treatment (R's default; the
+        /// first level is the reference) or sum (sum-to-zero, R's
+        /// contr.sum); linear mixed models.
+        #[arg(long)]
+        contrasts: Option<Contrasts>,
         /// A generalised linear mixed model (as lme4's glmer) for a binary
         /// (0/1) or count response: binomial or poisson.
         #[arg(long, value_enum)]
@@ -450,8 +456,14 @@ fn run(cli: Cli) -> Result<(), Error> {
             df,
             level,
             anova,
+            contrasts,
             ..
         } => {
+            if contrasts.is_some() {
+                return Err(Error::Usage(
+                    "--contrasts is for linear mixed models so far; a GLMM (--family) uses treatment contrasts: drop --contrasts".into(),
+                ));
+            }
             if anova {
                 return Err(Error::Usage(
                     "--anova is for linear mixed models; a GLMM (--family) reports Wald z tests of each coefficient".into(),
@@ -500,6 +512,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             json,
             level,
             anova,
+            contrasts,
             ..
         } => {
             let df = df.unwrap_or(DfRequest::One(DfMethod::Satterthwaite));
@@ -520,7 +533,14 @@ fn run(cli: Cli) -> Result<(), Error> {
                 )));
             }
             let frame = DataFrame::read_csv(&data)?;
-            let a = lmm::analyse(&frame, &formula, ml, lrt.as_deref(), df.tests())?;
+            let a = lmm::analyse(
+                &frame,
+                &formula,
+                ml,
+                lrt.as_deref(),
+                df.tests(),
+                contrasts.unwrap_or_default(),
+            )?;
             let lrt_ref = a.lrt.as_ref().map(|(f, l)| (f.as_str(), l));
             let ci = lmm::report::Intervals {
                 method: df.shown(),

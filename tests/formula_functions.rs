@@ -24,15 +24,59 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn formula_functions_match_lmer() {
-    let path = dir().join("functions/functions.json");
+    check_against("functions/functions.json", &[], 10);
+}
+
+/// `--contrasts sum` gives R's contr.sum coding (names, estimates, SEs).
+#[test]
+fn sum_contrasts_match_lmer() {
+    check_against("functions/contrasts_sum.json", &["--contrasts", "sum"], 2);
+}
+
+/// Type III F tests do not depend on the coding.
+#[test]
+fn type3_tests_are_the_same_under_either_coding() {
+    let data = dir().join("data/cake.csv");
+    let f = "angle ~ recipe * temp + (1|recipe:replicate)";
+    let table = |extra: &[&str]| -> Vec<Value> {
+        let mut a = vec![
+            "fit",
+            data.to_str().unwrap(),
+            "--formula",
+            f,
+            "--anova",
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        let (code, out, err) = run(&a);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["anova"].as_array().unwrap().clone()
+    };
+    let (t, s) = (table(&[]), table(&["--contrasts", "sum"]));
+    assert_eq!(t.len(), 3);
+    for (a, b) in t.iter().zip(&s) {
+        for k in ["f", "den_df"] {
+            let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+            assert!(
+                (x - y).abs() < 1e-7 * (1.0 + x.abs()),
+                "{}: {k} {x} vs {y}",
+                a["term"]
+            );
+        }
+    }
+}
+
+fn check_against(file: &str, extra: &[&str], n: usize) {
+    let path = dir().join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{} is missing: {e}", path.display()));
     let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
-    assert_eq!(cases.len(), 10);
+    assert_eq!(cases.len(), n);
     for c in &cases {
         let data = dir().join("data").join(c["data"].as_str().unwrap());
         let formula = c["formula"].as_str().unwrap();
-        let (code, out, err) = run(&[
+        let mut args = vec![
             "fit",
             data.to_str().unwrap(),
             "--formula",
@@ -40,7 +84,9 @@ fn formula_functions_match_lmer() {
             "--df",
             "z",
             "--json",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args);
         assert_eq!(code, 0, "{formula}: {err}");
         let ours: Value = serde_json::from_str(&out).unwrap();
         let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * (1.0 + b.abs());

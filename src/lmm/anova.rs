@@ -94,7 +94,11 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
                 .map(|x| (x.var.clone(), x.level.map(|l| l.0)))
                 .collect()
         };
+        // With sum-to-zero contrasts the term's own columns already test
+        // the equal-weight marginal means.
+        let sum_coded = formula.contrasts == super::formula::Contrasts::Sum;
         let containers: Vec<usize> = (0..p)
+            .filter(|_| !sum_coded)
             .filter(|&j| {
                 fr.x_terms[j].is_some_and(|u| {
                     let u = &formula.fixed[u];

@@ -27,8 +27,35 @@ pub struct Formula {
     pub derived: Vec<Derived>,
     /// The derived column of `offset(...)`, if any.
     pub offset: Option<String>,
+    /// How categorical predictors are coded.
+    pub contrasts: Contrasts,
     /// The text it was parsed from.
     pub text: String,
+}
+
+/// The coding of a categorical predictor's columns (where R uses
+/// contrasts rather than one indicator per level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Contrasts {
+    /// R's default `contr.treatment`: an indicator for each level but the
+    /// first, named column + level (`siteS2`).
+    #[default]
+    Treatment,
+    /// `contr.sum`: column l is +1 at level l and −1 at the last level,
+    /// named column + index (`site1`); main effects then average over the
+    /// other factors' levels.
+    Sum,
+}
+
+impl std::str::FromStr for Contrasts {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "treatment" => Ok(Contrasts::Treatment),
+            "sum" => Ok(Contrasts::Sum),
+            other => Err(format!("unknown contrasts `{other}`: use treatment or sum")),
+        }
+    }
 }
 
 /// One random-effects term `(expr | group)`.
@@ -674,6 +701,7 @@ impl Formula {
             random,
             derived: p.derived,
             offset,
+            contrasts: Contrasts::Treatment,
             text: text.to_string(),
         })
     }

@@ -615,6 +615,35 @@ impl ModelFrame {
                     VarCols::Numeric(v) => {
                         vec![(name.clone(), v.clone(), smallvec::smallvec![(vi, NUMERIC)])]
                     }
+                    // Sum-to-zero contrasts (R's contr.sum): column l is
+                    // +1 at level l and −1 at the last level, named by its
+                    // index.
+                    VarCols::Factor(codes, levels, 1)
+                        if formula.contrasts == super::formula::Contrasts::Sum =>
+                    {
+                        let last = levels.len() - 1;
+                        (0..last)
+                            .map(|l| {
+                                (
+                                    format!("{name}{}", l + 1),
+                                    codes
+                                        .iter()
+                                        .map(|&c| {
+                                            let c = c as usize;
+                                            if c == l {
+                                                1.0
+                                            } else if c == last {
+                                                -1.0
+                                            } else {
+                                                0.0
+                                            }
+                                        })
+                                        .collect(),
+                                    smallvec::smallvec![(vi, levels.order[l])],
+                                )
+                            })
+                            .collect()
+                    }
                     VarCols::Factor(codes, levels, first) => (*first..levels.len())
                         .map(|l| {
                             (
@@ -905,6 +934,7 @@ impl ModelFrame {
             || formula.response != self.response
             || rf.vars.is_empty()
             || !formula.derived.is_empty()
+            || formula.contrasts != super::formula::Contrasts::Treatment
         {
             return No;
         }

@@ -415,11 +415,13 @@ pub fn analyse(
     ml: bool,
     null_formula: Option<&str>,
     tests: inference::TestOptions,
+    contrasts: formula::Contrasts,
 ) -> Result<Analysis> {
     // A response of extreme magnitude (its squares overflow or underflow)
     // is fitted in units of a power of two, which is exact, and the results
     // are returned in the original units.
-    let parsed = Formula::parse(formula)?;
+    let mut parsed = Formula::parse(formula)?;
+    parsed.contrasts = contrasts;
     let scale = response_scale(data, &parsed.response);
     let scaled;
     let data = if scale == 1.0 {
@@ -477,7 +479,9 @@ pub fn analyse(
     let lrt = match null_formula {
         None => None,
         Some(nf) => {
-            let mut null = Model::new(nf, data, false)?;
+            let mut nullf = Formula::parse(nf)?;
+            nullf.contrasts = contrasts;
+            let mut null = Model::from_formula(&nullf, data, false)?;
             check_nested(&null, &model)?;
             let f0 = null.fit();
             // Both by ML, as lme4's anova() refits REML models.

@@ -36,3 +36,21 @@ x <- c(0.5, 1, 2, 3.5, 7, 11, 20, 20, 33)
 writeLines(toJSON(list(x = x, degree = 4, basis = unname(split(poly(x, 4), col(poly(x, 4))))),
                   digits = NA, pretty = TRUE),
            "tests/data/lme4/functions/poly.json")
+# Sum-to-zero contrasts (crtsim fit --contrasts sum).
+options(contrasts = c("contr.sum", "contr.poly"))
+sum_cases <- list(
+  list(data = "cake.csv", formula = "angle ~ recipe * temp + (1|recipe:replicate)"),
+  list(data = "crt_parallel.csv", formula = "qpr ~ arm + site + baseline + (1|team)")
+)
+out <- lapply(sum_cases, function(cs) {
+  d <- read.csv(file.path(dir, cs$data))
+  m <- lmer(as.formula(cs$formula), data = d, REML = TRUE,
+            control = lmerControl(optimizer = "bobyqa",
+                                  optCtrl = list(rhobeg = 2e-4, rhoend = 2e-11, maxfun = 1e5)))
+  s <- summary(m)$coefficients
+  list(data = cs$data, formula = cs$formula, objective = unname(REMLcrit(m)),
+       fixed = lapply(seq_len(nrow(s)), function(i)
+         list(term = rownames(s)[i], estimate = unname(s[i, 1]), se = unname(s[i, 2]))))
+})
+writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE),
+           "tests/data/lme4/functions/contrasts_sum.json")
