@@ -220,3 +220,19 @@ fn poly_basis_matches_r() {
         }
     }
 }
+
+/// An expression nested 20,000 deep is refused at a bounded depth (no stack
+/// overflow), with one line that does not echo the whole formula.
+#[test]
+fn deeply_nested_expressions_are_refused() {
+    let data = dir().join("data/sleepstudy.csv");
+    let f = format!(
+        "Reaction ~ I({}Days{}) + (1|Subject)",
+        "(".repeat(20_000),
+        ")".repeat(20_000)
+    );
+    let (code, _, err) = run(&["fit", data.to_str().unwrap(), "--formula", &f]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nests more than 100 deep"), "{err}");
+    assert!(err.len() < 300, "{}", err.len());
+}

@@ -190,7 +190,14 @@ struct Parser<'a> {
     text: &'a str,
     /// Columns the formula's functions compute, in order of appearance.
     derived: Vec<Derived>,
+    /// Nesting depth of the expression being parsed (bounded, so a hostile
+    /// formula cannot exhaust the stack).
+    depth: usize,
 }
+
+/// The deepest nesting of parentheses, unary minus and powers an expression
+/// may have.
+const MAX_DEPTH: usize = 100;
 
 /// A summand on the right-hand side before expansion.
 enum Summand {
@@ -346,6 +353,20 @@ impl<'a> Parser<'a> {
 
     /// unary := '-' unary | atom ['^' unary]
     fn unary(&mut self) -> Result<Expr> {
+        if self.depth >= MAX_DEPTH {
+            return Err(syntax(
+                self.text,
+                self.at(),
+                &format!("the expression nests more than {MAX_DEPTH} deep"),
+            ));
+        }
+        self.depth += 1;
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr> {
         if self.peek() == Some(&Tok::Minus) {
             self.next();
             return Ok(Expr::Neg(Box::new(self.unary()?)));
@@ -362,10 +383,14 @@ impl<'a> Parser<'a> {
     fn atom(&mut self) -> Result<Expr> {
         let at = self.at();
         match self.next() {
-            Some(Tok::Num(n)) => n
-                .parse::<f64>()
-                .map(Expr::Num)
-                .map_err(|_| syntax(self.text, at, &format!("`{n}` is not a number"))),
+            Some(Tok::Num(n)) => match n.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(Expr::Num(v)),
+                _ => Err(syntax(
+                    self.text,
+                    at,
+                    &format!("`{n}` is not a finite number"),
+                )),
+            },
             Some(Tok::LParen) => {
                 let e = self.expr()?;
                 self.expect(Tok::RParen, "`)`")?;
@@ -625,6 +650,7 @@ impl Formula {
             pos: 0,
             text,
             derived: Vec::new(),
+            depth: 0,
         };
         let response = p.name().map_err(|_| {
             syntax(
