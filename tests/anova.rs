@@ -2,24 +2,10 @@
 //! lmerTest's `anova(fit, type = 3)` (tests/data/lme4/anova/anova.json, made
 //! by make_anova.R beside it, with the Oats and cake CSVs it exports).
 
+mod common;
+
+use common::{lme4_dir as dir, run_crtsim as run};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_crtsim");
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/lme4")
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn type3_f_tests_match_lmertest() {

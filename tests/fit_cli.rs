@@ -1,26 +1,10 @@
 //! `crtsim fit`: summaries and JSON for every reference CSV, and clear errors.
 
+mod common;
+
+use common::{lme4_dir as reference, run_crtsim as run};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_crtsim");
-
-/// The vendored lme4 reference fits and data (a missing fixture fails).
-fn reference() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/lme4");
-    assert!(d.join("fits").is_dir(), "{} is missing", d.display());
-    d
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn every_reference_case_gives_summary_and_json() {

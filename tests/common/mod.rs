@@ -131,3 +131,23 @@ pub fn run_study(
     };
     crtsim::power::execute(study, &o, |_, _| {}).unwrap()
 }
+
+/// Run the crtsim binary: (exit code, stdout, stderr).
+pub fn run_crtsim(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crtsim"))
+        .args(args)
+        .output()
+        .expect("the crtsim binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The vendored lme4 reference data and fits (a missing fixture fails).
+pub fn lme4_dir() -> std::path::PathBuf {
+    let d = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/lme4");
+    assert!(d.join("fits").is_dir(), "{} is missing", d.display());
+    d
+}
