@@ -146,6 +146,9 @@ pub fn anova_table(rows: &[super::anova::AnovaRow]) -> String {
             fmt_p(r.p)
         );
     }
+    if rows.is_empty() {
+        let _ = writeln!(s, " (no fixed-effect terms besides the intercept)");
+    }
     for r in rows {
         if let Some(why) = &r.not_tested {
             let _ = writeln!(s, "note: {why}");
