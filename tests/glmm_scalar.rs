@@ -1,4 +1,4 @@
-//! The one-scalar-effect Laplace path (analytic gradient, Newton) against
+//! The one-scalar-effect Laplace path (analytic gradient and Hessian, Newton) against
 //! the general sparse-PIRLS path on the vendored trials and on simulated
 //! binary and count trials: the same optimum, deviance and SEs.
 
@@ -116,7 +116,13 @@ fn simulated_trials() {
                     compared += 1;
                     agree(&format!("{set:?} replicate {r}"), &f, &gen);
                 }
-                (Err(_), Err(_)) => refused += 1,
+                (Err(a), Err(b)) => {
+                    // Only separation (a deviance that is not finite) may refuse.
+                    for e in [a, b] {
+                        assert!(e.to_string().contains("separation"), "{set:?} {r}: {e}");
+                    }
+                    refused += 1;
+                }
                 (a, b) => panic!(
                     "{set:?} replicate {r}: fast path {:?}, general path {:?}",
                     a.is_ok(),

@@ -517,7 +517,7 @@ impl Glmm {
         let p = fr.p;
         let mut x = vec![fit.theta];
         x.extend_from_slice(&fit.beta);
-        let mut optimizer = optim::OptResult::given(&x, "newton (analytic gradient)");
+        let mut optimizer = optim::OptResult::given(&x, "newton (analytic gradient and Hessian)");
         optimizer.f = fit.deviance;
         optimizer.evals = fit.evals;
         optimizer.converged = fit.converged;
@@ -832,10 +832,6 @@ pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
     pairs.into_iter().unzip()
 }
 
-/// Complete separation by a single fixed-effect column: a binary response
-/// that a 0/1 indicator column predicts perfectly (every row with the
-/// indicator has the same response, and it differs from... ) makes the
-/// estimate infinite. Reported by name.
 /// The response is 0/1 (a proportion with `cbind`) for binomial, a count
 /// for Poisson; else one line naming the data row.
 fn check_response(
@@ -865,6 +861,10 @@ fn check_response(
     Ok(())
 }
 
+/// Complete separation by a single fixed-effect column: a binary response
+/// that a 0/1 indicator column predicts perfectly (every row with the
+/// indicator has the same response, and it differs from... ) makes the
+/// estimate infinite. Reported by name.
 fn check_separation(model: &Model, family: Family) -> Result<()> {
     if family != Family::Binomial {
         return Ok(());

@@ -56,7 +56,7 @@ pub struct ScalarFit {
     pub vcov: Vec<f64>,
     /// Conditional modes b = θû per level.
     pub b: Vec<f64>,
-    /// Gradient evaluations used.
+    /// Deviance evaluations used (each solves the modes).
     pub evals: usize,
     pub converged: bool,
 }
@@ -86,8 +86,8 @@ pub struct ScalarWork {
     step: Vec<f64>,
     /// One pattern's η derivatives, and one cluster's first to fourth
     /// derivatives of g (see [`Problem::derivs`]).
-    ak: Vec<f64>,
-    bk: Vec<f64>,
+    e: Vec<f64>,
+    g1: Vec<f64>,
     g234: Vec<f64>,
     hess: Mat,
     sys: Mat,
@@ -309,8 +309,8 @@ impl Problem {
             offset,
             u: modes,
             du,
-            ak: e,
-            bk: g1,
+            e,
+            g1,
             g234,
             ..
         } = w;
@@ -500,8 +500,7 @@ pub fn fit(
             converged = true;
             break;
         }
-        w.sys.assign(&hess);
-        if !w.sys.inverse_spd_into(&mut w.inv, &mut w.chol) {
+        if !hess.inverse_spd_into(&mut w.inv, &mut w.chol) {
             positive_definite(&hess, &mut w.sys, &mut w.vals, &mut w.vecs, &mut w.chol);
             if !w.sys.inverse_spd_into(&mut w.inv, &mut w.chol) {
                 break;
@@ -626,19 +625,16 @@ fn finish(
 ) -> Option<ScalarFit> {
     let p = prob.p;
     // The modes are at x, and the Hessian is x's: vcov = 2·H⁻¹ (a
-    // pseudo-inverse when H is not positive definite).
-    let scale = if w.hess.inverse_spd_into(&mut w.inv, &mut w.chol) {
-        2.0
-    } else {
+    // pseudo-inverse when H is not positive definite), symmetrised.
+    if !w.hess.inverse_spd_into(&mut w.inv, &mut w.chol) {
         w.sys.assign(&w.hess);
         dense::sym_eigen(&mut w.sys, &mut w.vals, &mut w.vecs);
-        dense::spectral_sum(&w.vals, &w.vecs, &mut w.inv, |ev| ev != 0.0, |ev| 2.0 / ev);
-        1.0
-    };
+        dense::spectral_sum(&w.vals, &w.vecs, &mut w.inv, |ev| ev != 0.0, |ev| 1.0 / ev);
+    }
     let mut vcov = vec![0.0; p * p];
     for a in 0..p {
         for b in 0..p {
-            vcov[a * p + b] = 0.5 * scale * (w.inv[(1 + a, 1 + b)] + w.inv[(1 + b, 1 + a)]);
+            vcov[a * p + b] = w.inv[(1 + a, 1 + b)] + w.inv[(1 + b, 1 + a)];
         }
     }
     let theta = x[0].abs();
