@@ -58,14 +58,19 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
     let formula = &model.formula;
     let p = fit.beta.len();
     let mut rows = Vec::new();
-    for (ti, term) in formula.fixed.iter().enumerate() {
+    for term in &formula.fixed {
         let name = term.join(":");
-        let cols: Vec<usize> = (0..p).filter(|&j| fr.x_terms[j] == Some(ti)).collect();
+        // A column's variables against the term's: the term's own column
+        // has exactly them, a containing term's column has more.
+        let has_all = |j: usize| {
+            term.iter()
+                .all(|v| fr.x_parts[j].iter().any(|x| &x.var == v))
+        };
+        let nvars = |j: usize| fr.x_parts[j].len();
+        let cols: Vec<usize> = (0..p)
+            .filter(|&j| nvars(j) == term.len() && has_all(j))
+            .collect();
         let q = cols.len();
-        let contained = formula
-            .fixed
-            .iter()
-            .any(|u| u.len() > term.len() && term.iter().all(|v| u.contains(v)));
         let mut row = AnovaRow {
             term: name.clone(),
             num_df: q,
@@ -98,20 +103,14 @@ pub fn type3(model: &Model, fit: &Fit) -> Vec<AnovaRow> {
         // the equal-weight marginal means.
         let sum_coded = formula.contrasts == super::formula::Contrasts::Sum;
         let containers: Vec<usize> = (0..p)
-            .filter(|_| !sum_coded)
-            .filter(|&j| {
-                fr.x_terms[j].is_some_and(|u| {
-                    let u = &formula.fixed[u];
-                    u.len() > term.len() && term.iter().all(|v| u.contains(v))
-                })
-            })
+            .filter(|&j| !sum_coded && nvars(j) > term.len() && has_all(j))
             .collect();
         let numeric_other = containers.iter().any(|&j| {
             fr.x_parts[j]
                 .iter()
                 .any(|x| x.level.is_none() && !term.contains(&x.var))
         });
-        if contained && numeric_other {
+        if numeric_other {
             row.not_tested = Some(format!(
                 "`{name}` is contained in an interaction with a numeric variable; its Type III test is not computed yet"
             ));

@@ -170,10 +170,8 @@ pub struct ModelFrame {
     pub xtx: Vec<f64>,
     /// Names of columns dropped as linearly dependent on earlier ones.
     pub dropped: Vec<String>,
-    /// For each column of X, the index of its term in the formula's
-    /// `fixed` (None for the intercept).
-    pub x_terms: Vec<Option<usize>>,
-    /// For each column of X, its variables.
+    /// For each column of X, its variables (none for the intercept; a
+    /// term's columns have exactly the term's).
     pub x_parts: Vec<Vec<XPart>>,
     /// Categorical predictors with one level in the rows used (name,
     /// level): they add no column (R refuses to fit them).
@@ -557,13 +555,11 @@ impl ModelFrame {
         let mut names: Vec<String> = Vec::new();
         let mut recipes: Vec<Recipe> = Vec::new();
         let mut fixed_levels: Vec<Option<Levels>> = vec![None; vars.len()];
-        let mut col_terms: Vec<Option<usize>> = Vec::new();
         let mut single_level: Vec<(String, String)> = Vec::new();
         if formula.intercept {
             xcols.push(vec![1.0; n]);
             names.push("(Intercept)".into());
             recipes.push(Recipe::new());
-            col_terms.push(None);
         }
         let in_model = |t: &[String]| -> bool {
             if t.is_empty() {
@@ -574,7 +570,7 @@ impl ModelFrame {
                 .iter()
                 .any(|u| u.len() == t.len() && t.iter().all(|x| u.contains(x)))
         };
-        for (ti, term) in formula.fixed.iter().enumerate() {
+        for term in &formula.fixed {
             let mut parts: Vec<(String, VarCols)> = Vec::new();
             for v in term {
                 let col = col(v);
@@ -677,7 +673,6 @@ impl ModelFrame {
                 names.push(nm);
                 xcols.push(v);
                 recipes.push(r);
-                col_terms.push(Some(ti));
             }
         }
         // Drop columns linearly dependent on earlier ones: a Cholesky of the
@@ -824,7 +819,6 @@ impl ModelFrame {
             x_names,
             xtx,
             dropped,
-            x_terms: kept.iter().map(|&j| col_terms[j]).collect(),
             x_parts: kept
                 .iter()
                 .map(|&j| {
