@@ -25,6 +25,41 @@ pub enum ColumnData {
     },
 }
 
+/// The distinct values of a numeric column (missing ones left out) in
+/// increasing order: the levels a numeric variable takes as a factor
+/// (named as R prints them).
+#[derive(Debug, Clone, Default)]
+pub struct NumericLevels(Vec<f64>);
+
+impl NumericLevels {
+    pub fn new(values: impl IntoIterator<Item = f64>) -> NumericLevels {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
+        v.sort_unstable_by(f64::total_cmp);
+        v.dedup();
+        NumericLevels(v)
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The code (index) of `x`, one of the values.
+    pub fn code(&self, x: f64) -> u32 {
+        self.0.partition_point(|v| v.total_cmp(&x).is_lt()) as u32
+    }
+
+    /// The level names.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|&x| format_number(x)).collect()
+    }
+}
+
 /// One column of a data frame.
 #[derive(Debug, Clone)]
 pub struct Column {

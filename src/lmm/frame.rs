@@ -1,7 +1,7 @@
 //! The model frame: rows with complete data, the fixed-effects matrix X (R's
 //! treatment contrasts), the response y, and the random-effects terms.
 
-use super::data::{format_number, Column, ColumnData, DataFrame};
+use super::data::{Column, ColumnData, DataFrame, NumericLevels};
 use super::formula::{Formula, RandomTerm};
 use crate::error::{Error, Result};
 use smallvec::SmallVec;
@@ -344,17 +344,9 @@ fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Levels) {
             )
         }
         ColumnData::Numeric(v) => {
-            let mut vals: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
-            vals.sort_unstable_by(|a, b| a.total_cmp(b));
-            vals.dedup();
-            let codes = rows
-                .iter()
-                .map(|&i| vals.partition_point(|&x| x.total_cmp(&v[i]).is_lt()) as u32)
-                .collect();
-            (
-                codes,
-                Levels::owned(vals.iter().map(|&x| format_number(x)).collect()),
-            )
+            let vals = NumericLevels::new(rows.iter().map(|&i| v[i]));
+            let codes = rows.iter().map(|&i| vals.code(v[i])).collect();
+            (codes, Levels::owned(vals.names()))
         }
     }
 }

@@ -18,7 +18,7 @@
 //! division by zero) is an error naming the data row, where R would give
 //! NaN and silently drop the row.
 
-use super::data::{format_number, Column, ColumnData, DataFrame};
+use super::data::{format_number, Column, ColumnData, DataFrame, NumericLevels};
 use crate::error::{Error, Result};
 
 /// The functions a formula may use, as the error for another one lists.
@@ -248,13 +248,10 @@ impl Derived {
                     )));
                 }
                 let basis = poly(&v, *degree).ok_or_else(|| {
-                    let mut u = v.clone();
-                    u.sort_by(f64::total_cmp);
-                    u.dedup();
                     Error::Usage(format!(
                         "`{label}`: degree {degree} needs at least {} distinct values, and there are {}",
                         degree + 1,
-                        u.len()
+                        NumericLevels::new(v.iter().copied()).len()
                     ))
                 })?;
                 Column::numeric(label, basis[*index - 1].clone())
@@ -266,22 +263,18 @@ impl Derived {
                         Column::categorical(label, codes.clone(), levels.clone())
                     }
                     ColumnData::Numeric(v) => {
-                        let mut vals: Vec<f64> =
-                            v.iter().copied().filter(|x| !x.is_nan()).collect();
-                        vals.sort_by(f64::total_cmp);
-                        vals.dedup();
+                        let vals = NumericLevels::new(v.iter().copied());
                         let codes = v
                             .iter()
-                            .map(|x| {
+                            .map(|&x| {
                                 if x.is_nan() {
                                     super::data::NA_CODE
                                 } else {
-                                    vals.partition_point(|y| y < x) as u32
+                                    vals.code(x)
                                 }
                             })
                             .collect();
-                        let levels: Vec<String> = vals.iter().map(|&x| format_number(x)).collect();
-                        Column::categorical(label, codes, levels)
+                        Column::categorical(label, codes, vals.names())
                     }
                 }
             }
