@@ -275,7 +275,7 @@ fn wald_intervals_follow_the_se_and_df() {
         ("z", 0.95),
     ] {
         let lv = level.to_string();
-        let (code, json, err) = run(&[
+        let summary_args = [
             "fit",
             data.to_str().unwrap(),
             "--formula",
@@ -284,8 +284,10 @@ fn wald_intervals_follow_the_se_and_df() {
             df,
             "--level",
             &lv,
-            "--json",
-        ]);
+        ];
+        let mut json_args = summary_args.to_vec();
+        json_args.push("--json");
+        let (code, json, err) = run(&json_args);
         assert_eq!(code, 0, "{err}");
         let v: Value = serde_json::from_str(&json).unwrap();
         for row in v["fixed"].as_array().unwrap() {
@@ -315,16 +317,7 @@ fn wald_intervals_follow_the_se_and_df() {
             assert_eq!(row["ci_df"].as_str(), Some(df));
         }
         // The summary shows the same interval for `arm`.
-        let (_, text, _) = run(&[
-            "fit",
-            data.to_str().unwrap(),
-            "--formula",
-            f,
-            "--df",
-            df,
-            "--level",
-            &lv,
-        ]);
+        let (_, text, _) = run(&summary_args);
         let arm = &v["fixed"][1];
         let line = text
             .lines()
