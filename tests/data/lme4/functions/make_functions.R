@@ -1,7 +1,8 @@
 # Reference fits for formula functions (issue 14, acceptance 4): lme4's lmer
 # on models with poly(), scale(), I(), log(), exp(), sqrt(), factor(),
 # offset() and (x || g), written to functions.json beside this script.
-# Run from the repository root:
+# Run from the repository root, after tests/data/lme4/anova/make_anova.R
+# (which exports cake.csv):
 #   Rscript tests/data/lme4/functions/make_functions.R
 suppressMessages({library(lme4); library(jsonlite)})
 dir <- "tests/data/lme4/data"
@@ -17,7 +18,9 @@ cases <- list(
   list(data = "crt_parallel.csv", formula = "qpr ~ arm + scale(baseline) + (1|team)"),
   list(data = "crt_parallel.csv", formula = "qpr ~ arm + I(baseline/10) + as.numeric(arm) : site + (1|team)")
 )
-out <- lapply(cases, function(cs) {
+# One tightly converged REML fit: its criterion, sigma, theta and the
+# fixed effects' estimates and SEs.
+fit_case <- function(cs) {
   d <- read.csv(file.path(dir, cs$data))
   m <- lmer(as.formula(cs$formula), data = d, REML = TRUE,
             control = lmerControl(optimizer = "bobyqa",
@@ -28,7 +31,8 @@ out <- lapply(cases, function(cs) {
        sigma = sigma(m), theta = unname(getME(m, "theta")),
        fixed = lapply(seq_len(nrow(s)), function(i)
          list(term = rownames(s)[i], estimate = unname(s[i, 1]), se = unname(s[i, 2]))))
-})
+}
+out <- lapply(cases, fit_case)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE),
            "tests/data/lme4/functions/functions.json")
 # R's orthogonal polynomial basis on an uneven x, for the basis itself.
@@ -42,15 +46,6 @@ sum_cases <- list(
   list(data = "cake.csv", formula = "angle ~ recipe * temp + (1|recipe:replicate)"),
   list(data = "crt_parallel.csv", formula = "qpr ~ arm + site + baseline + (1|team)")
 )
-out <- lapply(sum_cases, function(cs) {
-  d <- read.csv(file.path(dir, cs$data))
-  m <- lmer(as.formula(cs$formula), data = d, REML = TRUE,
-            control = lmerControl(optimizer = "bobyqa",
-                                  optCtrl = list(rhobeg = 2e-4, rhoend = 2e-11, maxfun = 1e5)))
-  s <- summary(m)$coefficients
-  list(data = cs$data, formula = cs$formula, objective = unname(REMLcrit(m)),
-       fixed = lapply(seq_len(nrow(s)), function(i)
-         list(term = rownames(s)[i], estimate = unname(s[i, 1]), se = unname(s[i, 2]))))
-})
+out <- lapply(sum_cases, fit_case)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE),
            "tests/data/lme4/functions/contrasts_sum.json")
