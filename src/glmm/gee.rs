@@ -117,12 +117,25 @@ pub fn fit_by(
     weights: &[f64],
 ) -> Result<GeeFit> {
     let beta0 = glm_irls(fr, family, link, weights)?;
-    fit_by_from(fr, cluster, family, link, weights, beta0, Corrections::ALL)
+    fit_by_from(
+        fr,
+        cluster,
+        family,
+        link,
+        weights,
+        beta0,
+        None,
+        Corrections::ALL,
+    )
 }
 
 /// [`fit_by`] from a given start `beta0` (the GLM's, e.g. shared with a
 /// GLMM fit of the same data), computing the corrected covariances
-/// `corrections` asks for.
+/// `corrections` asks for. `order`, when given, lists the frame's rows
+/// grouped by cluster with rows of equal X adjacent within a cluster (a
+/// GLMM's pattern order of the same clustering, [`super::Glmm::row_order`]);
+/// None computes it.
+#[allow(clippy::too_many_arguments)]
 pub fn fit_by_from(
     fr: &ModelFrame,
     cluster: usize,
@@ -130,6 +143,7 @@ pub fn fit_by_from(
     link: Link,
     weights: &[f64],
     beta0: Vec<f64>,
+    order: Option<&[usize]>,
     corrections: Corrections,
 ) -> Result<GeeFit> {
     let Some(term) = fr.terms.get(cluster) else {
@@ -150,7 +164,7 @@ pub fn fit_by_from(
             "--gee: {g} clusters for {p} fixed-effect coefficients; the small-sample t test needs more clusters than coefficients"
         )));
     }
-    let pt = Patterns::new(fr, &term.refs, g, weights);
+    let pt = Patterns::new(fr, &term.refs, g, weights, order);
     let mut beta = beta0;
     if beta.len() != p {
         return Err(Error::Usage(format!(
@@ -196,7 +210,8 @@ pub fn fit_by_from(
                 "--gee: the estimating equations diverged (check for separation)".into(),
             ));
         }
-        if step < 1e-12 {
+        // 1e-8 of each coefficient (geepack stops at 1e-4).
+        if step < 1e-8 {
             converged = true;
             break;
         }
@@ -289,11 +304,11 @@ fn mancl_derouen(h: &Mat, w: &mut MeatWork, meat: &mut Mat) -> bool {
             w.m[(a, b)] -= w.q[(a, b)];
         }
     }
-    if !w.m.inverse_spd_into(&mut w.t, &mut w.vecs) {
+    if !crate::lmm::pls::dense_cholesky_lower(w.m.as_mut_slice(), p) {
         return false;
     }
-    w.z.clear();
-    w.z.extend((0..p).map(|a| (0..p).map(|b| w.t[(a, b)] * w.s[b]).sum::<f64>()));
+    w.z.clone_from(&w.s);
+    crate::lmm::pls::cholesky_solve(w.m.as_slice(), p, &mut w.z);
     w.c.clear();
     w.c.extend((0..p).map(|a| w.s[a] + (0..p).map(|b| w.q[(a, b)] * w.z[b]).sum::<f64>()));
     add_outer(meat, &w.c);
@@ -337,11 +352,23 @@ struct Patterns {
 }
 
 impl Patterns {
-    fn new(fr: &ModelFrame, refs: &[u32], clusters: usize, weights: &[f64]) -> Patterns {
+    fn new(
+        fr: &ModelFrame,
+        refs: &[u32],
+        clusters: usize,
+        weights: &[f64],
+        given: Option<&[usize]>,
+    ) -> Patterns {
         let (n, p) = (fr.n, fr.p);
         let xrow = |i: usize, j: usize| fr.x[j * n + i];
-        let mut order = Vec::new();
-        super::pattern_order(fr, refs, None, &mut order);
+        let mut own = Vec::new();
+        let order = match given {
+            Some(o) if o.len() == n => o,
+            _ => {
+                super::pattern_order(fr, refs, None, &mut own);
+                &own
+            }
+        };
         let mut pt = Patterns {
             ptr: vec![0; clusters + 1],
             rows: vec![0; clusters],
@@ -353,7 +380,7 @@ impl Patterns {
             t: Vec::new(),
         };
         let mut last: Option<usize> = None;
-        for &i in &order {
+        for &i in order {
             let c = refs[i] as usize;
             pt.rows[c] += 1;
             let same = last.is_some_and(|l| super::same_pattern(fr, refs, None, l, i));
@@ -468,7 +495,28 @@ impl State {
         h: &mut Mat,
         u: &mut [f64],
     ) {
-        let p = self.p;
+        // Small p as constants, so that the loops below unroll.
+        match self.p {
+            1 => self.products::<1>(pt, cl, alpha, phi, h, u),
+            2 => self.products::<2>(pt, cl, alpha, phi, h, u),
+            3 => self.products::<3>(pt, cl, alpha, phi, h, u),
+            4 => self.products::<4>(pt, cl, alpha, phi, h, u),
+            _ => self.products::<0>(pt, cl, alpha, phi, h, u),
+        }
+    }
+
+    /// [`State::cluster_products`] with p = P (P = 0: p of the state).
+    #[inline(always)]
+    fn products<const P: usize>(
+        &self,
+        pt: &Patterns,
+        cl: usize,
+        alpha: f64,
+        phi: f64,
+        h: &mut Mat,
+        u: &mut [f64],
+    ) {
+        let p = if P > 0 { P } else { self.p };
         let m = pt.rows[cl] as f64;
         let c = alpha / (1.0 + (m - 1.0) * alpha);
         let k = 1.0 / ((1.0 - alpha) * phi);

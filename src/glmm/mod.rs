@@ -556,6 +556,14 @@ impl Glmm {
         glm_irls(&self.model.frame, self.family, self.link, &self.weights)
     }
 
+    /// The rows grouped by the clusters of random-effects term `term`, rows
+    /// of equal X adjacent within a cluster: the pattern order of the last
+    /// [`Glmm::glm_start`], while a fit has not used it (None otherwise, or
+    /// for another term).
+    pub fn row_order(&self, term: usize) -> Option<&[usize]> {
+        (self.patterns_ready && term == 0).then(|| self.scalar_work.order())
+    }
+
     /// Whether [`Glmm::fit`] takes the one-scalar-effect path.
     fn scalar_applies(&self) -> bool {
         self.nagq == 1 && scalar::applies(&self.model.frame, self.family, self.link)
@@ -773,14 +781,22 @@ pub(crate) fn pattern_order(
         order[next[r as usize]] = i;
         next[r as usize] += 1;
     }
+    let cmp = |a: usize, b: usize| {
+        for j in 0..p {
+            let o = xrow(a, j).total_cmp(&xrow(b, j));
+            if o.is_ne() {
+                return o;
+            }
+        }
+        z.map_or(std::cmp::Ordering::Equal, |z| z[a].total_cmp(&z[b]))
+    };
     for c in 0..q {
-        order[start[c]..start[c + 1]].sort_by(|&a, &b| {
-            (0..p)
-                .map(|j| xrow(a, j).total_cmp(&xrow(b, j)))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| z.map_or(std::cmp::Ordering::Equal, |z| z[a].total_cmp(&z[b])))
-        });
+        let rows = &mut order[start[c]..start[c + 1]];
+        // Rows in order already (always, when the covariates are at the
+        // cluster level) need no sort.
+        if !rows.windows(2).all(|w| cmp(w[0], w[1]).is_le()) {
+            rows.sort_by(|&a, &b| cmp(a, b));
+        }
     }
 }
 
@@ -812,21 +828,22 @@ fn sq(v: &[f64]) -> f64 {
 /// Gauss–Hermite nodes and weights for the standard normal density
 /// (Σ w_k f(z_k) ≈ E f(Z)), by Golub–Welsch: the eigenvalues of the Jacobi
 /// matrix of the probabilists' Hermite polynomials, and the squared first
-/// components of its eigenvectors.
+/// components of its eigenvectors (nalgebra's symmetric QR; the 48-point
+/// rule of the moment integrals costs well under a millisecond).
 pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
     if n <= 1 {
         return (vec![0.0], vec![1.0]);
     }
-    let mut j = Mat::zeros(n, n);
-    for k in 1..n {
-        let v = (k as f64).sqrt();
-        j[(k - 1, k)] = v;
-        j[(k, k - 1)] = v;
-    }
-    let (mut vals, mut vecs) = (Vec::new(), Mat::default());
-    dense::sym_eigen(&mut j, &mut vals, &mut vecs);
+    let j = nalgebra::DMatrix::from_fn(n, n, |r, c| {
+        if r + 1 == c || c + 1 == r {
+            (r.max(c) as f64).sqrt()
+        } else {
+            0.0
+        }
+    });
+    let eig = nalgebra::SymmetricEigen::new(j);
     let mut pairs: Vec<(f64, f64)> = (0..n)
-        .map(|k| (vals[k], vecs[(0, k)] * vecs[(0, k)]))
+        .map(|k| (eig.eigenvalues[k], eig.eigenvectors[(0, k)].powi(2)))
         .collect();
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
     pairs.into_iter().unzip()
@@ -896,4 +913,43 @@ fn check_separation(model: &Model, family: Family) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gauss_hermite;
+
+    /// An n-point rule integrates polynomials of degree 2n − 1 exactly:
+    /// E Z^{2k} = (2k − 1)!! and odd moments 0, and the weights sum to 1.
+    #[test]
+    fn gauss_hermite_integrates_normal_moments() {
+        for n in [2usize, 5, 20, 48] {
+            let (z, w) = gauss_hermite(n);
+            assert_eq!(z.len(), n);
+            assert!(z.windows(2).all(|p| p[0] < p[1]), "nodes sorted");
+            let mut double_factorial = 1.0;
+            for k in 0..n.min(12) {
+                let even: f64 = z
+                    .iter()
+                    .zip(&w)
+                    .map(|(z, w)| w * z.powi(2 * k as i32))
+                    .sum();
+                let odd: f64 = z
+                    .iter()
+                    .zip(&w)
+                    .map(|(z, w)| w * z.powi(2 * k as i32 + 1))
+                    .sum();
+                assert!(
+                    (even / double_factorial - 1.0).abs() < 1e-11,
+                    "n = {n}: E Z^{} = {even}, not {double_factorial}",
+                    2 * k
+                );
+                assert!(
+                    odd.abs() < 1e-9 * double_factorial.max(1.0),
+                    "n = {n}: odd moment {odd}"
+                );
+                double_factorial *= (2 * k + 1) as f64;
+            }
+        }
+    }
 }

@@ -98,6 +98,12 @@ pub struct ScalarWork {
 }
 
 impl ScalarWork {
+    /// The rows in the order [`ScalarWork::prepare`] grouped them: by
+    /// cluster, then by row of X, then by z.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
     /// Group the frame's rows into patterns (see the module notes), for
     /// [`glm`] and [`fit`].
     pub fn prepare(&mut self, fr: &ModelFrame, family: Family, weights: &[f64]) {
@@ -293,7 +299,26 @@ impl Problem {
     ///   D_ab = g_ab − g_au g_ub/g_uu + L_ab + L_au û_b + L_bu û_a
     ///          + L_uu û_a û_b + L_u û_ab.
     fn derivs(&self, w: &mut ScalarWork, x: &[f64], grad: &mut Vec<f64>, hess: &mut Mat) {
-        let p = self.p;
+        // Small p as constants, so that the loops below unroll.
+        match self.p {
+            1 => self.derivs_p::<1>(w, x, grad, hess),
+            2 => self.derivs_p::<2>(w, x, grad, hess),
+            3 => self.derivs_p::<3>(w, x, grad, hess),
+            4 => self.derivs_p::<4>(w, x, grad, hess),
+            _ => self.derivs_p::<0>(w, x, grad, hess),
+        }
+    }
+
+    /// [`Problem::derivs`] with p = P (P = 0: the problem's p).
+    #[inline(always)]
+    fn derivs_p<const P: usize>(
+        &self,
+        w: &mut ScalarWork,
+        x: &[f64],
+        grad: &mut Vec<f64>,
+        hess: &mut Mat,
+    ) {
+        let p = if P > 0 { P } else { self.p };
         let d = p + 1;
         let m = p + 2;
         let theta = x[0];
