@@ -960,6 +960,9 @@ fn df_from_dd(w: &mut TestWork, v: f64) -> f64 {
 /// lmerTest's `contest1D`, and the number of eigenvalues cut from the
 /// Hessian (a variance on the boundary).
 pub fn contrast_df(model: &Model, fit: &Fit, ls: &[Vec<f64>]) -> (Vec<f64>, usize) {
+    if super::numeric_df::applies(model) {
+        return super::numeric_df::contrast_df(model, fit, ls);
+    }
     let mut w = TestWork::default();
     w.b.fill(model, fit);
     w.gterms(model);
@@ -1312,12 +1315,28 @@ pub fn coef_tests_into(
         v.clear();
     }
     let kr = opts.kenward_roger && fit.reml;
-    if opts.satterthwaite || kr {
+    // One large block of crossed levels: Satterthwaite by numerical
+    // derivatives of the sparse factor (super::numeric_df).
+    let numeric = opts.satterthwaite && super::numeric_df::applies(model);
+    if (opts.satterthwaite && !numeric) || kr {
         work.b.fill(model, fit);
         work.gterms(model);
         work.term_pieces(model);
     }
-    if opts.satterthwaite {
+    if numeric {
+        let ls: Vec<Vec<f64>> = coefs
+            .iter(p)
+            .map(|j| (0..p).map(|c| f64::from(u8::from(c == j))).collect())
+            .collect();
+        let (dfs, cut) = super::numeric_df::contrast_df(model, fit, &ls);
+        out.df_satterthwaite.resize(p, f64::NAN);
+        for (j, df) in coefs.iter(p).zip(dfs) {
+            out.df_satterthwaite[j] = df;
+        }
+        out.sat_cut = cut;
+        out.p_satterthwaite
+            .extend((0..p).map(|j| p_t(t(j), out.df_satterthwaite[j])));
+    } else if opts.satterthwaite {
         work.gamma_derivs(model, fit.reml);
         out.df_satterthwaite.resize(p, f64::NAN);
         out.sat_cut = satterthwaite(model, fit, work, coefs, &mut out.df_satterthwaite);

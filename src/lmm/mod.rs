@@ -15,6 +15,7 @@ pub mod dense;
 pub mod formula;
 pub mod frame;
 pub mod inference;
+pub mod numeric_df;
 pub mod optim;
 pub mod pls;
 pub mod report;
