@@ -2,7 +2,10 @@
 //! * refit of `qpr ~ arm + baseline + site + (1|team)` on the 289-row REFOCUS-
 //!   shaped reference with a new response, REML + Satterthwaite, and + KR;
 //! * a 9,000-row nested `(1|team) + (1|staff)` fit (300 teams, 2,400 staff)
-//!   with Satterthwaite, and the same design at 100,000 rows.
+//!   with Satterthwaite, and the same design at 100,000 rows;
+//! * lme4's InstEval model `y ~ 1 + (1|s) + (1|d)` on the ratings of its
+//!   first 500 students (13,049 rows, 500 × 1,080 crossed levels; vendored
+//!   in tests/data/lme4/insteval), REML only and with Satterthwaite.
 
 // Same allocator as the crtsim binary.
 #[global_allocator]
@@ -122,6 +125,25 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+    g.finish();
+    let mut g = c.benchmark_group("crossed");
+    g.sample_size(10);
+    let d = DataFrame::read_csv(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/lme4/insteval/insteval_500.csv"
+    ))
+    .expect("tests/data/lme4/insteval/insteval_500.csv");
+    let f = "y ~ 1 + (1|s) + (1|d)";
+    g.bench_function("fit_insteval_500_students_reml_only", |b| {
+        b.iter(|| black_box(Model::new(f, &d, true).unwrap().fit().objective))
+    });
+    g.bench_function("fit_insteval_500_students_satterthwaite", |b| {
+        b.iter(|| {
+            let mut m = Model::new(f, &d, true).unwrap();
+            let fit = m.fit();
+            black_box(coef_tests_with(&m, &fit, SAT).df_satterthwaite[0])
+        })
+    });
     g.finish();
 }
 
