@@ -394,3 +394,47 @@ fn a_one_level_predictor_is_dropped_with_a_note() {
     );
     std::fs::remove_file(&path).ok();
 }
+
+/// Kenward–Roger's df on one block of thousands of crossed levels (dense
+/// matrices over the block) are refused in one line with exit 2 before the
+/// fit, naming the block's size and the alternative; Satterthwaite's df on
+/// the same data are given.
+#[test]
+fn kenward_roger_on_a_huge_crossed_block_is_refused() {
+    let dir = std::env::temp_dir().join(format!("crtsim_kr_block_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("crossed.csv");
+    let mut text = String::from("a,b,y\n");
+    let mut state = 7u64;
+    let mut next = move |k: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % k
+    };
+    for i in 0..8000 {
+        let (a, b) = (next(1000), next(1000));
+        text.push_str(&format!(
+            "a{a},b{b},{}\n",
+            (i % 17) as f64 * 0.3 + (a % 7) as f64
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let path = csv.to_str().unwrap();
+    let f = "y ~ 1 + (1|a) + (1|b)";
+    for df in ["kenward-roger", "all"] {
+        let (code, out, err) = run(&["fit", path, "--formula", f, "--df", df]);
+        assert_eq!(code, 2, "--df {df}: {out}{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("--df kenward-roger")
+                && err.contains("crossed levels")
+                && err.contains("--df satterthwaite"),
+            "{err}"
+        );
+    }
+    let (code, out, err) = run(&["fit", path, "--formula", f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("df: Satterthwaite"), "{out}");
+    std::fs::remove_dir_all(&dir).ok();
+}

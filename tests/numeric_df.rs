@@ -51,3 +51,51 @@ fn numerical_satterthwaite_equals_the_analytic_df() {
         }
     }
 }
+
+/// On the boundary: a crossed design whose second and third factors carry
+/// no variance (θ_b = 0 exactly), where the numerical derivatives straddle
+/// θ = 0.
+#[test]
+fn numerical_satterthwaite_on_the_boundary() {
+    use crtsim::lmm::data::Column;
+    let mut state = 99u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut a, mut b, mut c, mut y) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..600 {
+        let ai = (next() * 40.0).floor();
+        a.push(ai);
+        b.push((next() * 30.0).floor());
+        c.push((next() * 20.0).floor());
+        y.push((ai * 0.37).sin() + (next() - 0.5) * 2.0);
+    }
+    let d = DataFrame::from_columns(vec![
+        Column::numeric("a", a),
+        Column::numeric("b", b),
+        Column::numeric("c", c),
+        Column::numeric("y", y),
+    ])
+    .unwrap();
+    for formula in ["y ~ 1 + (1|a) + (1|b)", "y ~ 1 + (1|a) + (1|b) + (1|c)"] {
+        let mut model = Model::new(formula, &d, true).unwrap();
+        let fit = model.fit();
+        assert!(
+            fit.singular && fit.theta[1] == 0.0,
+            "{formula}: {:?}",
+            fit.theta
+        );
+        let ls = vec![vec![1.0]];
+        let (analytic, _) = inference::contrast_df(&model, &fit, &ls);
+        let (numeric, _) = numeric_df::contrast_df(&model, &fit, &ls);
+        assert!(
+            (analytic[0] - numeric[0]).abs() <= 2e-5 * analytic[0],
+            "{formula}: numerical df {}, analytic {}",
+            numeric[0],
+            analytic[0]
+        );
+    }
+}

@@ -407,9 +407,22 @@ pub struct Analysis {
     pub lrt: Option<(String, inference::Lrt)>,
 }
 
+/// The most random-effect levels (columns) in one connected block, above
+/// which [`analyse`] refuses Kenward–Roger's df.
+pub const KR_MAX_BLOCK: usize = 1500;
+
+/// The number of columns of the largest connected block of the random
+/// effects (see [`Pls::components`]).
+pub fn largest_block(pls: &Pls) -> usize {
+    let (ptr, _) = pls.components();
+    ptr.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+}
+
 /// Fit `formula` to `data` (REML unless `ml`), with the coefficient tests
 /// `tests` asks for (z and residual-df tests always) and, if `null_formula`
-/// is given, an ML likelihood-ratio test against it.
+/// is given, an ML likelihood-ratio test against it. Kenward–Roger's df
+/// are refused (one line) for one block of more than [`KR_MAX_BLOCK`]
+/// crossed levels.
 pub fn analyse(
     data: &DataFrame,
     formula: &str,
@@ -436,6 +449,12 @@ pub fn analyse(
         &scaled
     };
     let mut model = Model::from_formula(&parsed, data, !ml)?;
+    let block = largest_block(&model.pls);
+    if tests.kenward_roger && !ml && block > KR_MAX_BLOCK {
+        return Err(Error::Usage(format!(
+            "--df kenward-roger: the random effects form one block of {block} crossed levels, and Kenward-Roger's df need dense matrices over the whole block (cost growing with its cube; above {KR_MAX_BLOCK} levels, minutes to hours): use --df satterthwaite (the default), which works on the sparse factor"
+        )));
+    }
     let mut fit = model.fit();
     if !(fit.objective.is_finite() && fit.sigma.is_finite() && fit.sigma > 0.0) {
         return Err(Error::Usage(format!(

@@ -30,8 +30,7 @@ pub const LARGE_BLOCK: usize = 400;
 /// largest connected block of random-effect columns has more than
 /// [`LARGE_BLOCK`] columns.
 pub fn applies(model: &Model) -> bool {
-    let (ptr, _) = model.pls.components();
-    ptr.windows(2).any(|w| w[1] - w[0] > LARGE_BLOCK)
+    super::largest_block(&model.pls) > LARGE_BLOCK
 }
 
 /// What one factorisation at θ gives: the θ part of the deviance at σ̂,
