@@ -209,6 +209,12 @@ enum Command {
         /// Satterthwaite's df); linear mixed models.
         #[arg(long)]
         anova: bool,
+        /// Profile-likelihood intervals (at --level) for every parameter:
+        /// the random effects' SDs and correlations, sigma and the fixed
+        /// effects, as lme4's confint(method = "profile"); linear mixed
+        /// models.
+        #[arg(long)]
+        profile: bool,
         /// Coding of categorical predictors: treatment (R's default; the
         /// first level is the reference) or sum (sum-to-zero, R's
         /// contr.sum); linear mixed models.
@@ -456,9 +462,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             df,
             level,
             anova,
+            profile,
             contrasts,
             ..
         } => {
+            if profile {
+                return Err(Error::Usage(
+                    "--profile is for linear mixed models so far; a GLMM (--family) reports Wald z tests: drop --profile".into(),
+                ));
+            }
             if contrasts.is_some() {
                 return Err(Error::Usage(
                     "--contrasts is for linear mixed models so far; a GLMM (--family) uses treatment contrasts: drop --contrasts".into(),
@@ -512,6 +524,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             json,
             level,
             anova,
+            profile,
             contrasts,
             ..
         } => {
@@ -547,16 +560,27 @@ fn run(cli: Cli) -> Result<(), Error> {
                 level,
             };
             let table = anova.then(|| lmm::anova::type3(&a.model, &a.fit));
+            let profiled = if profile {
+                Some(lmm::profile::intervals(&a.model, &a.fit, level)?)
+            } else {
+                None
+            };
             emit(&if json {
                 let mut v = lmm::report::to_json(&a.model, &a.fit, &a.tests, lrt_ref, ci);
                 if let Some(t) = &table {
                     v["anova"] = lmm::report::anova_json(t);
+                }
+                if let Some(p) = &profiled {
+                    v["profile"] = lmm::report::profile_json(p, level);
                 }
                 serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))? + "\n"
             } else {
                 let mut s = lmm::report::summary(&a.model, &a.fit, &a.tests, ci, lrt_ref);
                 if let Some(t) = &table {
                     s.push_str(&lmm::report::anova_table(t));
+                }
+                if let Some(p) = &profiled {
+                    s.push_str(&lmm::report::profile_table(p, level));
                 }
                 s
             })

@@ -18,6 +18,7 @@ pub mod inference;
 pub mod numeric_df;
 pub mod optim;
 pub mod pls;
+pub mod profile;
 pub mod report;
 pub mod transform;
 

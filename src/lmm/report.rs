@@ -169,6 +169,44 @@ pub fn anova_json(rows: &[super::anova::AnovaRow]) -> Value {
     )
 }
 
+/// Profile-likelihood intervals as a table.
+pub fn profile_table(rows: &[super::profile::ProfileInterval], level: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nProfile-likelihood {}% intervals (ML deviance, as lme4's confint(method = \"profile\")):",
+        (100.0 * level * 1e6).round() / 1e6
+    );
+    let _ = writeln!(
+        s,
+        " {:<36} {:>12} {:>12} {:>12}",
+        "", "ML estimate", "lower", "upper"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            " {:<36} {:>12} {:>12} {:>12}",
+            r.name,
+            fmt_num(r.estimate, 6),
+            fmt_num(r.lower, 6),
+            fmt_num(r.upper, 6)
+        );
+    }
+    s
+}
+
+/// Profile-likelihood intervals as JSON.
+pub fn profile_json(rows: &[super::profile::ProfileInterval], level: f64) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({"name": r.name, "estimate": num(r.estimate), "lower": num(r.lower),
+                       "upper": num(r.upper), "level": level})
+            })
+            .collect(),
+    )
+}
+
 /// A p-value as lme4 prints it (`<2e-16`, scientific below 1e-4).
 pub fn fmt_p(p: f64) -> String {
     if p.is_nan() {
