@@ -405,13 +405,8 @@ fn kenward_roger_on_a_huge_crossed_block_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("crossed.csv");
     let mut text = String::from("a,b,y\n");
-    let mut state = 7u64;
-    let mut next = move |k: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % k
-    };
+    let mut uniform = common::uniforms(7);
+    let mut next = move |k: u64| (uniform() * k as f64) as u64;
     for i in 0..8000 {
         let (a, b) = (next(1000), next(1000));
         text.push_str(&format!(

@@ -4,6 +4,8 @@
 //! models small enough for both: one to four covariance parameters,
 //! crossed, nested and random-slope, REML and ML.
 
+mod common;
+
 use crtsim::lmm::data::DataFrame;
 use crtsim::lmm::{inference, numeric_df, Model};
 
@@ -58,13 +60,7 @@ fn numerical_satterthwaite_equals_the_analytic_df() {
 #[test]
 fn numerical_satterthwaite_on_the_boundary() {
     use crtsim::lmm::data::Column;
-    let mut state = 99u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = common::uniforms(99);
     let (mut a, mut b, mut c, mut y) = (vec![], vec![], vec![], vec![]);
     for _ in 0..600 {
         let ai = (next() * 40.0).floor();

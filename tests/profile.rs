@@ -84,7 +84,10 @@ fn profile_table_and_refusals() {
         out.contains("sd_(Intercept)|plate") && out.contains(" sigma "),
         "{out}"
     );
+    // The refusal comes before the data are read, so check the fixture
+    // itself: a missing one fails here rather than passing unseen.
     let binary = dir.join("../glmm/data/crt_binary_parallel.csv");
+    assert!(binary.is_file(), "{} is missing", binary.display());
     let (code, _, err) = run_crtsim(&[
         "fit",
         binary.to_str().unwrap(),

@@ -899,6 +899,22 @@ fn refill_single(t: &mut ReTerm, col: &Column, rows: &[usize], mark: &mut Vec<u3
 }
 
 impl ModelFrame {
+    /// The frame without fixed-effect column `j` (X, X'X and the names;
+    /// the rows, response and random effects unchanged): the model of a
+    /// profile with β_j held fixed.
+    pub fn without_column(&self, j: usize) -> ModelFrame {
+        let (n, p) = (self.n, self.p);
+        let mut f = self.clone();
+        f.x.drain(j * n..(j + 1) * n);
+        f.xtx = (0..p * p)
+            .filter(|&e| e / p != j && e % p != j)
+            .map(|e| self.xtx[e])
+            .collect();
+        f.p -= 1;
+        f.x_names.remove(j);
+        f
+    }
+
     /// Refill this frame in place from a new data set for the same formula
     /// when the result is certain to equal [`ModelFrame::new`]'s: the same
     /// columns and kinds, the same factor levels present, the same columns

@@ -241,20 +241,10 @@ impl Model {
         }
         let n = self.frame.n as f64;
         let sigma2 = self.pls.pwrss / if self.reml { n - p as f64 } else { n };
-        // vcov = σ² (L_XX L_XX')⁻¹ = σ² L⁻ᵀ L⁻¹: L⁻¹ column by column
-        // (forward substitution), then its scaled cross-product.
+        // vcov = σ² (L_XX L_XX')⁻¹ = σ² L⁻ᵀ L⁻¹: L⁻¹, then its scaled
+        // cross-product.
         let linv = &mut self.scratch;
-        linv.clear();
-        linv.resize(p * p, 0.0);
-        for c in 0..p {
-            for r in 0..p {
-                let mut e = f64::from(u8::from(r == c));
-                for k in 0..r {
-                    e -= lm[r * m + k] * linv[k * p + c];
-                }
-                linv[r * p + c] = e / lm[r * m + r];
-            }
-        }
+        self.pls.lx_inverse_into(linv);
         fit.vcov.clear();
         for a in 0..p {
             for b in 0..p {

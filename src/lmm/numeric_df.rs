@@ -19,7 +19,7 @@
 //! point one sparse factorisation: 4k + 8·k(k−1)/2 of them for k = |θ|.
 
 use super::dense::{self, Mat};
-use super::pls::{cholesky_solve, Pls};
+use super::pls::Pls;
 use super::{Fit, Model};
 
 /// A connected block of random-effect columns larger than this takes the
@@ -33,36 +33,24 @@ pub fn applies(model: &Model) -> bool {
     super::largest_block(&model.pls) > LARGE_BLOCK
 }
 
-/// What one factorisation at θ gives: the θ part of the deviance at σ̂,
-/// r²_θ, and (R_X'R_X)⁻¹ (p × p, row-major). None when θ is not valid.
+/// What one factorisation at θ gives: the deviance at σ̂, r²_θ, and
+/// (R_X'R_X)⁻¹ (p × p, row-major). None when θ is not valid.
 struct Point {
     f: f64,
     pwrss: f64,
     rxinv: Vec<f64>,
 }
 
-fn at(pls: &mut Pls, theta: &[f64], reml: bool, s2: f64) -> Option<Point> {
+fn at(pls: &mut Pls, theta: &[f64], reml: bool, sigma: f64) -> Option<Point> {
     if !pls.factor(theta) {
         return None;
     }
-    let (p, m) = (pls.p, pls.p + 1);
-    let f = pls.ldl2 + if reml { pls.ldrx2 } else { 0.0 } + pls.pwrss / s2;
-    // (L_X L_X')⁻¹ from the leading p × p block of L_M, column by column.
-    let lx: Vec<f64> = (0..p * p).map(|i| pls.lm[(i / p) * m + i % p]).collect();
-    let mut rxinv = vec![0.0; p * p];
-    let mut e = vec![0.0; p];
-    for c in 0..p {
-        e.iter_mut().for_each(|v| *v = 0.0);
-        e[c] = 1.0;
-        cholesky_solve(&lx, p, &mut e);
-        for r in 0..p {
-            rxinv[r * p + c] = e[r];
-        }
-    }
+    let mut linv = Vec::new();
+    pls.lx_inverse_into(&mut linv);
     Some(Point {
-        f,
+        f: pls.deviance_at_sigma(reml, sigma),
         pwrss: pls.pwrss,
-        rxinv,
+        rxinv: super::scaled_crossprod(&linv, pls.p, 1.0),
     })
 }
 
@@ -81,7 +69,7 @@ pub fn contrast_df(model: &Model, fit: &Fit, ls: &[Vec<f64>]) -> (Vec<f64>, usiz
     // 1e-12 relative, from r² = y'y − …) swamps smaller ones, and the
     // extrapolation's O(h⁴) error is ~1e-6 of the df there.
     let step = |i: usize| 2e-2 * th[i].abs().max(0.05);
-    let Some(centre) = at(&mut pls, th, reml, s2) else {
+    let Some(centre) = at(&mut pls, th, reml, sigma) else {
         return nan();
     };
     let mut eval = |d: &[(usize, f64)]| {
@@ -89,7 +77,7 @@ pub fn contrast_df(model: &Model, fit: &Fit, ls: &[Vec<f64>]) -> (Vec<f64>, usiz
         for &(i, s) in d {
             t[i] += s;
         }
-        at(&mut pls, &t, reml, s2)
+        at(&mut pls, &t, reml, sigma)
     };
     // H in φ = (θ, σ); the gradients of r² and of (R_X'R_X)⁻¹ in θ.
     let nphi = k + 1;

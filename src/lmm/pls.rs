@@ -942,6 +942,38 @@ impl Pls {
         }
     }
 
+    /// L_X⁻¹ (p × p, row-major) into `linv`, for the leading p × p block
+    /// L_X of L_M after the last evaluation (L_X L_X' = R_X'R_X): column by
+    /// column, by forward substitution.
+    pub fn lx_inverse_into(&self, linv: &mut Vec<f64>) {
+        let (p, m, lm) = (self.p, self.p + 1, &self.lm);
+        linv.clear();
+        linv.resize(p * p, 0.0);
+        for c in 0..p {
+            for r in 0..p {
+                let mut e = f64::from(u8::from(r == c));
+                for k in 0..r {
+                    e -= lm[r * m + k] * linv[k * p + c];
+                }
+                linv[r * p + c] = e / lm[r * m + r];
+            }
+        }
+    }
+
+    /// The deviance (−2 log-likelihood, REML's with `reml`) at the θ of the
+    /// last evaluation and a given σ, β profiled out: log|L|² (plus
+    /// log|R_X|² for REML) plus ν log(2πσ²) plus r²/σ², with ν = n − p
+    /// (REML) or n. At σ̂² = r²/ν it is [`Pls::objective`].
+    pub fn deviance_at_sigma(&self, reml: bool, sigma: f64) -> f64 {
+        let s2 = sigma * sigma;
+        let (ld, nu) = if reml {
+            (self.ldl2 + self.ldrx2, (self.n - self.p) as f64)
+        } else {
+            (self.ldl2, self.n as f64)
+        };
+        ld + nu * (2.0 * std::f64::consts::PI * s2).ln() + self.pwrss / s2
+    }
+
     /// Solve L' x = b in place (b has length q).
     pub fn backward_solve(&self, x: &mut [f64]) {
         for j in (0..self.q).rev() {

@@ -53,7 +53,6 @@ struct VarProfile {
     /// (θ offset, k) per term.
     terms: Vec<(usize, usize)>,
     kinds: Vec<Kind>,
-    n: f64,
 }
 
 impl VarProfile {
@@ -106,8 +105,7 @@ impl VarProfile {
         if !(sigma > 0.0) || !self.pls.factor(&theta) {
             return f64::INFINITY;
         }
-        let s2 = sigma * sigma;
-        self.pls.ldl2 + self.n * (2.0 * std::f64::consts::PI * s2).ln() + self.pls.pwrss / s2
+        self.pls.deviance_at_sigma(false, sigma)
     }
 
     /// The deviance minimised over every φ but φ_i = v, from `start`
@@ -171,7 +169,6 @@ pub fn intervals(model: &Model, fit: &Fit, level: f64) -> Result<Vec<ProfileInte
         pls: model.pls.clone(),
         terms: Vec::new(),
         kinds: Vec::new(),
-        n: fr.n as f64,
     };
     let mut names = Vec::new();
     let mut phi_hat = Vec::new();
@@ -179,23 +176,18 @@ pub fn intervals(model: &Model, fit: &Fit, level: f64) -> Result<Vec<ProfileInte
     for t in &fr.terms {
         let k = t.k;
         vp.terms.push((off, k));
-        let th = &mlfit.theta[off..off + k * (k + 1) / 2];
-        // Σ/σ² = T T'.
-        let cov = |c: usize, d: usize| -> f64 {
-            (0..=c.min(d))
-                .map(|a| th[tri(k, c, a)] * th[tri(k, d, a)])
-                .sum()
-        };
+        let sigma2 = mlfit.sigma * mlfit.sigma;
+        let cov = super::term_cov(&mlfit.theta[off..off + k * (k + 1) / 2], k, sigma2);
         for a in 0..k {
             for c in a..k {
                 if a == c {
                     vp.kinds.push(Kind::Sd);
-                    phi_hat.push(mlfit.sigma * cov(a, a).sqrt());
+                    phi_hat.push(cov[a * k + a].sqrt());
                     names.push(format!("sd_{}|{}", t.col_names[a], t.group));
                 } else {
                     vp.kinds.push(Kind::Cor);
-                    let den = (cov(a, a) * cov(c, c)).sqrt();
-                    phi_hat.push(if den > 0.0 { cov(c, a) / den } else { 0.0 });
+                    let den = (cov[a * k + a] * cov[c * k + c]).sqrt();
+                    phi_hat.push(if den > 0.0 { cov[c * k + a] / den } else { 0.0 });
                     names.push(format!(
                         "cor_{}.{}|{}",
                         t.col_names[c], t.col_names[a], t.group
@@ -219,18 +211,12 @@ pub fn intervals(model: &Model, fit: &Fit, level: f64) -> Result<Vec<ProfileInte
             Kind::Cor => 0.1,
             _ => 0.1 * v0.abs().max(1e-3 * mlfit.sigma),
         };
-        let mut start = phi_hat.clone();
-        let mut zeta = |v: f64| -> f64 {
-            let d = vp.profiled(i, v, &mut start);
-            (v - v0).signum() * (d - dmin).max(0.0).sqrt()
-        };
-        let lower = find_end(&mut zeta, v0, -z, scale, lo_bound);
-        let mut start2 = phi_hat.clone();
-        let mut zeta = |v: f64| -> f64 {
-            let d = vp.profiled(i, v, &mut start2);
-            (v - v0).signum() * (d - dmin).max(0.0).sqrt()
-        };
-        let upper = find_end(&mut zeta, v0, z, scale, hi_bound);
+        // Each end's search starts from the estimates.
+        let [lower, upper] = [(-z, lo_bound), (z, hi_bound)].map(|(target, bound)| {
+            let mut start = phi_hat.clone();
+            let mut zeta = |v: f64| zeta_of(v, v0, vp.profiled(i, v, &mut start), dmin);
+            find_end(&mut zeta, v0, target, scale, bound)
+        });
         out.push(ProfileInterval {
             name: names[i].clone(),
             estimate: v0,
@@ -241,16 +227,8 @@ pub fn intervals(model: &Model, fit: &Fit, level: f64) -> Result<Vec<ProfileInte
     // Fixed effects.
     let n = fr.n;
     for j in 0..fr.p {
-        let mut reduced = fr.clone();
-        let xj = fr.x[j * n..(j + 1) * n].to_vec();
-        reduced.x.drain(j * n..(j + 1) * n);
-        let p = fr.p;
-        reduced.xtx = (0..p * p)
-            .filter(|&e| e / p != j && e % p != j)
-            .map(|e| fr.xtx[e])
-            .collect();
-        reduced.p -= 1;
-        reduced.x_names.remove(j);
+        let reduced = fr.without_column(j);
+        let xj = &fr.x[j * n..(j + 1) * n];
         let mut pls = Pls::new(&reduced);
         let lower_theta = pls.lower.clone();
         let b0 = mlfit.beta[j];
@@ -267,7 +245,7 @@ pub fn intervals(model: &Model, fit: &Fit, level: f64) -> Result<Vec<ProfileInte
             opt.f
         };
         let se = mlfit.se(j);
-        let mut zeta = |b: f64| (b - b0).signum() * (dev(b, &mut theta) - dmin).max(0.0).sqrt();
+        let mut zeta = |b: f64| zeta_of(b, b0, dev(b, &mut theta), dmin);
         let lower = find_end(&mut zeta, b0, -z, se, f64::NEG_INFINITY);
         let upper = find_end(&mut zeta, b0, z, se, f64::INFINITY);
         out.push(ProfileInterval {
@@ -278,6 +256,11 @@ pub fn intervals(model: &Model, fit: &Fit, level: f64) -> Result<Vec<ProfileInte
         });
     }
     Ok(out)
+}
+
+/// ζ = sign(v − v̂)·√(D(v) − D̂) (0 when rounding puts D(v) below D̂).
+fn zeta_of(v: f64, v_hat: f64, d: f64, d_hat: f64) -> f64 {
+    (v - v_hat).signum() * (d - d_hat).max(0.0).sqrt()
 }
 
 /// The v on `target`'s side of v0 where ζ(v) = target (ζ(v0) = 0, ζ

@@ -151,3 +151,15 @@ pub fn lme4_dir() -> std::path::PathBuf {
     assert!(d.join("fits").is_dir(), "{} is missing", d.display());
     d
 }
+
+/// A small deterministic stream of uniforms on [0, 1) (a 64-bit LCG's top
+/// 53 bits), for tests that generate their own data.
+pub fn uniforms(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
