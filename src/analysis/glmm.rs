@@ -155,7 +155,7 @@ impl GlmmAnalyses {
                 link,
                 &g.weights,
                 beta0.clone(),
-                g.row_order(self.cluster_term),
+                g.patterns(self.cluster_term),
                 gee::Corrections {
                     mancl_derouen: asked(GlmmAnalysis::GeeMd),
                     kauermann_carroll: asked(GlmmAnalysis::GeeKc),

@@ -16,6 +16,7 @@
 //! * Tests use t on (clusters − p) df, the small-sample reference these
 //!   corrections are paired with in cluster trials (Li & Redden 2015).
 
+use super::patterns::Patterns;
 use super::{glm_irls, Family, Link};
 use crate::error::{Error, Result};
 use crate::lmm::dense::{self, Mat};
@@ -131,10 +132,9 @@ pub fn fit_by(
 
 /// [`fit_by`] from a given start `beta0` (the GLM's, e.g. shared with a
 /// GLMM fit of the same data), computing the corrected covariances
-/// `corrections` asks for. `order`, when given, lists the frame's rows
-/// grouped by cluster with rows of equal X adjacent within a cluster (a
-/// GLMM's pattern order of the same clustering, [`super::Glmm::row_order`]);
-/// None computes it.
+/// `corrections` asks for. `patterns`, when given, are the frame's rows
+/// grouped by the same clustering (a GLMM's, [`super::Glmm::patterns`]);
+/// None groups them here.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_by_from(
     fr: &ModelFrame,
@@ -143,7 +143,7 @@ pub fn fit_by_from(
     link: Link,
     weights: &[f64],
     beta0: Vec<f64>,
-    order: Option<&[usize]>,
+    patterns: Option<&Patterns>,
     corrections: Corrections,
 ) -> Result<GeeFit> {
     let Some(term) = fr.terms.get(cluster) else {
@@ -164,7 +164,14 @@ pub fn fit_by_from(
             "--gee: {g} clusters for {p} fixed-effect coefficients; the small-sample t test needs more clusters than coefficients"
         )));
     }
-    let pt = Patterns::new(fr, &term.refs, g, weights, order);
+    let mut own = Patterns::default();
+    let pt = match patterns {
+        Some(pt) if pt.clusters() == g && pt.order().len() == n => pt,
+        _ => {
+            own.group(fr, cluster, family, weights);
+            &own
+        }
+    };
     let mut beta = beta0;
     if beta.len() != p {
         return Err(Error::Usage(format!(
@@ -179,13 +186,13 @@ pub fn fit_by_from(
     let mut u = vec![0.0; p];
     // φ, α, B = (Σ D'V⁻¹D)⁻¹ (in hinv) and the score Σ D'V⁻¹(y − μ) at β.
     let mut information = |st: &mut State, beta: &[f64], hinv: &mut Mat, u: &mut [f64]| {
-        st.at(&pt, family, link, beta);
-        let (phi, alpha) = st.moments(&pt);
+        st.at(pt, family, link, beta);
+        let (phi, alpha) = st.moments(pt);
         check_alpha(alpha, &pt.rows)?;
         h.reset(p, p);
         u.iter_mut().for_each(|v| *v = 0.0);
         for c in 0..g {
-            st.cluster_products(&pt, c, alpha, phi, &mut h, u);
+            st.cluster_products(pt, c, alpha, phi, &mut h, u);
         }
         fill_upper(&mut h);
         if !h.inverse_spd_into(hinv, &mut scratch) {
@@ -235,7 +242,7 @@ pub fn fit_by_from(
         root(&mut bh);
     }
     for c in 0..g {
-        st.cluster_qs(&pt, c, alpha, phi, &mut mw.q, &mut mw.s);
+        st.cluster_qs(pt, c, alpha, phi, &mut mw.q, &mut mw.s);
         add_outer(&mut meat[0], &mw.s);
         if corrections.mancl_derouen && !mancl_derouen(&h, &mut mw, &mut meat[1]) {
             // A leverage of 1 or more: the directions without an inverse
@@ -330,87 +337,6 @@ fn check_alpha(alpha: f64, rows: &[usize]) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The data by cluster, with the rows of a cluster that share their
-/// covariates merged (they share η, μ and V(μ)): per pattern its x, and
-/// over its rows A = Σ a, S = Σ a y, S₂ = Σ a y², R = Σ √a and T = Σ √a y
-/// (a the prior weights). Every sum the equations need is one of these, so
-/// a trial whose covariates are at the cluster level costs one pattern per
-/// cluster, not one row per person.
-struct Patterns {
-    /// Patterns of each cluster (`ptr[c]..ptr[c + 1]`).
-    ptr: Vec<usize>,
-    /// Rows in each cluster (m, for the exchangeable structure).
-    rows: Vec<usize>,
-    x: Vec<f64>,
-    a: Vec<f64>,
-    s: Vec<f64>,
-    s2: Vec<f64>,
-    r: Vec<f64>,
-    t: Vec<f64>,
-}
-
-impl Patterns {
-    fn new(
-        fr: &ModelFrame,
-        refs: &[u32],
-        clusters: usize,
-        weights: &[f64],
-        given: Option<&[usize]>,
-    ) -> Patterns {
-        let (n, p) = (fr.n, fr.p);
-        let xrow = |i: usize, j: usize| fr.x[j * n + i];
-        let mut own = Vec::new();
-        let order = match given {
-            Some(o) if o.len() == n => o,
-            _ => {
-                super::pattern_order(fr, refs, None, &mut own);
-                &own
-            }
-        };
-        let mut pt = Patterns {
-            ptr: vec![0; clusters + 1],
-            rows: vec![0; clusters],
-            x: Vec::new(),
-            a: Vec::new(),
-            s: Vec::new(),
-            s2: Vec::new(),
-            r: Vec::new(),
-            t: Vec::new(),
-        };
-        let mut last: Option<usize> = None;
-        for &i in order {
-            let c = refs[i] as usize;
-            pt.rows[c] += 1;
-            let same = last.is_some_and(|l| super::same_pattern(fr, refs, None, l, i));
-            if !same {
-                pt.ptr[c + 1] += 1;
-                pt.x.extend((0..p).map(|j| xrow(i, j)));
-                pt.a.push(0.0);
-                pt.s.push(0.0);
-                pt.s2.push(0.0);
-                pt.r.push(0.0);
-                pt.t.push(0.0);
-            }
-            let (w, y) = (weights[i], fr.y[i]);
-            let k = pt.a.len() - 1;
-            pt.a[k] += w;
-            pt.s[k] += w * y;
-            pt.s2[k] += w * y * y;
-            pt.r[k] += w.sqrt();
-            pt.t[k] += w.sqrt() * y;
-            last = Some(i);
-        }
-        for c in 0..clusters {
-            pt.ptr[c + 1] += pt.ptr[c];
-        }
-        pt
-    }
-
-    fn len(&self) -> usize {
-        self.a.len()
-    }
 }
 
 /// μ, μ'(η) and V(μ) of each pattern at β.

@@ -22,6 +22,7 @@
 pub mod analyse;
 pub mod family;
 pub mod gee;
+pub mod patterns;
 pub mod report;
 pub mod scalar;
 
@@ -198,7 +199,7 @@ impl Glmm {
 
     /// Replace the data of a GLMM without a `cbind` response.
     fn update_data(&mut self, data: &DataFrame) -> Result<()> {
-        self.model.update_data(data)?;
+        self.model.update_structure(data)?;
         let fr = &self.model.frame;
         check_response(fr, self.family, false, &self.model.formula.response)?;
         check_separation(&self.model, self.family)?;
@@ -556,12 +557,11 @@ impl Glmm {
         glm_irls(&self.model.frame, self.family, self.link, &self.weights)
     }
 
-    /// The rows grouped by the clusters of random-effects term `term`, rows
-    /// of equal X adjacent within a cluster: the pattern order of the last
-    /// [`Glmm::glm_start`], while a fit has not used it (None otherwise, or
-    /// for another term).
-    pub fn row_order(&self, term: usize) -> Option<&[usize]> {
-        (self.patterns_ready && term == 0).then(|| self.scalar_work.order())
+    /// The rows grouped into patterns by the clusters of random-effects
+    /// term `term`: those of the last [`Glmm::glm_start`], while a fit has
+    /// not used them (None otherwise, or for another term).
+    pub fn patterns(&self, term: usize) -> Option<&patterns::Patterns> {
+        (self.patterns_ready && term == 0).then(|| self.scalar_work.patterns())
     }
 
     /// Whether [`Glmm::fit`] takes the one-scalar-effect path.
@@ -750,68 +750,6 @@ pub(crate) fn link_of(link: Link, family: Family, mu: f64) -> f64 {
         Link::Probit => crate::stats::normal_quantile(mu),
         Link::Log => mu.ln(),
     }
-}
-
-/// The frame's rows ordered by cluster (`refs`), then by their row of X,
-/// then by `z` (when given): rows that share all of these are adjacent, so
-/// a pass can merge them into patterns (see [`same_pattern`]).
-pub(crate) fn pattern_order(
-    fr: &crate::lmm::frame::ModelFrame,
-    refs: &[u32],
-    z: Option<&[f64]>,
-    order: &mut Vec<usize>,
-) {
-    let (n, p) = (fr.n, fr.p);
-    let xrow = |i: usize, j: usize| fr.x[j * n + i];
-    // A counting sort by cluster, then each cluster's rows sorted by their
-    // row of X and z: O(n) when the covariates are at the cluster level
-    // (the sort finds one run).
-    let q = refs.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
-    let mut start = vec![0usize; q + 1];
-    for &r in refs {
-        start[r as usize + 1] += 1;
-    }
-    for c in 0..q {
-        start[c + 1] += start[c];
-    }
-    order.clear();
-    order.resize(n, 0);
-    let mut next = start.clone();
-    for (i, &r) in refs.iter().enumerate() {
-        order[next[r as usize]] = i;
-        next[r as usize] += 1;
-    }
-    let cmp = |a: usize, b: usize| {
-        for j in 0..p {
-            let o = xrow(a, j).total_cmp(&xrow(b, j));
-            if o.is_ne() {
-                return o;
-            }
-        }
-        z.map_or(std::cmp::Ordering::Equal, |z| z[a].total_cmp(&z[b]))
-    };
-    for c in 0..q {
-        let rows = &mut order[start[c]..start[c + 1]];
-        // Rows in order already (always, when the covariates are at the
-        // cluster level) need no sort.
-        if !rows.windows(2).all(|w| cmp(w[0], w[1]).is_le()) {
-            rows.sort_by(|&a, &b| cmp(a, b));
-        }
-    }
-}
-
-/// Whether rows `a` and `b` share their cluster, row of X and `z`.
-pub(crate) fn same_pattern(
-    fr: &crate::lmm::frame::ModelFrame,
-    refs: &[u32],
-    z: Option<&[f64]>,
-    a: usize,
-    b: usize,
-) -> bool {
-    let n = fr.n;
-    refs[a] == refs[b]
-        && z.is_none_or(|z| z[a] == z[b])
-        && (0..fr.p).all(|j| fr.x[j * n + a] == fr.x[j * n + b])
 }
 
 /// v ← (v + old)/2.

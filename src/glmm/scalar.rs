@@ -37,6 +37,7 @@
 //! glmer's `use.hessian` (which differences the deviance itself).
 
 use super::family::{Family, Link};
+use super::patterns::Patterns;
 use crate::lmm::dense::{self, Mat};
 use crate::lmm::frame::ModelFrame;
 
@@ -64,16 +65,8 @@ pub struct ScalarFit {
 /// Reused buffers of a scalar fit (per power-run worker).
 #[derive(Debug, Clone, Default)]
 pub struct ScalarWork {
-    /// Patterns of each level (`ptr` delimits them): x (p per pattern),
-    /// z, A = Σ a, S = Σ a y.
-    ptr: Vec<usize>,
-    px: Vec<f64>,
-    pz: Vec<f64>,
-    pa: Vec<f64>,
-    ps: Vec<f64>,
-    /// The deviance's constant: what the rows add to the patterns'.
-    constant: f64,
-    order: Vec<usize>,
+    /// The data as patterns ([`ScalarWork::prepare`]).
+    pt: Patterns,
     offset: Vec<f64>,
     u: Vec<f64>,
     /// The modes at the current x and their derivatives dû/dx (q × d),
@@ -98,57 +91,16 @@ pub struct ScalarWork {
 }
 
 impl ScalarWork {
-    /// The rows in the order [`ScalarWork::prepare`] grouped them: by
-    /// cluster, then by row of X, then by z.
-    pub fn order(&self) -> &[usize] {
-        &self.order
+    /// The patterns [`ScalarWork::prepare`] grouped the rows into (by
+    /// cluster, then by row of X and z).
+    pub fn patterns(&self) -> &Patterns {
+        &self.pt
     }
 
     /// Group the frame's rows into patterns (see the module notes), for
     /// [`glm`] and [`fit`].
     pub fn prepare(&mut self, fr: &ModelFrame, family: Family, weights: &[f64]) {
-        let (n, p) = (fr.n, fr.p);
-        let term = &fr.terms[0];
-        let q = term.nlevels();
-        let xrow = |i: usize, j: usize| fr.x[j * n + i];
-        let mut order = std::mem::take(&mut self.order);
-        super::pattern_order(fr, &term.refs, Some(&term.z), &mut order);
-        self.ptr.clear();
-        self.ptr.resize(q + 1, 0);
-        self.px.clear();
-        self.pz.clear();
-        self.pa.clear();
-        self.ps.clear();
-        self.constant = 0.0;
-        let mut last: Option<usize> = None;
-        for &i in &order {
-            let same =
-                last.is_some_and(|l| super::same_pattern(fr, &term.refs, Some(&term.z), l, i));
-            let a = weights[i];
-            let (s, c) = match family {
-                Family::Binomial => {
-                    let s = (a * fr.y[i]).round();
-                    (s, -2.0 * super::family::ln_choose(a, s))
-                }
-                Family::Poisson => (fr.y[i], 2.0 * super::family::ln_gamma(fr.y[i] + 1.0)),
-            };
-            self.constant += c;
-            if same {
-                *self.pa.last_mut().expect("a pattern") += a;
-                *self.ps.last_mut().expect("a pattern") += s;
-            } else {
-                self.ptr[term.refs[i] as usize + 1] += 1;
-                self.px.extend((0..p).map(|j| xrow(i, j)));
-                self.pz.push(term.z[i]);
-                self.pa.push(a);
-                self.ps.push(s);
-            }
-            last = Some(i);
-        }
-        self.order = order;
-        for c in 0..q {
-            self.ptr[c + 1] += self.ptr[c];
-        }
+        self.pt.group(fr, 0, family, weights);
     }
 }
 
@@ -201,19 +153,19 @@ impl Problem {
     /// Sets the offset x'β of every pattern.
     fn set_offset(&self, beta: &[f64], w: &mut ScalarWork) {
         let p = self.p;
-        let np = w.pa.len();
+        let np = w.pt.a.len();
         w.offset.clear();
         w.offset
-            .extend((0..np).map(|k| (0..p).map(|j| w.px[k * p + j] * beta[j]).sum::<f64>()));
+            .extend((0..np).map(|k| (0..p).map(|j| w.pt.x[k * p + j] * beta[j]).sum::<f64>()));
     }
 
     /// g_j(u) for cluster `c` (its −2 log-likelihood plus u², less the
     /// constant).
     fn cluster_g(&self, w: &ScalarWork, c: usize, theta: f64, u: f64) -> f64 {
         let mut g = u * u;
-        for k in w.ptr[c]..w.ptr[c + 1] {
-            let mu = self.link.inverse(w.offset[k] + theta * w.pz[k] * u);
-            g += self.pattern_dev(w.pa[k], w.ps[k], mu);
+        for k in w.pt.ptr[c]..w.pt.ptr[c + 1] {
+            let mu = self.link.inverse(w.offset[k] + theta * w.pt.z[k] * u);
+            g += self.pattern_dev(w.pt.a[k], w.pt.s[k], mu);
         }
         g
     }
@@ -222,11 +174,11 @@ impl Problem {
     #[inline]
     fn cluster_gu(&self, w: &ScalarWork, c: usize, theta: f64, u: f64) -> (f64, f64) {
         let (mut r, mut s) = (0.0, 0.0);
-        for k in w.ptr[c]..w.ptr[c + 1] {
-            let z = w.pz[k];
+        for k in w.pt.ptr[c]..w.pt.ptr[c + 1] {
+            let z = w.pt.z[k];
             let (mu, v, ..) = self.at(w.offset[k] + theta * z * u);
-            r += (w.ps[k] - w.pa[k] * mu) * z;
-            s += w.pa[k] * v * z * z;
+            r += (w.pt.s[k] - w.pt.a[k] * mu) * z;
+            s += w.pt.a[k] * v * z * z;
         }
         (u - theta * r, 1.0 + theta * theta * s)
     }
@@ -238,7 +190,7 @@ impl Problem {
     /// bracket bisects it instead. Infinite when a mode diverges.
     fn modes(&self, w: &mut ScalarWork, theta: f64) -> f64 {
         let mut dev = 0.0;
-        for c in 0..w.ptr.len() - 1 {
+        for c in 0..w.pt.ptr.len() - 1 {
             let mut u = w.u[c];
             let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
             let (mut gu, mut h) = self.cluster_gu(w, c, theta, u);
@@ -281,7 +233,7 @@ impl Problem {
     /// current ones) and setting the offset.
     fn deviance(&self, w: &mut ScalarWork, x: &[f64]) -> f64 {
         self.set_offset(&x[1..], w);
-        self.modes(w, x[0]) + w.constant
+        self.modes(w, x[0]) + w.pt.constant
     }
 
     /// The gradient and Hessian of the Laplace deviance at x into `grad`
@@ -326,11 +278,15 @@ impl Problem {
         grad.resize(d, 0.0);
         hess.reset(d, d);
         let ScalarWork {
-            ptr,
-            px,
-            pz,
-            pa,
-            ps,
+            pt:
+                Patterns {
+                    ptr,
+                    x: px,
+                    z: pz,
+                    a: pa,
+                    s: ps,
+                    ..
+                },
             offset,
             u: modes,
             du,
@@ -432,8 +388,8 @@ impl Problem {
 /// link of the mean response. None when it does not give finite
 /// coefficients (separation, or a design that is not of full rank).
 pub fn glm(w: &mut ScalarWork, family: Family, link: Link, p: usize) -> Option<Vec<f64>> {
-    let np = w.pa.len();
-    let (sa, ss) = (w.pa.iter().sum::<f64>(), w.ps.iter().sum::<f64>());
+    let np = w.pt.a.len();
+    let (sa, ss) = (w.pt.a.iter().sum::<f64>(), w.pt.s.iter().sum::<f64>());
     let eta0 = super::link_of(link, family, ss / sa.max(1e-300));
     let mut beta = vec![0.0; p];
     w.offset.clear();
@@ -447,13 +403,13 @@ pub fn glm(w: &mut ScalarWork, family: Family, link: Link, p: usize) -> Option<V
         for k in 0..np {
             let eta = w.offset[k];
             let (mu, v, ..) = prob.at(eta);
-            let a = w.pa[k];
+            let a = w.pt.a[k];
             if a <= 0.0 {
                 continue;
             }
             let wt = a * v;
-            let z = eta + (w.ps[k] / a - mu) / v;
-            let x = &w.px[k * p..(k + 1) * p];
+            let z = eta + (w.pt.s[k] / a - mu) / v;
+            let x = &w.pt.x[k * p..(k + 1) * p];
             for i in 0..p {
                 w.step[i] += wt * x[i] * z;
                 for j in 0..p {
@@ -498,7 +454,7 @@ pub fn fit(
     };
     let p = fr.p;
     let d = p + 1;
-    let q = w.ptr.len() - 1;
+    let q = w.pt.ptr.len() - 1;
     w.u.clear();
     w.u.resize(q, 0.0);
     let mut x = std::mem::take(&mut w.x);
@@ -603,15 +559,15 @@ pub fn fit(
 /// dμ/dη = V), clamped to [0.1, 3].
 fn moment_start(prob: &Problem, w: &mut ScalarWork, beta0: &[f64]) -> f64 {
     prob.set_offset(beta0, w);
-    let q = w.ptr.len() - 1;
+    let q = w.pt.ptr.len() - 1;
     let (mut tau2, mut wsum, mut msum) = (0.0, 0.0, 0.0);
     for c in 0..q {
         let (mut r, mut v, mut m) = (0.0, 0.0, 0.0);
-        for k in w.ptr[c]..w.ptr[c + 1] {
+        for k in w.pt.ptr[c]..w.pt.ptr[c + 1] {
             let (mu, var, ..) = prob.at(w.offset[k]);
-            r += w.ps[k] - w.pa[k] * mu;
-            v += w.pa[k] * var;
-            m += w.pa[k];
+            r += w.pt.s[k] - w.pt.a[k] * mu;
+            v += w.pt.a[k] * var;
+            m += w.pt.a[k];
         }
         if m > 0.0 {
             tau2 += (r / m).powi(2) - v / (m * m);
@@ -711,7 +667,7 @@ mod tests {
             };
             let mut w = ScalarWork::default();
             w.prepare(&fr, family, &vec![1.0; fr.n]);
-            w.u = vec![0.0; w.ptr.len() - 1];
+            w.u = vec![0.0; w.pt.ptr.len() - 1];
             let x = [0.7, -0.4, 0.3, 0.2];
             let (mut g, mut h) = (Vec::new(), Mat::default());
             assert!(prob.deviance(&mut w, &x).is_finite());

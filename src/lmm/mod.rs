@@ -134,16 +134,34 @@ impl Model {
     /// model is exactly the one `from_formula` would build. On error the
     /// model must be updated again (or rebuilt) before it is used.
     pub fn update_data(&mut self, data: &DataFrame) -> Result<()> {
+        self.update(data, true)
+    }
+
+    /// [`Model::update_data`] for a GLMM: the frame and the PLS structure
+    /// for the new data, without the unweighted cross-products (X'X, Z'X,
+    /// Z'y) an LMM factors. A GLMM never uses them: each of its
+    /// factorisations installs weighted ones first ([`Pls::set_weighted`]).
+    pub fn update_structure(&mut self, data: &DataFrame) -> Result<()> {
+        self.update(data, false)
+    }
+
+    /// [`Model::update_data`], the unweighted cross-products only when
+    /// `products`.
+    fn update(&mut self, data: &DataFrame, products: bool) -> Result<()> {
         match self.frame.refill(&self.formula, data) {
             frame::Refilled::SameGroups => {
-                self.pls.set_design(&self.frame);
+                if products {
+                    self.pls.set_design(&self.frame);
+                }
                 return Ok(());
             }
             frame::Refilled::NewGroups => {
-                if !self.pls.refresh_single_scalar(&self.frame)
-                    && !self.pls.refresh_values(&self.frame)
-                {
+                let refreshed = self.pls.refresh_single_scalar_structure(&self.frame)
+                    || self.pls.refresh_structure(&self.frame);
+                if !refreshed {
                     self.pls = Pls::new(&self.frame);
+                } else if products {
+                    self.pls.set_design(&self.frame);
                 }
                 return Ok(());
             }

@@ -389,6 +389,16 @@ impl Pls {
     /// [`Pls::single_scalar`] too. False (nothing changed) for any other
     /// structure.
     pub fn refresh_single_scalar(&mut self, mf: &ModelFrame) -> bool {
+        if !self.refresh_single_scalar_structure(mf) {
+            return false;
+        }
+        self.set_design(mf);
+        true
+    }
+
+    /// [`Pls::refresh_single_scalar`] without installing the rows' X and y
+    /// ([`Pls::set_design`]): the structure alone, for a GLMM.
+    pub fn refresh_single_scalar_structure(&mut self, mf: &ModelFrame) -> bool {
         let single = mf.terms.len() == 1 && mf.terms[0].k == 1;
         if !single || self.term_layout.len() != 1 || mf.p != self.p || self.diag.is_none() {
             return false;
@@ -431,7 +441,6 @@ impl Pls {
             d.extend(self.ztz.iter().map(|&v| (v, 0u32)));
         }
         self.size_workspace();
-        self.set_design(mf);
         true
     }
 
@@ -440,12 +449,21 @@ impl Pls {
     /// would sum them. False (the structure must be rebuilt) when the terms
     /// differ or the pattern gains or loses an entry.
     pub fn refresh_values(&mut self, mf: &ModelFrame) -> bool {
+        if !self.refresh_structure(mf) {
+            return false;
+        }
+        self.set_design(mf);
+        true
+    }
+
+    /// [`Pls::refresh_values`] without installing the rows' X and y
+    /// ([`Pls::set_design`]): Z'Z and the workspace alone, for a GLMM.
+    pub fn refresh_structure(&mut self, mf: &ModelFrame) -> bool {
         if !self.refresh_ztz(mf, None) {
             return false;
         }
         self.n = mf.n;
         self.size_workspace();
-        self.set_design(mf);
         true
     }
 
