@@ -121,6 +121,23 @@ impl Column {
         }
     }
 
+    /// Set `complete[i]` false for every row `i` missing here (a pass
+    /// over the column, not a test per row and column).
+    pub fn mark_missing(&self, complete: &mut [bool]) {
+        match &self.data {
+            ColumnData::Numeric(v) => {
+                for (c, x) in complete.iter_mut().zip(v) {
+                    *c &= !x.is_nan();
+                }
+            }
+            ColumnData::Categorical { codes, .. } => {
+                for (c, &k) in complete.iter_mut().zip(codes) {
+                    *c &= k != NA_CODE;
+                }
+            }
+        }
+    }
+
     /// The value of row `i` as text (for level names and messages).
     pub fn text(&self, i: usize) -> String {
         match &self.data {

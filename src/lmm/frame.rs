@@ -94,7 +94,7 @@ impl Combo {
             let ColumnData::Categorical { codes, levels } = &col.data else {
                 return false;
             };
-            present_levels(codes, levels, rows, order, mark);
+            present_levels(codes, levels, rows, order, mark, false);
             self.orders.extend_from_slice(order);
             self.ptr.push(self.orders.len());
             let radix = order.len().max(1) as u64;
@@ -213,6 +213,8 @@ struct Refill {
     prev_rows: Vec<usize>,
     combo: Combo,
     row_keys: Vec<u64>,
+    /// Per data row: complete in every variable so far.
+    complete: Vec<bool>,
 }
 
 /// Which columns of a Gram matrix (nc × nc) are linearly independent of the
@@ -306,22 +308,31 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// The levels of a categorical column present over `rows`, as raw codes
 /// sorted by name (R's factor order) into `order`, and each raw code's index
 /// among them into `remap` (`u32::MAX` for an absent level). Reuses the
-/// vectors' storage.
+/// vectors' storage. With `same_names`, `order` holds these levels' order
+/// over earlier rows; when the same levels are present it is kept, without
+/// sorting the names again.
 fn present_levels(
     codes: &[u32],
     levels: &[String],
     rows: &[usize],
     order: &mut Vec<u32>,
     remap: &mut Vec<u32>,
+    same_names: bool,
 ) {
     remap.clear();
     remap.resize(levels.len(), 0);
     for &i in rows {
         remap[codes[i] as usize] = 1;
     }
-    order.clear();
-    order.extend((0..levels.len() as u32).filter(|&c| remap[c as usize] == 1));
-    order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+    let present = remap.iter().filter(|&&m| m == 1).count();
+    let unchanged = same_names
+        && order.len() == present
+        && order.iter().all(|&c| remap.get(c as usize) == Some(&1));
+    if !unchanged {
+        order.clear();
+        order.extend((0..levels.len() as u32).filter(|&c| remap[c as usize] == 1));
+        order.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+    }
     remap.iter_mut().for_each(|m| *m = u32::MAX);
     for (k, &c) in order.iter().enumerate() {
         remap[c as usize] = k as u32;
@@ -334,7 +345,7 @@ fn factor_codes(col: &Column, rows: &[usize]) -> (Vec<u32>, Levels) {
     match &col.data {
         ColumnData::Categorical { codes, levels } => {
             let (mut order, mut remap) = (Vec::new(), Vec::new());
-            present_levels(codes, levels, rows, &mut order, &mut remap);
+            present_levels(codes, levels, rows, &mut order, &mut remap, false);
             (
                 rows.iter().map(|&i| remap[codes[i] as usize]).collect(),
                 Levels {
@@ -892,7 +903,7 @@ fn refill_single(t: &mut ReTerm, col: &Column, rows: &[usize], mark: &mut Vec<u3
     if !std::sync::Arc::ptr_eq(levels, &t.levels.names) {
         return false;
     }
-    present_levels(codes, levels, rows, &mut t.levels.order, mark);
+    present_levels(codes, levels, rows, &mut t.levels.order, mark, true);
     t.refs.clear();
     t.refs.extend(rows.iter().map(|&i| mark[codes[i] as usize]));
     true
@@ -947,11 +958,20 @@ impl ModelFrame {
                 _ => return No,
             }
         }
-        // Complete cases.
+        // Complete cases, column by column.
         std::mem::swap(&mut rf.prev_rows, &mut self.rows);
+        rf.complete.clear();
+        rf.complete.resize(data.nrows(), true);
+        for c in &cols {
+            c.mark_missing(&mut rf.complete);
+        }
         self.rows.clear();
-        self.rows
-            .extend((0..data.nrows()).filter(|&i| cols.iter().all(|c| !c.is_missing(i))));
+        self.rows.extend(
+            rf.complete
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &ok)| ok.then_some(i)),
+        );
         let (rows, n) = (&self.rows, self.rows.len());
         if n == 0 {
             return No;
@@ -988,6 +1008,13 @@ impl ModelFrame {
             };
             match r.split_first() {
                 None => rf.xall.extend(std::iter::repeat_n(1.0, n)),
+                // One variable (the usual case): its column, read once.
+                Some((&(vi, code), [])) => match &cols[vi].data {
+                    ColumnData::Numeric(v) => rf.xall.extend(rows.iter().map(|&i| v[i])),
+                    ColumnData::Categorical { codes, .. } => rf
+                        .xall
+                        .extend(rows.iter().map(|&i| f64::from(codes[i] == code))),
+                },
                 Some((f0, rest)) => rf.xall.extend(
                     rows.iter()
                         .map(|&i| rest.iter().fold(value(i, f0), |acc, f| acc * value(i, f))),
@@ -1123,7 +1150,14 @@ impl ModelFrame {
             if !std::sync::Arc::ptr_eq(levels, &fl.names) {
                 return false;
             }
-            present_levels(codes, levels, &self.rows, &mut rf.order, &mut rf.mark);
+            present_levels(
+                codes,
+                levels,
+                &self.rows,
+                &mut rf.order,
+                &mut rf.mark,
+                false,
+            );
             if rf.order != fl.order {
                 return false;
             }
