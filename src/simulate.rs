@@ -659,7 +659,14 @@ impl Simulator {
             let shift_b = self.mu + ub;
             for i in 0..n {
                 let k = (i % s) as usize;
-                let (eb, ey) = self.pair(rng, self.sd_e, self.iac, self.iac_c);
+                // No individual-level latent error for a binary or count
+                // outcome (sd 0: its own distribution is that level), and
+                // no random number spent on one.
+                let (eb, ey) = if self.sd_e > 0.0 {
+                    self.pair(rng, self.sd_e, self.iac, self.iac_c)
+                } else {
+                    (0.0, 0.0)
+                };
                 let effect = self.delta * arm as f64 * dose.g(d.staff_adh[k]);
                 let y = self.observe_y(shift_y + effect + d.staff_y[k] + ey, rng);
                 // Baseline (if measured), then attrition, which may depend on
@@ -744,11 +751,13 @@ impl Simulator {
                     self.design.size.cell(c, t, rng)
                 };
                 for i in 0..n {
-                    let z: f64 = rng.sample(StandardNormal);
-                    let e = if sw.cohort {
+                    let e = if self.sd_e == 0.0 {
+                        0.0 // a binary or count outcome (see simulate_into)
+                    } else if sw.cohort {
+                        let z: f64 = rng.sample(StandardNormal);
                         self.sd_e * (sw.iac_a * person_a[i as usize] + sw.iac_b * z)
                     } else {
-                        self.sd_e * z
+                        self.sd_e * rng.sample::<f64, _>(StandardNormal)
                     };
                     let y = self.observe_y(mean + e, rng);
                     let lost = self.lost(rng, 0.0);

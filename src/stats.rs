@@ -55,9 +55,23 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
         let g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0;
         return z + g1 / v + g2 / (v * v) + g3 / (v * v * v);
     }
-    StudentsT::new(0.0, 1.0, df)
+    // The last quantile asked for, per thread: a power run asks for the
+    // same one (clusters − p df) every replicate, and statrs inverts the
+    // CDF by iteration.
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, u64, f64)> =
+            const { std::cell::Cell::new((0, 0, f64::NAN)) };
+    }
+    let key = (p.to_bits(), df.to_bits());
+    let (kp, kd, q) = LAST.get();
+    if (kp, kd) == key {
+        return q;
+    }
+    let q = StudentsT::new(0.0, 1.0, df)
         .map(|t| t.inverse_cdf(p))
-        .unwrap_or(f64::NAN)
+        .unwrap_or(f64::NAN);
+    LAST.set((key.0, key.1, q));
+    q
 }
 
 /// Upper tail P(F > x) of the F distribution with (df1, df2) df (NaN for
