@@ -186,15 +186,8 @@ pub fn fit_by_from(
     let mut u = vec![0.0; p];
     // φ, α, B = (Σ D'V⁻¹D)⁻¹ (in hinv) and the score Σ D'V⁻¹(y − μ) at β.
     let mut information = |st: &mut State, beta: &[f64], hinv: &mut Mat, u: &mut [f64]| {
-        st.at(pt, family, link, beta);
-        let (phi, alpha) = st.moments(pt);
+        let (phi, alpha) = st.information(pt, family, link, beta, &mut h, u);
         check_alpha(alpha, &pt.rows)?;
-        h.reset(p, p);
-        u.iter_mut().for_each(|v| *v = 0.0);
-        for c in 0..g {
-            st.cluster_products(pt, c, alpha, phi, &mut h, u);
-        }
-        fill_upper(&mut h);
         if !h.inverse_spd_into(hinv, &mut scratch) {
             return Err(Error::Usage(
                 "--gee: the estimating equations are singular (a predictor constant within the data, or separation)".into(),
@@ -344,6 +337,10 @@ struct State {
     mu: Vec<f64>,
     deriv: Vec<f64>,
     var: Vec<f64>,
+    /// Per cluster, for [`State::information`]: t = Σ d_i/√v_i (p) and
+    /// t_e = Σ e_i/√v_i.
+    cluster_t: Vec<f64>,
+    cluster_te: Vec<f64>,
     p: usize,
 }
 
@@ -353,6 +350,8 @@ impl State {
             mu: vec![0.0; np],
             deriv: vec![0.0; np],
             var: vec![0.0; np],
+            cluster_t: Vec::new(),
+            cluster_te: Vec::new(),
             p,
         }
     }
@@ -371,38 +370,110 @@ impl State {
         }
     }
 
-    /// Σ e² and Σ e over pattern k's rows, e the Pearson residual
-    /// √a (y − μ)/√V.
-    #[inline]
-    fn pearson(&self, pt: &Patterns, k: usize) -> (f64, f64) {
-        let (mu, v) = (self.mu[k], self.var[k]);
-        let e2 = (pt.s2[k] - 2.0 * mu * pt.s[k] + mu * mu * pt.a[k]) / v;
-        let e = (pt.t[k] - mu * pt.r[k]) / v.sqrt();
-        (e2, e)
+    /// μ, μ' and V at β ([`State::at`]), the moment estimates φ = Σe²/N
+    /// and α = Σ pairs e e / (φ · pairs) as geepack's (e the Pearson
+    /// residuals √a (y − μ)/√V, summed over a pattern's rows from its
+    /// totals), and into `h` and `u` the information
+    /// Σ D'V⁻¹D (whole) and the score Σ D'V⁻¹(y − μ), in one pass over the
+    /// patterns. With the exchangeable V⁻¹ of [`State::cluster_products`],
+    /// h = k[Σ_i d_i d_i'/v_i − Σ_c c_c t_c t_c'] and u = k[Σ_i d_i r_i/v_i
+    /// − Σ_c c_c t_c t_e,c]: the sums over patterns do not involve α or φ,
+    /// so they are taken before the moments are known, and only the
+    /// clusters' t and t_e are kept for the second, cluster-level, sum.
+    fn information(
+        &mut self,
+        pt: &Patterns,
+        family: Family,
+        link: Link,
+        beta: &[f64],
+        h: &mut Mat,
+        u: &mut [f64],
+    ) -> (f64, f64) {
+        self.at(pt, family, link, beta);
+        // Small p as constants, so that the loops below unroll.
+        match self.p {
+            1 => self.information_p::<1>(pt, h, u),
+            2 => self.information_p::<2>(pt, h, u),
+            3 => self.information_p::<3>(pt, h, u),
+            4 => self.information_p::<4>(pt, h, u),
+            _ => self.information_p::<0>(pt, h, u),
+        }
     }
 
-    /// φ = Σe²/N and α = Σ pairs e e / (φ · pairs), as geepack.
-    fn moments(&self, pt: &Patterns) -> (f64, f64) {
-        let n: usize = pt.rows.iter().sum();
+    /// [`State::information`] after [`State::at`], with p = P (P = 0: p
+    /// of the state).
+    #[inline(always)]
+    fn information_p<const P: usize>(
+        &mut self,
+        pt: &Patterns,
+        h: &mut Mat,
+        u: &mut [f64],
+    ) -> (f64, f64) {
+        let p = if P > 0 { P } else { self.p };
+        let g = pt.clusters();
+        h.reset(p, p);
+        u.iter_mut().for_each(|v| *v = 0.0);
+        self.cluster_t.clear();
+        self.cluster_t.resize(g * p, 0.0);
+        self.cluster_te.clear();
         let (mut sum_e2, mut num, mut pairs) = (0.0, 0.0, 0.0);
-        for c in 0..pt.rows.len() {
-            let (mut s, mut s2) = (0.0, 0.0);
-            for k in pt.ptr[c]..pt.ptr[c + 1] {
-                let (e2, e) = self.pearson(pt, k);
-                s += e;
-                s2 += e2;
+        let hs = &mut h.as_mut_slice()[..p * p];
+        let u = &mut u[..p];
+        for c in 0..g {
+            let t = &mut self.cluster_t[c * p..(c + 1) * p];
+            let (mut te, mut s2) = (0.0, 0.0);
+            for q in pt.ptr[c]..pt.ptr[c + 1] {
+                let (mu, v, di) = (self.mu[q], self.var[q], self.deriv[q]);
+                let (iv, isv) = (1.0 / v, 1.0 / v.sqrt());
+                let e = (pt.t[q] - mu * pt.r[q]) * isv;
+                te += e;
+                s2 += (pt.s2[q] - 2.0 * mu * pt.s[q] + mu * mu * pt.a[q]) * iv;
+                let rv = pt.r[q] * isv;
+                let res = pt.s[q] - mu * pt.a[q];
+                let x = &pt.x[q * p..(q + 1) * p];
+                let (ku, kh) = (res * iv * di, di * di * pt.a[q] * iv);
+                for a in 0..p {
+                    t[a] += di * x[a] * rv;
+                    u[a] += ku * x[a];
+                    let row = &mut hs[a * p..a * p + a + 1];
+                    for (hb, &xb) in row.iter_mut().zip(x) {
+                        *hb += kh * x[a] * xb;
+                    }
+                }
             }
+            self.cluster_te.push(te);
             sum_e2 += s2;
-            num += 0.5 * (s * s - s2);
+            num += 0.5 * (te * te - s2);
             let m = pt.rows[c] as f64;
             pairs += 0.5 * m * (m - 1.0);
         }
+        let n: usize = pt.rows.iter().sum();
         let phi = sum_e2 / n as f64;
         let alpha = if pairs > 0.0 {
             num / (pairs * phi)
         } else {
             0.0
         };
+        let k = 1.0 / ((1.0 - alpha) * phi);
+        for c in 0..g {
+            let m = pt.rows[c] as f64;
+            let cc = alpha / (1.0 + (m - 1.0) * alpha);
+            let (t, te) = (&self.cluster_t[c * p..(c + 1) * p], self.cluster_te[c]);
+            for a in 0..p {
+                u[a] -= cc * t[a] * te;
+                let row = &mut hs[a * p..a * p + a + 1];
+                for (hb, &tb) in row.iter_mut().zip(t) {
+                    *hb -= cc * t[a] * tb;
+                }
+            }
+        }
+        for v in hs.iter_mut() {
+            *v *= k;
+        }
+        for v in u.iter_mut() {
+            *v *= k;
+        }
+        fill_upper(h);
         (phi, alpha)
     }
 
