@@ -154,6 +154,34 @@ impl Problem {
         }
     }
 
+    /// The IRLS sums of [`glm`] at the work's offset: the lower triangle
+    /// of Σ A V x x' into `sys` and Σ A V x z into `step`, with p = P
+    /// (P = 0: the problem's p).
+    #[inline(always)]
+    fn irls_products<const P: usize>(&self, w: &mut ScalarWork) {
+        let p = if P > 0 { P } else { self.p };
+        let sys = &mut w.sys.as_mut_slice()[..p * p];
+        let rhs = &mut w.step[..p];
+        let pt = &w.pt;
+        for (k, &eta) in w.offset.iter().enumerate() {
+            let a = pt.a[k];
+            if a <= 0.0 {
+                continue;
+            }
+            let (mu, v, ..) = self.at(eta);
+            let wt = a * v;
+            let z = eta + (pt.s[k] / a - mu) / v;
+            let x = &pt.x[k * p..(k + 1) * p];
+            for i in 0..p {
+                let wx = wt * x[i];
+                rhs[i] += wx * z;
+                for (e, &xj) in sys[i * p..i * p + i + 1].iter_mut().zip(x) {
+                    *e += wx * xj;
+                }
+            }
+        }
+    }
+
     /// Sets the offset x'β of every pattern.
     fn set_offset(&self, beta: &[f64], w: &mut ScalarWork) {
         let p = self.p;
@@ -446,35 +474,26 @@ pub fn glm(w: &mut ScalarWork, family: Family, link: Link, p: usize) -> Option<V
     w.offset.resize(np, eta0);
     let prob = Problem { family, link, p };
     for _ in 0..25 {
-        // Σ A V x x' and Σ A V x z, z = η + (S/A − μ)/V.
+        // Σ A V x x' and Σ A V x z, z = η + (S/A − μ)/V; β solves
+        // (Σ A V x x') β = Σ A V x z.
         w.sys.reset(p, p);
         w.step.clear();
         w.step.resize(p, 0.0);
-        for k in 0..np {
-            let eta = w.offset[k];
-            let (mu, v, ..) = prob.at(eta);
-            let a = w.pt.a[k];
-            if a <= 0.0 {
-                continue;
-            }
-            let wt = a * v;
-            let z = eta + (w.pt.s[k] / a - mu) / v;
-            let x = &w.pt.x[k * p..(k + 1) * p];
-            for i in 0..p {
-                w.step[i] += wt * x[i] * z;
-                for j in 0..p {
-                    w.sys[(i, j)] += wt * x[i] * x[j];
-                }
-            }
+        match p {
+            1 => prob.irls_products::<1>(w),
+            2 => prob.irls_products::<2>(w),
+            3 => prob.irls_products::<3>(w),
+            4 => prob.irls_products::<4>(w),
+            _ => prob.irls_products::<0>(w),
         }
-        if !w.sys.inverse_spd_into(&mut w.inv, &mut w.chol) {
+        if !crate::lmm::pls::dense_cholesky_lower(w.sys.as_mut_slice(), p) {
             return None;
         }
+        crate::lmm::pls::cholesky_solve(w.sys.as_slice(), p, &mut w.step);
         let mut change = 0.0f64;
-        for i in 0..p {
-            let b: f64 = (0..p).map(|j| w.inv[(i, j)] * w.step[j]).sum();
-            change = change.max((b - beta[i]).abs());
-            beta[i] = b;
+        for (b, &new) in beta.iter_mut().zip(&w.step) {
+            change = change.max((new - *b).abs());
+            *b = new;
         }
         prob.set_offset(&beta, w);
         if !beta.iter().all(|b| b.is_finite()) {
