@@ -965,13 +965,16 @@ impl ModelFrame {
         for c in &cols {
             c.mark_missing(&mut rf.complete);
         }
+        // Compacted without a branch per row (missing values fall at
+        // random).
         self.rows.clear();
-        self.rows.extend(
-            rf.complete
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &ok)| ok.then_some(i)),
-        );
+        self.rows.resize(rf.complete.len(), 0);
+        let mut kept = 0;
+        for (i, &ok) in rf.complete.iter().enumerate() {
+            self.rows[kept] = i;
+            kept += usize::from(ok);
+        }
+        self.rows.truncate(kept);
         let (rows, n) = (&self.rows, self.rows.len());
         if n == 0 {
             return No;
