@@ -68,6 +68,8 @@ pub struct ScalarWork {
     /// The data as patterns ([`ScalarWork::prepare`]).
     pt: Patterns,
     offset: Vec<f64>,
+    /// Each pattern's μ at the modes of the last [`Problem::deviance`].
+    mu: Vec<f64>,
     u: Vec<f64>,
     /// The modes at the current x and their derivatives dû/dx (q × d),
     /// from which a trial point's modes start (first-order prediction).
@@ -116,7 +118,12 @@ impl Problem {
     /// μ (clamped as glmer's), V, V' = dV/dη and V'' at η.
     #[inline]
     fn at(&self, eta: f64) -> (f64, f64, f64, f64) {
-        let mu = self.link.inverse(eta);
+        self.at_mu(self.link.inverse(eta))
+    }
+
+    /// [`Problem::at`] given μ.
+    #[inline]
+    fn at_mu(&self, mu: f64) -> (f64, f64, f64, f64) {
         match self.family {
             Family::Binomial => {
                 let v = mu * (1.0 - mu);
@@ -192,13 +199,15 @@ impl Problem {
     }
 
     /// g_j(u) for cluster `c` (its −2 log-likelihood plus u², less the
-    /// constant) and g_uu/2 = H, in one pass over its patterns.
-    fn cluster_g_h(&self, w: &ScalarWork, c: usize, theta: f64, u: f64) -> (f64, f64) {
+    /// constant) and g_uu/2 = H, in one pass over its patterns, keeping
+    /// each pattern's μ (for [`Problem::derivs`] at these modes).
+    fn cluster_g_h(&self, w: &mut ScalarWork, c: usize, theta: f64, u: f64) -> (f64, f64) {
         let (mut g, mut s) = (u * u, 0.0);
         for k in w.pt.ptr[c]..w.pt.ptr[c + 1] {
             let z = w.pt.z[k];
             let eta = w.offset[k] + theta * z * u;
             let (mu, v, ..) = self.at(eta);
+            w.mu[k] = mu;
             g += self.pattern_dev(w.pt.a[k], w.pt.s[k], eta, mu);
             s += w.pt.a[k] * v * z * z;
         }
@@ -227,6 +236,7 @@ impl Problem {
     /// these families, so a Newton step under 1e-9 (relative) leaves û
     /// exact to rounding and ends the solve. Infinite when a mode diverges.
     fn modes(&self, w: &mut ScalarWork, theta: f64) -> f64 {
+        w.mu.resize(w.pt.len(), 0.0);
         let mut dev = 0.0;
         let mut log_h = LogProduct::default();
         for c in 0..w.pt.ptr.len() - 1 {
@@ -282,7 +292,7 @@ impl Problem {
 
     /// The gradient and Hessian of the Laplace deviance at x into `grad`
     /// and `hess` (see the module notes); the modes must be solved at x
-    /// ([`Problem::deviance`]).
+    /// ([`Problem::deviance`]), which leaves each pattern's μ there.
     ///
     /// Per cluster, with the augmented vector (u, θ, β) indexed 0, 1, 2..,
     /// one pass over its patterns sums the second derivatives g_ab, and the
@@ -331,7 +341,7 @@ impl Problem {
                     s: ps,
                     ..
                 },
-            offset,
+            mu: mus,
             u: modes,
             du,
             e,
@@ -355,7 +365,7 @@ impl Problem {
             gt.fill(0.0);
             for k in ptr[c]..ptr[c + 1] {
                 let z = pz[k];
-                let (mu, v, v1, v2) = self.at(offset[k] + theta * z * u);
+                let (mu, v, v1, v2) = self.at_mu(mus[k]);
                 let a = pa[k];
                 let l1 = -2.0 * (ps[k] - a * mu);
                 e[0] = theta * z;
