@@ -835,19 +835,16 @@ fn check_separation(model: &Model, family: Family) -> Result<()> {
         if fr.x_names[j] == "(Intercept)" {
             continue;
         }
+        // Whether the column is an indicator, and the response among rows
+        // with it set: one pass without branches.
         let col = &fr.x[j * n..(j + 1) * n];
-        if !col.iter().all(|&v| v == 0.0 || v == 1.0) {
-            continue;
+        let (mut indicator, mut ones, mut total) = (true, 0.0, 0.0);
+        for (&v, &y) in col.iter().zip(&fr.y) {
+            indicator &= (v == 0.0) | (v == 1.0);
+            total += v;
+            ones += v * y;
         }
-        // Response among rows with the indicator set.
-        let (mut ones, mut total) = (0.0, 0.0);
-        for i in 0..n {
-            if col[i] == 1.0 {
-                total += 1.0;
-                ones += fr.y[i];
-            }
-        }
-        if total > 0.0 && (ones == 0.0 || ones == total) {
+        if indicator && total > 0.0 && (ones == 0.0 || ones == total) {
             return Err(Error::Usage(format!(
                 "complete separation: every one of the {total} rows with `{}` = 1 has response {}, so its coefficient is infinite; combine levels, drop the term, or use a penalised model",
                 fr.x_names[j],
