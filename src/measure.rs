@@ -261,8 +261,8 @@ pub fn observe<R: Rng + ?Sized>(
 ) -> f64 {
     match measure {
         Measure::Continuous => latent,
-        Measure::Binary => f64::from(u8::from(rng.random::<f64>() < expit(latent))),
-        Measure::Count => poisson(latent.exp(), rng),
+        Measure::Binary => f64::from(u8::from(rng.random::<f64>() < discrete_mean(false, latent))),
+        Measure::Count => poisson(discrete_mean(true, latent), rng),
         Measure::Qpr15 => round_clamp(latent, TOTAL_MAX),
         Measure::Qpr15Items => {
             let theta = latent / ITEMS as f64;
@@ -274,6 +274,29 @@ pub fn observe<R: Rng + ?Sized>(
             total
         }
     }
+}
+
+/// The mean of a binary (expit) or count (exp) outcome at linear
+/// predictor `eta`. The last one is remembered per thread: the people of a
+/// cluster (or cluster-period) without individual- or staff-level effects
+/// share their linear predictor, so their mean is computed once, not once
+/// each (the same value either way).
+#[inline]
+fn discrete_mean(count: bool, eta: f64) -> f64 {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, bool, f64)> =
+            const { std::cell::Cell::new((u64::MAX, false, f64::NAN)) };
+    }
+    LAST.with(|c| {
+        let key = (eta.to_bits(), count);
+        let (k, kc, v) = c.get();
+        if (k, kc) == key {
+            return v;
+        }
+        let v = if count { eta.exp() } else { expit(eta) };
+        c.set((key.0, key.1, v));
+        v
+    })
 }
 
 /// The inverse logit, 1 / (1 + e^−x).
