@@ -544,7 +544,12 @@ pub fn fit(
     w.u.resize(q, 0.0);
     let mut x = std::mem::take(&mut w.x);
     x.clear();
-    x.push(moment_start(&prob, w, beta0));
+    let (theta0, singular) = moment_start(&prob, w, beta0);
+    // Where the deviance curves upward in θ at 0, start there: (0, β_GLM)
+    // is then the optimum (the gradient is 0 and the Hessian positive
+    // definite), which the loop below confirms at once instead of walking
+    // θ down to 0 from θ0. Otherwise from θ0.
+    x.push(if singular { 0.0 } else { theta0 });
     x.extend_from_slice(beta0);
     let mut grad = std::mem::take(&mut w.grad);
     let mut hess = std::mem::take(&mut w.hess);
@@ -557,6 +562,17 @@ pub fn fit(
     let gmax = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if f.is_finite() {
         prob.derivs(w, &x, &mut grad, &mut hess);
+        // θ = 0 is a stationary point in θ whatever its curvature: it is
+        // kept only as a minimum.
+        if singular && !(hess[(0, 0)] > 0.0) {
+            x[0] = theta0;
+            w.u.iter_mut().for_each(|u| *u = 0.0);
+            f = prob.deviance(w, &x);
+            evals += 1;
+            if f.is_finite() {
+                prob.derivs(w, &x, &mut grad, &mut hess);
+            }
+        }
     }
     for _ in 0..200 {
         if !f.is_finite() {
@@ -669,32 +685,45 @@ pub fn fit(
 /// A start for θ from the GLM fit: the between-cluster variance of the
 /// clusters' mean residuals beyond their sampling variance, τ² =
 /// mean_j(r̄_j² − Σ_j AV/M_j²), on the link scale (divided by the mean
-/// dμ/dη = V), clamped to [0.1, 3].
-fn moment_start(prob: &Problem, w: &mut ScalarWork, beta0: &[f64]) -> f64 {
+/// dμ/dη = V), clamped to [0.1, 3]; and whether the deviance curves upward
+/// in θ at θ = 0 from the GLM's β, where D''(0) = 2 Σ_j (V_j − S_j²) with
+/// S_j = Σ r z and V_j = Σ A V z² (the second derivative of
+/// Σ_j [g_j(û_j) + log H_j] with û_j ≈ θS_j and H_j ≈ 1 + θ²V_j): there
+/// (θ, β) = (0, β_GLM) is a stationary point and a minimum, the singular
+/// fit.
+fn moment_start(prob: &Problem, w: &mut ScalarWork, beta0: &[f64]) -> (f64, bool) {
     prob.set_offset(beta0, w);
     let q = w.pt.ptr.len() - 1;
     let (mut tau2, mut wsum, mut msum) = (0.0, 0.0, 0.0);
+    let (mut s2, mut v2) = (0.0, 0.0);
     for c in 0..q {
         let (mut r, mut v, mut m) = (0.0, 0.0, 0.0);
+        let (mut rz, mut vz) = (0.0, 0.0);
         for k in w.pt.ptr[c]..w.pt.ptr[c + 1] {
             let (mu, var, ..) = prob.at(w.offset[k]);
+            let z = w.pt.z[k];
             r += w.pt.s[k] - w.pt.a[k] * mu;
             v += w.pt.a[k] * var;
             m += w.pt.a[k];
+            rz += (w.pt.s[k] - w.pt.a[k] * mu) * z;
+            vz += w.pt.a[k] * var * z * z;
         }
         if m > 0.0 {
             tau2 += (r / m).powi(2) - v / (m * m);
         }
         wsum += v;
         msum += m;
+        s2 += rz * rz;
+        v2 += vz;
     }
     let vbar = wsum / msum.max(1e-300);
     let theta = (tau2 / q.max(1) as f64).max(0.0).sqrt() / vbar.max(1e-300);
-    if theta.is_finite() {
+    let theta = if theta.is_finite() {
         theta.clamp(0.1, 3.0)
     } else {
         1.0
-    }
+    };
+    (theta, s2 < v2)
 }
 
 /// `out` = V max(|Λ|, floor) V' for the eigendecomposition H = V Λ V',
