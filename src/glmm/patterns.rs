@@ -222,3 +222,61 @@ fn compare(fr: &ModelFrame, z: &[f64], a: usize, b: usize) -> Ordering {
     }
     Ordering::Equal
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lmm::data::DataFrame;
+    use crate::lmm::formula::Formula;
+
+    fn patterns(csv: &str, formula: &str, family: Family) -> (Patterns, usize) {
+        let data = DataFrame::from_reader(csv.as_bytes()).expect("csv");
+        let fr = ModelFrame::new(&Formula::parse(formula).unwrap(), &data).unwrap();
+        let mut pt = Patterns::default();
+        pt.group(&fr, 0, family, &vec![1.0; fr.n]);
+        assert_eq!(pt.order().len(), fr.n);
+        (pt, fr.n)
+    }
+
+    /// Rows in any order give the same patterns as rows grouped by cluster
+    /// and covariates (the counting sort by cluster, then each cluster's
+    /// sort), with totals that count every row once: on the vendored
+    /// binary trial, with a within-cluster covariate, its rows reversed
+    /// (rows with a missing value drop out of both).
+    #[test]
+    fn row_order_does_not_change_the_patterns() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/glmm/data/crt_binary_parallel.csv"
+        );
+        let text = std::fs::read_to_string(path).expect("vendored fixture");
+        let mut lines: Vec<&str> = text.lines().collect();
+        let header = lines.remove(0);
+        let mut reversed = String::from(header);
+        for l in lines.iter().rev() {
+            reversed.push('\n');
+            reversed.push_str(l);
+        }
+        for (formula, family) in [
+            (
+                "recovered ~ arm + baseline_high + (1|team)",
+                Family::Binomial,
+            ),
+            ("contacts ~ arm + baseline_high + (1|team)", Family::Poisson),
+        ] {
+            let (a, n) = patterns(&text, formula, family);
+            let (b, _) = patterns(&reversed, formula, family);
+            assert_eq!((&a.ptr, &a.rows, &a.x, &a.z), (&b.ptr, &b.rows, &b.x, &b.z));
+            assert_eq!(
+                (&a.a, &a.s, &a.s2, &a.r, &a.t),
+                (&b.a, &b.s, &b.s2, &b.r, &b.t)
+            );
+            assert!((a.constant - b.constant).abs() <= 1e-9 * a.constant.abs().max(1.0));
+            // Two patterns (baseline_high 0 and 1) in most clusters, and
+            // every complete row counted once.
+            assert!(a.len() > a.clusters() && a.len() <= 2 * a.clusters());
+            assert_eq!(a.a.iter().sum::<f64>() as usize, n);
+            assert_eq!(a.rows.iter().sum::<usize>(), n);
+        }
+    }
+}
