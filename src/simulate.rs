@@ -657,8 +657,11 @@ impl Simulator {
             let dose = self.adherence.dose();
             let shift_y = self.mu + self.site_effects[site as usize] + uy;
             let shift_b = self.mu + ub;
-            for i in 0..n {
-                let k = (i % s) as usize;
+            // Person i sees staff member i mod s (a counter, not a
+            // division per person).
+            let mut k = usize::MAX;
+            for _ in 0..n {
+                k = if k + 1 >= s as usize { 0 } else { k + 1 };
                 // No individual-level latent error for a binary or count
                 // outcome (sd 0: its own distribution is that level), and
                 // no random number spent on one.
