@@ -5,7 +5,9 @@
 //!
 //! * Estimation as geepack's `geeglm` (from the GLM fit, Fisher scoring on
 //!   β; moment estimates φ = Σe²/N and α = Σ_i Σ_{j<k} e_ij e_ik /
-//!   (φ · Σ_i n_i(n_i − 1)/2) from Pearson residuals e).
+//!   (φ · Σ_i n_i(n_i − 1)/2) from Pearson residuals e), the scoring steps
+//!   extrapolated by Anderson acceleration (see [`fit_by_from`]), on the
+//!   rows grouped into patterns ([`super::patterns`]).
 //! * Covariance B·M·B with B = (Σ D_i'V_i⁻¹D_i)⁻¹ and
 //!   M = Σ D_i'V_i⁻¹ c_i c_i' V_i⁻¹D_i, where c_i is the residual y_i − μ_i
 //!   (robust, "sandwich"), (I − H_ii)⁻¹ times it (Mancl & DeRouen 2001), or

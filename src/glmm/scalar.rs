@@ -24,17 +24,21 @@
 //!
 //! **Patterns.** Rows of a cluster with the same fixed-effect row x_i and
 //! z_i have the same η, so they are merged into one pattern carrying
-//! A = Σ a_i and S = Σ a_i y_i: the deviance differs by a constant
-//! (binomial coefficients, log y! terms) that is added back, and every
-//! derivative is unchanged. A trial whose covariates are all at the cluster
-//! level (arm, site, period) has one pattern per cluster (-period).
+//! A = Σ a_i and S = Σ a_i y_i ([`super::patterns`]): the deviance differs
+//! by a constant (binomial coefficients, log y! terms) that is added back,
+//! and every derivative is unchanged. A trial whose covariates are all at
+//! the cluster level (arm, site, period) has one pattern per cluster
+//! (-period).
 //!
 //! **Optimisation.** D is even in θ (u → −u), so θ is unconstrained and
 //! reported as |θ|. Newton's method on x = (θ, β) from (a moment estimate,
-//! the GLM's β), with the exact Hessian of D (second derivatives through
-//! the modes, [`Problem::derivs`]) and a backtracking line search; at the
-//! optimum the same Hessian gives vcov(β̂) = 2·H⁻¹ restricted to β, as
-//! glmer's `use.hessian` (which differences the deviance itself).
+//! the GLM's β), or from (0, the GLM's β) where D curves upward in θ at 0
+//! (the singular fit; see `moment_start`), with the exact Hessian of D
+//! (second derivatives through the modes, [`Problem::derivs`]) and a
+//! backtracking line search; a last step too small to matter is taken
+//! without solving the modes at its end (`FINAL_STEP`). At the optimum
+//! the same Hessian gives vcov(β̂) = 2·H⁻¹ restricted to β, as glmer's
+//! `use.hessian` (which differences the deviance itself).
 
 use super::family::{Family, Link};
 use super::patterns::Patterns;
