@@ -407,6 +407,9 @@ impl Pls {
         let q = t.nlevels();
         self.n = mf.n;
         self.q = q;
+        // A diagonal L has no dense trailing block (without this the
+        // workspace held a q × q one: 3.2 GB at 20,000 levels).
+        self.dense_from = q;
         self.term_layout[0] = (0, 0, 1, q);
         self.ztz.clear();
         self.ztz.resize(q, 0.0);
@@ -1345,6 +1348,24 @@ mod tests {
     use super::*;
     use crate::lmm::data::{Column, DataFrame};
     use crate::lmm::formula::Formula;
+
+    /// One random intercept has a diagonal L and no dense trailing block:
+    /// its workspace holds none, built or refreshed for new rows (it once
+    /// held a q × q block, 3.2 GB at 20,000 levels).
+    #[test]
+    fn single_scalar_structure_has_no_dense_block() {
+        let q = 2000;
+        let g: Vec<f64> = (0..2 * q).map(|i| (i % q) as f64).collect();
+        let y: Vec<f64> = (0..2 * q).map(|i| ((i * 7919) % 101) as f64).collect();
+        let data = DataFrame::from_columns(vec![Column::numeric("g", g), Column::numeric("y", y)])
+            .expect("columns");
+        let mf = ModelFrame::new(&Formula::parse("y ~ 1 + (1|g)").unwrap(), &data).unwrap();
+        let mut pls = Pls::new(&mf);
+        assert_eq!((pls.q, pls.dense_from, pls.dense.len()), (q, q, 0));
+        assert!(pls.refresh_single_scalar(&mf));
+        assert_eq!((pls.dense_from, pls.dense.len()), (q, 0));
+        assert!(pls.factor(&[0.7]));
+    }
 
     /// A crossed `(1|a) + (1|b)` design (150 × 80 levels, 3,000 rows) and a
     /// crossed random slope, each factored with the dense trailing block and
