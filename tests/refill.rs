@@ -144,7 +144,7 @@ fn refilled_models_equal_fresh_ones_with_staff_and_site_terms() {
 #[test]
 fn refilled_models_equal_fresh_ones_with_poisson_cluster_period_sizes() {
     // Rows change every replicate; (1|cluster:period) is an interaction and
-    // the PLS pattern is refreshed in place (`Pls::refresh_values`).
+    // the PLS pattern is refreshed in place (`Pls::refresh_structure`).
     let cfg = Config::load("configs/example_stepped_wedge.toml", &[]).unwrap();
     check(cfg, 100);
     // And a cohort, with its person-level term.

@@ -242,7 +242,8 @@ mod tests {
     /// and covariates (the counting sort by cluster, then each cluster's
     /// sort), with totals that count every row once: on the vendored
     /// binary trial, with a within-cluster covariate, its rows reversed
-    /// (rows with a missing value drop out of both).
+    /// (rows with an NA response drop out of the frame in both orders; the
+    /// fixture itself must exist).
     #[test]
     fn row_order_does_not_change_the_patterns() {
         let path = concat!(

@@ -83,7 +83,7 @@ pub struct Pls {
     /// [`Pls::components`]), found once per structure.
     comp_ptr: Vec<usize>,
     comp_cols: Vec<usize>,
-    /// Scratch for [`Pls::refresh_values`].
+    /// Scratch for [`Pls::refresh_structure`].
     runs: RunScratch,
     touched: Vec<bool>,
     // Workspaces.
@@ -449,18 +449,10 @@ impl Pls {
 
     /// New rows with the same random-effect structure (terms, levels and
     /// the pattern of Z'Z): recompute Z'Z's values in place, as `Pls::new`
-    /// would sum them. False (the structure must be rebuilt) when the terms
-    /// differ or the pattern gains or loses an entry.
-    pub fn refresh_values(&mut self, mf: &ModelFrame) -> bool {
-        if !self.refresh_structure(mf) {
-            return false;
-        }
-        self.set_design(mf);
-        true
-    }
-
-    /// [`Pls::refresh_values`] without installing the rows' X and y
-    /// ([`Pls::set_design`]): Z'Z and the workspace alone, for a GLMM.
+    /// would sum them, and size the workspace, without installing the rows'
+    /// X and y ([`Pls::set_design`] does). False (the structure must be
+    /// rebuilt) when the terms differ or the pattern gains or loses an
+    /// entry.
     pub fn refresh_structure(&mut self, mf: &ModelFrame) -> bool {
         if !self.refresh_ztz(mf, None) {
             return false;
@@ -1195,7 +1187,7 @@ struct RunScratch {
 /// order: consecutive rows with the same random-effect columns (the usual
 /// layout: rows sorted by cluster) are summed in a small buffer and emitted
 /// once per run. `Pls::new` collects them into its pattern and
-/// `Pls::refresh_values` adds them into an existing one, in the same order.
+/// `Pls::refresh_structure` adds them into an existing one, in the same order.
 fn ztz_runs(
     mf: &ModelFrame,
     term_layout: &[(usize, usize, usize, usize)],
